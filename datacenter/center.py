@@ -1,0 +1,281 @@
+"""The data center: a storage folder, what is in it, and how files move through it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any, Literal
+
+from datacenter import csvmerge, distribution, fs, layout, logs, relocation
+from datacenter.files import DataCenterFile, LogFile
+from datacenter.journal import Group, Journal
+from datacenter.lock import StorageLock
+
+Subscriber = Callable[[str, str], None]
+SortOrder = Literal["name", "date"]
+#: Folders that ``list_files`` knows, and the root's pending files.
+FOLDERS = ("pending", *layout.SUBFOLDERS)
+
+
+class DataCenter:
+    """A storage folder managed the way Kofa's data center manages it.
+
+    ``DataCenter()`` uses ``$DATACENTER_STORAGE`` or else a new temporary
+    folder; ``DataCenter(path)`` creates *path* and its sub-folders if
+    needed. Opening a storage first finishes or rolls back whatever a crash
+    interrupted there.
+    """
+
+    #: At most this many finished files are listed by getFinishedFiles.
+    max_files = 100
+
+    def __init__(self, storage: str | os.PathLike[str] | None = None) -> None:
+        if storage is None:
+            storage = os.environ.get("DATACENTER_STORAGE") or tempfile.mkdtemp()
+        path = os.path.abspath(os.fspath(storage))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"The storage path is not a directory: {path}")
+        fs.makedirs(path)
+        self._storage = path
+        self._subscribers: list[Subscriber] = []
+        self.logger = logs.storage_logger(lambda: self._storage)
+        self._open()
+
+    # -- where things are ----------------------------------------------------
+
+    @property
+    def storage(self) -> str:
+        return self._storage
+
+    @property
+    def deleted_path(self) -> str:
+        return os.path.join(self._storage, layout.DELETED)
+
+    @property
+    def graduated_path(self) -> str:
+        return os.path.join(self._storage, layout.GRADUATED)
+
+    @property
+    def finished_path(self) -> str:
+        return os.path.join(self._storage, layout.FINISHED)
+
+    @property
+    def unfinished_path(self) -> str:
+        return os.path.join(self._storage, layout.UNFINISHED)
+
+    @property
+    def logs_path(self) -> str:
+        return os.path.join(self._storage, layout.LOGS)
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self._storage)
+
+    def _open(self) -> None:
+        """Create missing folders and recover, holding the storage's lock."""
+        fs.makedirs(layout.state_path(self._storage))
+        self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
+        with self._lock:
+            for name in layout.SUBFOLDERS:
+                fs.makedirs(os.path.join(self._storage, name))
+            self.journal.ensure_dirs()
+            rolled = self.journal.recover()
+        #: Interrupted operations finished when this storage was opened.
+        self.recovered = rolled
+        if rolled:
+            self.log(f"recovered: {rolled} interrupted operation(s) finished")
+
+    def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
+        """One line in ``logs/datacenter.log``."""
+        self.logger.log(level, message, extra={"user": user or logs.default_user()})
+
+    # -- listing ---------------------------------------------------------------
+
+    def getPendingFiles(self, sort: SortOrder = "name") -> list[DataCenterFile]:  # noqa: N802
+        """The CSV files waiting at the root, by name or newest first."""
+        return self.list_files("pending", sort)
+
+    def getFinishedFiles(self) -> list[DataCenterFile]:  # noqa: N802
+        """The ``*.finished.csv`` files, newest first, at most ``max_files``."""
+        files = [
+            f for f in self.list_files(layout.FINISHED, "date")
+            if f.name.endswith(".finished.csv")
+        ]
+        return files[: self.max_files]
+
+    def getLogFiles(self, exclude_backups: bool = True) -> list[LogFile]:  # noqa: N802
+        """The logs, by name; rotations (``x.log.1``) only when asked."""
+        return [LogFile(p) for p in logs.log_files(self.logs_path, exclude_backups)]
+
+    def queryLogfiles(  # noqa: N802
+        self, basename: str, query: str | None = None, limit: int = 0, start: int = 0
+    ) -> Iterator[str]:
+        """Lines of log *basename* and its rotations (oldest first) matching *query*.
+
+        *query* is a regular expression; *start* skips that many matches and
+        *limit* (0: no limit) caps how many are returned.
+        """
+        return logs.query(logs.rotations(self.logs_path, basename), query, limit, start)
+
+    def list_files(self, folder: str = "pending", sort: SortOrder = "name") -> list[DataCenterFile]:
+        """Regular files of *folder* (``pending`` means the root's CSV files).
+
+        Symlinks are never listed: one could point anywhere on the machine.
+        """
+        if folder not in FOLDERS:
+            raise ValueError(f"unknown folder {folder!r}: choose one of {', '.join(FOLDERS)}")
+        if sort not in ("name", "date"):
+            raise ValueError(f"unknown sort order {sort!r}: choose name or date")
+        pending = folder == "pending"
+        path = self._storage if pending else os.path.join(self._storage, folder)
+        result = []
+        for entry in _scan(path):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            if pending and not entry.name.lower().endswith(".csv"):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            result.append(DataCenterFile(entry.path, "" if pending else folder, st))
+        if sort == "date":
+            result.sort(key=lambda f: (-f.getTimeStamp(), f.name))
+        else:
+            result.sort(key=lambda f: f.name)
+        return result
+
+    # -- changing things -------------------------------------------------------
+
+    def distProcessedFiles(  # noqa: N802
+        self,
+        successful: bool,
+        source_path: str,
+        finished_file: str,
+        pending_file: str | None,
+        mode: str = "create",
+        move_orig: bool = True,
+    ) -> None:
+        """Put the source and the results of processing it where they belong.
+
+        All of it happens or none of it, even across a crash (see
+        :mod:`datacenter.distribution` for the names and places).
+        """
+        source_path = os.path.abspath(source_path)
+        for path, what in ((finished_file, "finished file"), (pending_file, "pending file")):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{what} not found: {path}")
+        with self._lock:
+            names = distribution.destinations(self._storage, source_path, mode)
+            if move_orig and not os.path.isfile(
+                names.source_unfinished if names.chain and successful else source_path
+            ):
+                raise FileNotFoundError(f"source not found: {source_path}")
+            self._run_group(
+                lambda g: distribution.plan(
+                    g, self._storage, successful, source_path,
+                    os.path.abspath(finished_file),
+                    os.path.abspath(pending_file) if pending_file else None,
+                    mode, move_orig,
+                )
+            )
+        outcome = "finished" if successful else "pending rows left"
+        self.log(f"distributed: {os.path.basename(source_path)}, {mode} mode, {outcome}")
+
+    def backupRecords(  # noqa: N802
+        self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False
+    ) -> str:
+        """Append *rows* to ``deleted/<processor>.csv`` (or ``graduated/``), durably.
+
+        Records are backed up before an import removes them. The rows join
+        the file with the finished files' merge rules (new columns are added
+        at the end). Returns the backup file's path.
+        """
+        layout.plain_name(processor, "processor name")
+        folder = self.graduated_path if graduated else self.deleted_path
+        dest = os.path.join(folder, f"{processor}.csv")
+        records = list(rows)
+        if not records:
+            return dest
+
+        def plan(group: Group) -> None:
+            staged = group.staged_path("rows.csv")
+            csvmerge.write_records(staged, records)
+            csvmerge.plan_merge(group, staged, dest, "backup.csv")
+
+        with self._lock:
+            self._run_group(plan)
+        where = os.path.relpath(dest, self._storage)
+        self.log(f"backed up: {len(records)} {processor} record(s) to {where}")
+        return dest
+
+    def _run_group(self, planner: Callable[[Group], Any]) -> None:
+        group = self.journal.new_group()
+        try:
+            planner(group)
+        except BaseException:
+            group.abandon()
+            raise
+        group.run()
+
+    def setStoragePath(  # noqa: N802
+        self, path: str | os.PathLike[str], move: bool = False, overwrite: bool = False
+    ) -> list[str]:
+        """Use *path* as the storage from now on; with *move*, take the contents along.
+
+        Returns the names that were not moved because they exist in the
+        target already (``[]``: everything moved). Raises ValueError when
+        *path* is missing or not a folder.
+        """
+        new = os.path.abspath(os.fspath(path))
+        old = self._storage
+        relocation.check_target(old, new)
+        not_moved: list[str] = []
+        if move and new != old:
+            not_moved = self._relocate(old, new, overwrite)
+        self._storage = new
+        self._open()
+        if new != old:
+            self.log(f"storage moved: {old} -> {new}, {len(not_moved)} name(s) not moved")
+            for callback in list(self._subscribers):
+                callback(old, new)
+        return not_moved
+
+    def _relocate(self, old: str, new: str, overwrite: bool) -> list[str]:
+        fs.makedirs(layout.state_path(new))
+        target = Journal(new)
+        with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+            target.recover()
+            group = self.journal.new_group()
+            mirror = Group(target, group.id)
+            group.mirrors.append(target)
+            try:
+                not_moved = relocation.plan(group, mirror, old, new, overwrite)
+            except BaseException:
+                group.abandon()
+                mirror.abandon()
+                raise
+            group.run()
+        return not_moved
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(old, new)`` after every change of the storage path."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        self._subscribers.remove(callback)
+
+    def recover(self) -> int:
+        """Finish or roll back interrupted work; returns the groups finished."""
+        with self._lock:
+            rolled = self.journal.recover()
+        if rolled:
+            self.log(f"recovered: {rolled} interrupted operation(s) finished")
+        return rolled
+
+
+def _scan(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,136 @@
+"""Where the results of an import go: Kofa's ``distProcessedFiles``, as a journal group.
+
+Importing ``x.csv`` in mode ``create`` yields ``finished/x.create.finished.csv``
+(the imported rows, appended to earlier ones) and, if rows failed,
+``x.create.pending.csv`` at the root. The source goes to ``finished/`` or
+``unfinished/``. A pending file imported while ``unfinished/x.csv`` exists
+continues that chain: when it finally succeeds, ``unfinished/x.csv`` moves
+to ``finished/`` and the pending file disappears.
+
+This module only *plans*: it stages bytes and adds steps to a
+:class:`~datacenter.journal.Group`. Nothing visible changes until the group
+is committed, and then all of it changes, even across a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from datacenter import csvmerge, fs, layout
+from datacenter.journal import Group
+
+_PENDING_SUFFIX = ".pending.csv"
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """The names one distribution uses, derived from the source's name."""
+
+    basename: str  # the original source's name (x.csv), also for a pending chain
+    chain: bool  # the source is a pending file continuing unfinished/x.csv
+    finished: str  # finished/x.<mode>.finished.csv
+    pending: str  # x.<mode>.pending.csv at the root (the source itself in a chain)
+    source_finished: str  # finished/x.csv
+    source_unfinished: str  # unfinished/x.csv
+
+
+def destinations(storage: str, source_path: str, mode: str) -> Destinations:
+    basename = pending_name = os.path.basename(source_path)
+    chain = False
+    unfinished = os.path.join(storage, layout.UNFINISHED)
+    if basename.endswith(_PENDING_SUFFIX):
+        original = basename.rsplit(".", 3)[0] + ".csv"
+        if os.path.isfile(os.path.join(unfinished, original)):
+            basename, chain = original, True
+    base, ext = os.path.splitext(basename)
+    if not chain:
+        pending_name = f"{base}.{mode}.pending{ext}"
+    finished = os.path.join(storage, layout.FINISHED)
+    return Destinations(
+        basename=basename,
+        chain=chain,
+        finished=os.path.join(finished, f"{base}.{mode}.finished{ext}"),
+        pending=os.path.join(storage, pending_name),
+        source_finished=os.path.join(finished, basename),
+        source_unfinished=os.path.join(unfinished, basename),
+    )
+
+
+def plan(
+    group: Group,
+    storage: str,
+    successful: bool,
+    source_path: str,
+    finished_file: str,
+    pending_file: str | None,
+    mode: str,
+    move_orig: bool,
+) -> Destinations:
+    """Stage the results and add every step of one distribution to *group*."""
+    names = destinations(storage, source_path, mode)
+    csvmerge.plan_merge(group, finished_file, names.finished, "finished.csv")
+    if pending_file is not None:
+        staged = group.stage_file(pending_file, "pending.csv")
+        group.add("replace", src=staged, dst=names.pending)
+    if move_orig:
+        _plan_source(group, storage, names, successful, source_path)
+    _plan_cleanup(group, storage, [finished_file, pending_file])
+    return names
+
+
+def _plan_source(
+    group: Group, storage: str, names: Destinations, successful: bool, source: str
+) -> None:
+    if successful and names.chain:
+        plan_move(group, storage, names.source_unfinished, names.source_finished)
+        group.add("unlink", path=source, ident=fs.identity(source))
+    elif successful:
+        plan_move(group, storage, source, names.source_finished)
+    elif not names.chain:
+        plan_move(group, storage, source, names.source_unfinished)
+
+
+def plan_move(group: Group, storage: str, src: str, dst: str) -> None:
+    """Add a step moving *src* to *dst* (inside *storage*), replacing it like Kofa.
+
+    The temporary copy for a cross-filesystem move is staged in the group's
+    folder (on the destination's filesystem); the source is set aside beside
+    itself, on its own filesystem.
+    """
+    n = len(group.steps)
+    if layout.is_within(src, storage):
+        trash = group.staged_path(f"trash-{n}")
+    else:
+        trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{group.id}.trash")
+    group.add(
+        "move",
+        src=src,
+        dst=dst,
+        ident=fs.identity(src),
+        overwrite=True,
+        tmp=group.staged_path(f"tmp-{n}"),
+        trash=trash,
+        old=group.staged_path(f"old-{n}"),
+    )
+
+
+def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:
+    """Remove the consumed result files, and their folder when it is a scratch one.
+
+    A folder outside the storage (the caller's temporary folder) or a
+    staging folder is removed once empty; the storage and anything that
+    contains it never are.
+    """
+    staging = layout.state_path(storage, layout.STAGING)
+    folders: dict[str, list[str]] = {}
+    for path in consumed:
+        if path is not None:
+            folders.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    for folder, files in folders.items():
+        scratch = not layout.is_within(folder, storage) or (
+            layout.is_within(folder, staging) and folder != staging
+        )
+        if layout.is_within(storage, folder):
+            scratch = False
+        group.add("cleanup", files=files, folder=folder if scratch else None)

@@ -1,0 +1,54 @@
+"""Names of the storage folder's parts, and the rules that keep paths inside it."""
+
+from __future__ import annotations
+
+import os
+
+FINISHED = "finished"
+UNFINISHED = "unfinished"
+DELETED = "deleted"
+GRADUATED = "graduated"
+LOGS = "logs"
+#: The visible sub-folders every storage has, in Kofa's order.
+SUBFOLDERS = (FINISHED, UNFINISHED, DELETED, GRADUATED, LOGS)
+
+#: Hidden internal state, like ``.git``: journal, staging, locks.
+STATE = ".datacenter"
+JOURNAL = "journal"
+STAGING = "staging"
+#: Held for the length of one operation (an import, a move, a recovery).
+OPS_LOCK = "lock"
+#: Held for the whole life of ``datacenter serve``.
+SERVICE_LOCK = "serve.lock"
+#: Entries of the state folder that belong to one storage and never move.
+STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING})
+
+LOG_NAME = "datacenter.log"
+
+
+def state_path(storage: str, *parts: str) -> str:
+    return os.path.join(storage, STATE, *parts)
+
+
+def is_within(path: str, root: str) -> bool:
+    """True when *path* is *root* or lies below it (no symlinks resolved)."""
+    path, root = os.path.abspath(path), os.path.abspath(root)
+    return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def plain_name(name: str, what: str = "name") -> str:
+    """Return *name* if it names an entry of one folder, else ValueError.
+
+    Refuses what could climb out of the folder: separators, ``..``,
+    absolute paths, empty names and NUL bytes.
+    """
+    if (
+        not name
+        or name in (".", "..")
+        or "/" in name
+        or "\\" in name
+        or "\0" in name
+        or os.path.isabs(name)
+    ):
+        raise ValueError(f"invalid {what} {name!r}: must be a plain file name")
+    return name
