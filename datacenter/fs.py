@@ -190,6 +190,13 @@ def truncate(path: str, size: int) -> None:
         os.close(fd)
 
 
+@_point
+def rewrite_fd(fd: int, data: bytes) -> None:
+    """Make the open file *fd* hold exactly *data* (not durable: for lock notes)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
 # -- writing new files -----------------------------------------------------
 
 

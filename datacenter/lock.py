@@ -9,6 +9,8 @@ import os
 import threading
 from types import TracebackType
 
+from datacenter import fs
+
 
 class LockHeldError(RuntimeError):
     """Another process holds the lock; the message names it."""
@@ -63,9 +65,8 @@ class StorageLock:
             os.close(fd)
 
     def _record_holder(self, fd: int) -> None:
-        # Informational only (who holds it), so a plain write is enough.
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        # Informational only (who holds it), so it need not be durable.
+        fs.rewrite_fd(fd, f"{os.getpid()}\n".encode())
 
     def _describe_holder(self, fd: int) -> str:
         pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
