@@ -74,9 +74,7 @@ class FaultConfig:
         # Written as "not inside" so that NaN, which compares false with
         # everything, is refused too.
         if not 0.0 <= self.probability <= 1.0:
-            raise ValueError(
-                f"probability must be within [0, 1], got {self.probability!r}"
-            )
+            raise ValueError(f"probability must be within [0, 1], got {self.probability!r}")
         if not self.delay >= 0.0:
             raise ValueError(f"delay must be >= 0 seconds, got {self.delay!r}")
         if self.max_triggers is not None and self.max_triggers < 0:
@@ -199,12 +197,12 @@ def _dc_make(_dc_func, _dc_name):
 def _signature_point(func: Callable[..., Any], name: str) -> Callable[..., Any] | None:
     """A wrapper with *func*'s own parameter list, or None if it cannot be made.
 
-    Packing ``*args, **kwargs`` costs a Python call more than ten percent of
-    a small write syscall; a wrapper with the exact parameters forwards them
-    as plain positionals, which is what makes an idle injection point nearly
-    free (the technique :mod:`dataclasses` uses). Only plain parameters, the
-    kind every step of :mod:`datacenter.fs` has, take this path; anything
-    else (``*args``, keyword-only, ...) gets the generic wrapper.
+    Packing and unpacking ``*args, **kwargs`` on every call added about 15 %
+    to a 64-byte ``fs.write`` (``benchmarks/bench_faults.py``); a wrapper
+    with the exact parameters forwards them as plain positionals and costs
+    about 4 %. The code is generated, as :mod:`dataclasses` does. Only plain
+    parameters, the kind every step of :mod:`datacenter.fs` has, take this
+    path; anything else (``*args``, keyword-only, ...) gets the generic one.
     """
     if not inspect.isfunction(func):
         return None
@@ -219,7 +217,8 @@ def _signature_point(func: Callable[..., Any], name: str) -> Callable[..., Any] 
     namespace: dict[str, Any] = {}
     # The generated code is built from parameter names only, never from
     # data; its globals are this module's, so it reads the live _installed.
-    exec(source, globals(), namespace)  # noqa: S102 - code generation, as dataclasses
+    code = compile(source, f"<injection_point {name}>", "exec")  # named in tracebacks
+    exec(code, globals(), namespace)  # noqa: S102 - code generation, as dataclasses
     point: Callable[..., Any] = namespace["_dc_make"](func, name)
     # The generated def has no defaults of its own: give it func's.
     point.__defaults__ = func.__defaults__
@@ -238,15 +237,16 @@ class FaultInjector:
         # call itself runs outside the lock so nested points cannot deadlock.
         self._lock = threading.Lock()
         self._rules: list[_Rule] = []
+        # Rules matching each call name, so a call does not run fnmatch on
+        # every rule; rebuilt lazily whenever the rules change.
+        self._matching: dict[str, list[_Rule]] = {}
         self._calls = 0
         self._faults = 0
         self._by_target: dict[str, dict[str, int]] = {}
         self._events: list[FaultEvent] = []
 
     @classmethod
-    def crash_at(
-        cls, n: int, target: str = "fs.*", seed: int | None = None
-    ) -> FaultInjector:
+    def crash_at(cls, n: int, target: str = "fs.*", seed: int | None = None) -> FaultInjector:
         """An injector that SIGKILLs the process at the n-th call of *target*."""
         injector = cls(seed)
         injector.add(FaultConfig(target=target, fault_type=FaultType.CRASH, nth=n))
@@ -260,7 +260,7 @@ class FaultInjector:
     def _add(self, config: FaultConfig) -> _Rule:
         rule = _Rule(config)
         with self._lock:
-            self._rules.append(rule)
+            self._set_rules([*self._rules, rule])
         return rule
 
     def remove(self, config: FaultConfig) -> None:
@@ -269,12 +269,12 @@ class FaultInjector:
             kept = [rule for rule in self._rules if rule.config is not config]
             if len(kept) == len(self._rules):
                 raise ValueError(f"no such rule: {config!r}")
-            self._rules = kept
+            self._set_rules(kept)
 
     def clear(self) -> None:
         """Remove every rule; statistics and events are kept."""
         with self._lock:
-            self._rules = []
+            self._set_rules([])
 
     @contextlib.contextmanager
     def scope(self, *configs: FaultConfig) -> Iterator[FaultInjector]:
@@ -289,7 +289,11 @@ class FaultInjector:
             yield self
         finally:
             with self._lock:
-                self._rules = [rule for rule in self._rules if rule not in added]
+                self._set_rules([rule for rule in self._rules if rule not in added])
+
+    def _set_rules(self, rules: list[_Rule]) -> None:
+        self._rules = rules
+        self._matching = {}
 
     # -- process-wide installation -------------------------------------------
 
@@ -365,11 +369,14 @@ class FaultInjector:
             if counts is None:
                 counts = self._by_target[name] = {"calls": 0, "faults": 0}
             counts["calls"] += 1
+            rules = self._matching.get(name)
+            if rules is None:
+                rules = self._matching[name] = [
+                    r for r in self._rules if fnmatch.fnmatchcase(name, r.config.target)
+                ]
             chosen: _Rule | None = None
-            for rule in self._rules:
+            for rule in rules:
                 config = rule.config
-                if not fnmatch.fnmatchcase(name, config.target):
-                    continue
                 # Every matching rule counts the call, so nth means "the
                 # n-th call this rule sees" even when another rule fired.
                 rule.matched += 1
