@@ -82,10 +82,22 @@ class DataCenter:
                 fs.makedirs(os.path.join(self._storage, name))
             self.journal.ensure_dirs()
             rolled = self.journal.recover()
+            self._sweep_temporaries()
         #: Interrupted operations finished when this storage was opened.
         self.recovered = rolled
         if rolled:
             self.log(f"recovered: {rolled} interrupted operation(s) finished")
+
+    def _sweep_temporaries(self) -> None:
+        """Remove temporary files a crash left beside their destinations.
+
+        A temporary name is only ever renamed into place once complete, so
+        one still standing is garbage of an interrupted write.
+        """
+        for folder in (self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)):
+            for entry in _scan(folder):
+                if entry.name.startswith(fs.TEMP_PREFIX):
+                    fs.rmtree(entry.path)
 
     def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
         """One line in ``logs/datacenter.log``."""
@@ -208,14 +220,37 @@ class DataCenter:
         self.log(f"backed up: {len(records)} {processor} record(s) to {where}")
         return dest
 
-    def _run_group(self, planner: Callable[[Group], Any]) -> None:
+    def _run_group(self, planner: Callable[[Group], Any], *others: Journal) -> None:
+        """Plan, commit and apply one group; the caller holds the lock.
+
+        If anything fails, recovery runs at once: an uncommitted group is
+        dropped and the error raised (nothing changed); a committed one is
+        finished, and then the call has succeeded after all. Only when that
+        too fails is the error raised with a note that the change is
+        committed and will be finished when the storage is next opened.
+        """
+        journals = [self.journal, *others]
+        for journal in journals:
+            if journal.pending_intents():
+                journal.recover()
         group = self.journal.new_group()
+        group.mirrors.extend(others)
         try:
             planner(group)
-        except BaseException:
-            group.abandon()
-            raise
-        group.run()
+            group.run()
+        except Exception as error:
+            committed = group.committed
+            try:
+                for journal in journals:
+                    journal.recover()
+            except Exception:
+                if committed:
+                    error.add_note("the change is committed and will be finished "
+                                   "when the storage is next opened (datacenter recover)")
+                raise error from None
+            if not committed:
+                raise
+            self.log(f"finished after an error: {error}", level=logging.WARNING)
 
     def setStoragePath(  # noqa: N802
         self, path: str | os.PathLike[str], move: bool = False, overwrite: bool = False
@@ -233,7 +268,12 @@ class DataCenter:
         if move and new != old:
             not_moved = self._relocate(old, new, overwrite)
         self._storage = new
-        self._open()
+        try:
+            self._open()
+        except Exception as error:
+            if move and new != old:
+                error.add_note(f"the storage was moved to {new}; opening it there failed")
+            raise
         if new != old:
             self.log(f"storage moved: {old} -> {new}, {len(not_moved)} name(s) not moved")
             for callback in list(self._subscribers):
@@ -243,18 +283,14 @@ class DataCenter:
     def _relocate(self, old: str, new: str, overwrite: bool) -> list[str]:
         fs.makedirs(layout.state_path(new))
         target = Journal(new)
-        with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
-            target.recover()
-            group = self.journal.new_group()
+        not_moved: list[str] = []
+
+        def plan(group: Group) -> None:
             mirror = Group(target, group.id)
-            group.mirrors.append(target)
-            try:
-                not_moved = relocation.plan(group, mirror, old, new, overwrite)
-            except BaseException:
-                group.abandon()
-                mirror.abandon()
-                raise
-            group.run()
+            not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
+
+        with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+            self._run_group(plan, target)
         return not_moved
 
     def subscribe(self, callback: Subscriber) -> None:

@@ -34,6 +34,9 @@ _F = TypeVar("_F", bound=Callable[..., Any])
 #: Prefix of every temporary name this module creates; readers skip them.
 TEMP_PREFIX = ".dc-tmp-"
 _COPY_CHUNK = 1 << 20
+#: Errors of ``link()`` that mean "no hard link here": across devices, or a
+#: filesystem without hard links. Anything else is a real failure.
+NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
 
 
 def _point(func: _F) -> _F:
@@ -125,7 +128,7 @@ def rename_noreplace(src: str, dst: str) -> None:
         try:
             os.link(src, dst, follow_symlinks=False)
         except OSError as exc:
-            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EMLINK):
+            if exc.errno not in NO_HARD_LINK - {errno.EXDEV}:
                 raise
             os.rename(src, dst)  # the filesystem has no hard links
         else:

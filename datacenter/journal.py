@@ -27,7 +27,7 @@ import os
 import stat
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,6 +50,7 @@ class Group:
     steps: list[Step] = field(default_factory=list)
     #: Other journals that get a copy of the intent (a relocation's target).
     mirrors: list[Journal] = field(default_factory=list)
+    applied: bool = False
 
     @property
     def staging(self) -> str:
@@ -70,7 +71,9 @@ class Group:
         staged = self.staged_path(name)
         try:
             fs.link(src, staged)
-        except OSError:
+        except OSError as exc:
+            if exc.errno not in fs.NO_HARD_LINK:
+                raise
             fs.copy_file(src, staged)
         return staged
 
@@ -80,11 +83,17 @@ class Group:
     def run(self) -> None:
         """Commit the group, apply it and forget it."""
         self.journal.commit(self)
-        self.journal.apply(self.id, self.steps, [m.root for m in self.mirrors])
+        self.journal.apply(self.id, self.steps, [m.root for m in self.mirrors],
+                           on_applied=self._mark_applied)
 
-    def abandon(self) -> None:
-        """Drop an uncommitted group: its staged bytes go, nothing else changed."""
-        fs.rmtree(self.staging)
+    def _mark_applied(self) -> None:
+        self.applied = True
+
+    @property
+    def committed(self) -> bool:
+        """Has the commit point passed? (The intent exists, or was applied.)"""
+        return self.applied or os.path.exists(self.journal._intent_path(self.id))
+
 
 
 class Journal:
@@ -120,13 +129,21 @@ class Journal:
     def _intent_path(self, group_id: str) -> str:
         return os.path.join(self.dir, f"{group_id}.json")
 
-    def apply(self, group_id: str, steps: list[Step], mirrors: Iterable[str]) -> None:
+    def apply(
+        self,
+        group_id: str,
+        steps: list[Step],
+        mirrors: Iterable[str],
+        on_applied: Callable[[], None] | None = None,
+    ) -> None:
         touched: set[str] = set()
         for step in steps:
             touched.update(_APPLY[step["op"]](step))
         for directory in sorted(touched):
             if os.path.isdir(directory):
                 fs.fsync_dir(directory)
+        if on_applied is not None:
+            on_applied()
         journals = [self, *(Journal(root) for root in mirrors)]
         for journal in journals:
             fs.unlink(journal._intent_path(group_id), missing_ok=True)

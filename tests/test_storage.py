@@ -142,3 +142,12 @@ def test_missing_subfolder_is_recreated_on_open(dc: DataCenter) -> None:
     assert dc.getPendingFiles() == []
     DataCenter(dc.storage)
     assert os.path.isdir(dc.graduated_path)
+
+
+def test_opening_sweeps_temporaries_of_interrupted_writes(dc: DataCenter) -> None:
+    write(os.path.join(dc.storage, ".dc-tmp-0123456789ab.part"), "half a fi")
+    write(os.path.join(dc.finished_path, ".dc-tmp-ba9876543210"), "torn")
+    write(os.path.join(dc.storage, ".keep-me"), "a user's hidden file")
+    DataCenter(dc.storage)
+    assert sorted(os.listdir(dc.storage))[:2] == [".datacenter", ".keep-me"]
+    assert os.listdir(dc.finished_path) == []
