@@ -83,7 +83,7 @@ def _plan_append(group: Group, rows: Iterator[list[str]], dest: str, label: str)
     size = os.path.getsize(dest)
     staged = group.staged_path(label)
     written = 0
-    with fs.new_file(staged) as binary:
+    with fs.new_file(staged, sync=False) as binary:
         text = _text(binary)
         if not _ends_with_newline(dest):
             text.write(terminator)
@@ -108,7 +108,7 @@ def _plan_rewrite(
     header = old_header + [c for c in new_header if c not in old_header]
     terminator = line_ending(dest)
     staged = group.staged_path(label)
-    with fs.new_file(staged) as binary:
+    with fs.new_file(staged, sync=False) as binary:
         text = _text(binary)
         writer = csv.writer(text, lineterminator=terminator)
         writer.writerow(header)
@@ -138,7 +138,7 @@ def write_records(path: str, records: list[Mapping[str, object]]) -> None:
     header: dict[str, None] = {}
     for record in records:
         header.update(dict.fromkeys(record))
-    with fs.new_file(path) as binary:
+    with fs.new_file(path, sync=False) as binary:
         text = _text(binary)
         writer = csv.DictWriter(text, fieldnames=list(header), restval="",
                                 lineterminator="\r\n")

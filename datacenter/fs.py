@@ -107,14 +107,19 @@ def makedirs(path: str) -> None:
 
 
 @_point
-def replace(src: str, dst: str) -> None:
-    """Rename *src* to *dst*, replacing a file there; both directories durable."""
+def replace(src: str, dst: str, sync: bool = True) -> None:
+    """Rename *src* to *dst*, replacing a file there; both directories durable.
+
+    ``sync=False`` leaves the directory fsyncs to the caller: a journal
+    group fsyncs every folder it touched once, before it forgets its intent.
+    """
     os.replace(src, dst)
-    _fsync_parents(src, dst)
+    if sync:
+        _fsync_parents(src, dst)
 
 
 @_point
-def rename_noreplace(src: str, dst: str) -> None:
+def rename_noreplace(src: str, dst: str, sync: bool = True) -> None:
     """Rename *src* to *dst*, refusing with FileExistsError if *dst* exists.
 
     A regular file is hard-linked then unlinked, so the check and the rename
@@ -132,41 +137,44 @@ def rename_noreplace(src: str, dst: str) -> None:
                 raise
             os.rename(src, dst)  # the filesystem has no hard links
         else:
-            fsync_dir(os.path.dirname(os.path.abspath(dst)))
             os.unlink(src)
     else:
         os.rename(src, dst)
-    _fsync_parents(src, dst)
+    if sync:
+        _fsync_parents(src, dst)
 
 
 @_point
-def link(src: str, dst: str) -> None:
+def link(src: str, dst: str, sync: bool = True) -> None:
     """Give file *src* a second name *dst* (same filesystem), durably."""
     os.link(src, dst, follow_symlinks=False)
-    fsync_dir(os.path.dirname(os.path.abspath(dst)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(dst)))
 
 
 @_point
-def unlink(path: str, missing_ok: bool = False) -> None:
-    """Remove file *path* durably."""
+def unlink(path: str, missing_ok: bool = False, sync: bool = True) -> None:
+    """Remove file *path* durably (``sync=False``: the caller fsyncs the folder)."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         if not missing_ok:
             raise
         return
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 @_point
-def rmdir(path: str) -> None:
+def rmdir(path: str, sync: bool = True) -> None:
     """Remove the empty directory *path* durably."""
     os.rmdir(path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 @_point
-def rmtree(path: str) -> None:
+def rmtree(path: str, sync: bool = True) -> None:
     """Remove *path* and everything below it, durably; absent is fine.
 
     Symlinks inside are removed, never followed.
@@ -179,7 +187,8 @@ def rmtree(path: str) -> None:
         shutil.rmtree(path)
     else:
         os.unlink(path)
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 @_point
@@ -274,11 +283,13 @@ def atomic_write(path: str, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def new_file(path: str) -> Iterator[io.BufferedWriter]:
+def new_file(path: str, sync: bool = True) -> Iterator[io.BufferedWriter]:
     """Create *path* (it must not exist) and make its bytes durable on exit.
 
     For staging files whose name is already private (a staging folder):
     no rename is needed, the caller's journal decides when they count.
+    ``sync=False`` still fsyncs the bytes but leaves the folder's fsync to
+    the caller (a journal group fsyncs its staging folder once).
     """
     handle = _open_new(path)
     try:
@@ -288,7 +299,8 @@ def new_file(path: str) -> Iterator[io.BufferedWriter]:
         with contextlib.suppress(OSError):
             handle.close()
         raise
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
 
 
 def append_file(dest: str, staged: str, at_size: int) -> None:
@@ -309,7 +321,7 @@ def append_file(dest: str, staged: str, at_size: int) -> None:
 
 
 @_point
-def copy_file(src: str, dst: str) -> None:
+def copy_file(src: str, dst: str, sync: bool = True) -> None:
     """Copy file *src* to the new name *dst* with its mode and times, durably.
 
     *dst* must not exist; callers copy onto a temporary name and rename.
@@ -319,7 +331,8 @@ def copy_file(src: str, dst: str) -> None:
         target.flush()
         shutil.copystat(src, dst, follow_symlinks=False)
         fsync(target.raw.fd)  # type: ignore[attr-defined]
-    fsync_dir(os.path.dirname(os.path.abspath(dst)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(dst)))
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -51,6 +51,7 @@ class Group:
     #: Other journals that get a copy of the intent (a relocation's target).
     mirrors: list[Journal] = field(default_factory=list)
     applied: bool = False
+    _staging_ready: bool = field(default=False, repr=False)
 
     @property
     def staging(self) -> str:
@@ -58,8 +59,10 @@ class Group:
 
     def staged_path(self, name: str) -> str:
         """A path in the staging folder (created on first use)."""
-        self.journal.ensure_dirs()
-        fs.mkdir(self.staging)
+        if not self._staging_ready:
+            self.journal.ensure_dirs()
+            fs.mkdir(self.staging)
+            self._staging_ready = True
         return os.path.join(self.staging, name)
 
     def stage_file(self, src: str, name: str) -> str:
@@ -70,11 +73,11 @@ class Group:
         """
         staged = self.staged_path(name)
         try:
-            fs.link(src, staged)
+            fs.link(src, staged, sync=False)
         except OSError as exc:
             if exc.errno not in fs.NO_HARD_LINK:
                 raise
-            fs.copy_file(src, staged)
+            fs.copy_file(src, staged, sync=False)
         return staged
 
     def add(self, op: str, **args: Any) -> None:
@@ -117,6 +120,13 @@ class Journal:
         return Group(self, group_id)
 
     def commit(self, group: Group) -> None:
+        # Staged files were written without their folder's fsync: one
+        # fsync of each staging folder makes all their names durable
+        # before the intent that refers to them.
+        for journal in (self, *group.mirrors):
+            staging = journal.staging_for(group.id)
+            if os.path.isdir(staging):
+                fs.fsync_dir(staging)
         self.ensure_dirs()
         payload = {"id": group.id, "steps": group.steps,
                    "mirrors": [m.root for m in group.mirrors]}
@@ -148,7 +158,9 @@ class Journal:
         for journal in journals:
             fs.unlink(journal._intent_path(group_id), missing_ok=True)
         for journal in journals:
-            fs.rmtree(journal.staging_for(group_id))
+            # Not fsynced: staging that reappears after a power cut has no
+            # intent any more, and recovery sweeps it.
+            fs.rmtree(journal.staging_for(group_id), sync=False)
 
     def pending_intents(self) -> list[str]:
         try:
@@ -210,19 +222,19 @@ def _same(path: str, ident: list[int] | None) -> bool:
 def _apply_replace(step: Step) -> set[str]:
     """Staged bytes take the destination's name."""
     if os.path.lexists(step["src"]):
-        fs.replace(step["src"], step["dst"])
-    return {_parent(step["dst"])}
+        fs.replace(step["src"], step["dst"], sync=False)
+    return {_parent(step["dst"])}  # the staging side is removed afterwards anyway
 
 
 def _apply_append(step: Step) -> set[str]:
     """The destination's first ``size`` bytes, then the staged bytes."""
     fs.append_file(step["dst"], step["src"], step["size"])
-    return set()
+    return set()  # append_file fsyncs the file; its name did not change
 
 
 def _apply_unlink(step: Step) -> set[str]:
     if _same(step["path"], step.get("ident")):
-        fs.unlink(step["path"])
+        fs.unlink(step["path"], sync=False)
     return {_parent(step["path"])}
 
 
@@ -235,24 +247,25 @@ def _apply_move(step: Step) -> set[str]:
     not, ``tmp`` is complete and can be renamed into place.
     """
     src, dst, tmp, trash = step["src"], step["dst"], step["tmp"], step["trash"]
+    touched = {_parent(src), _parent(dst)}
     if _same(src, step.get("ident")):
         try:
             _put_in_place(src, dst, step)
-            return {_parent(src), _parent(dst)}
+            return touched
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
         fs.makedirs(_parent(tmp))
         fs.makedirs(_parent(trash))
         fs.rmtree(tmp)
-        fs.copy_tree(src, tmp)
+        fs.copy_tree(src, tmp)  # durable before the source is set aside
         fs.replace(src, trash)
     if os.path.lexists(tmp):
         _put_in_place(tmp, dst, step)
     fs.rmtree(trash)
     if step.get("old"):
         fs.rmtree(step["old"])
-    return {_parent(src), _parent(dst)}
+    return touched | {_parent(tmp)}
 
 
 def _put_in_place(src: str, dst: str, step: Step) -> None:
@@ -267,23 +280,27 @@ def _put_in_place(src: str, dst: str, step: Step) -> None:
             fs.makedirs(_parent(step["old"]))
             fs.replace(dst, step["old"])
     if step.get("overwrite"):
-        fs.replace(src, dst)
+        fs.replace(src, dst, sync=False)
     else:
-        fs.rename_noreplace(src, dst)
+        fs.rename_noreplace(src, dst, sync=False)
 
 
 def _apply_cleanup(step: Step) -> set[str]:
-    """Remove consumed files, then their folder if nothing else is in it."""
+    """Remove consumed files, then their folder if nothing else is in it.
+
+    Not fsynced: these are leftovers of the caller's scratch space, and
+    one that reappears after a power cut does no harm.
+    """
     for path in step.get("files", []):
         if os.path.lexists(path):
-            fs.unlink(path)
+            fs.unlink(path, sync=False)
     folder = step.get("folder")
     if folder and os.path.isdir(folder):
         if os.listdir(folder):
             _log.warning("not removing %s: it holds files this call did not move",
                          folder)
         else:
-            fs.rmdir(folder)
+            fs.rmdir(folder, sync=False)
     return set()
 
 
