@@ -202,22 +202,43 @@ class DataCenter:
         the file with the finished files' merge rules (new columns are added
         at the end). Returns the backup file's path.
         """
+        records = list(rows)
+
+        def stage(group: Group) -> str:
+            staged = group.staged_path("rows.csv")
+            csvmerge.write_records(staged, records)
+            return staged
+
+        return self._backup(processor, stage, graduated, len(records))
+
+    def backup_file(self, processor: str, rows_file: str, graduated: bool = False,
+                    consume: bool = False) -> str:
+        """Like backupRecords, with the rows in a CSV file.
+
+        With *consume* the file is removed in the same all-or-nothing step,
+        so a crash can neither lose its rows nor back them up twice.
+        """
+        return self._backup(processor, lambda group: rows_file, graduated, None,
+                            consumed=rows_file if consume else None)
+
+    def _backup(self, processor: str, stage: Callable[[Group], str], graduated: bool,
+                count: int | None, consumed: str | None = None) -> str:
         layout.plain_name(processor, "processor name")
         folder = self.graduated_path if graduated else self.deleted_path
         dest = os.path.join(folder, f"{processor}.csv")
-        records = list(rows)
-        if not records:
+        if count == 0:
             return dest
 
         def plan(group: Group) -> None:
-            staged = group.staged_path("rows.csv")
-            csvmerge.write_records(staged, records)
-            csvmerge.plan_merge(group, staged, dest, "backup.csv")
+            csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
+            if consumed is not None:
+                group.add("cleanup", files=[consumed], folder=None)
 
         with self._lock:
             self._run_group(plan)
         where = os.path.relpath(dest, self._storage)
-        self.log(f"backed up: {len(records)} {processor} record(s) to {where}")
+        what = f"{count} {processor} record(s)" if count is not None else f"{processor} records"
+        self.log(f"backed up: {what} to {where}")
         return dest
 
     def _run_group(self, planner: Callable[[Group], Any], *others: Journal) -> None:

@@ -9,14 +9,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sqlite3
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from datacenter import config as configuration
-from datacenter import layout
+from datacenter import fs, layout
 from datacenter.center import FOLDERS, DataCenter
+from datacenter.csvinput import FatalCSVError
+from datacenter.importer import Importer, UnroutedError, discover_processors, schema_of
 from datacenter.lock import LockHeldError
+from datacenter.schema import MODES, ProcessorSchema
+from datacenter.store import Job, RecordStore
 
 Command = Callable[[argparse.Namespace], int]
 _COMMANDS: dict[str, Command] = {}
@@ -65,6 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     log.add_argument("--start", type=_natural, default=0, metavar="N")
 
     sub.add_parser("recover", help="finish or roll back interrupted work")
+
+    imp = sub.add_parser("import", help="import one CSV file now")
+    imp.add_argument("file", help="a CSV file (copied into the storage if it is elsewhere)")
+    imp.add_argument("--processor", metavar="P", help="default: routed by the file name")
+    imp.add_argument("--mode", choices=MODES, help="default: from the file name, else create")
+    imp.add_argument("--user", metavar="U", help="who imports (for the log)")
+
+    procs = sub.add_parser("processors", help="show processors, or a CSV template")
+    procs.add_argument("name", nargs="?", metavar="NAME")
+    procs.add_argument("--template", action="store_true",
+                       help="print a header-only CSV for NAME")
+    procs.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 
 
@@ -82,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (CommandError, ValueError, OSError, LockHeldError) as exc:
+    except (CommandError, ValueError, OSError, LockHeldError, sqlite3.Error) as exc:
         print(f"datacenter: error: {_describe(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -107,6 +125,11 @@ def open_storage(args: argparse.Namespace) -> DataCenter:
     return DataCenter(settings(args).storage)
 
 
+def open_importer(args: argparse.Namespace) -> Importer:
+    conf = settings(args)
+    return Importer(conf, DataCenter(conf.storage))
+
+
 def emit(data: Any) -> None:
     print(json.dumps(data, indent=2, ensure_ascii=False))
 
@@ -116,17 +139,24 @@ def emit(data: Any) -> None:
 
 @command("status")
 def _status(args: argparse.Namespace) -> int:
-    dc = open_storage(args)
+    conf = settings(args)
+    dc = DataCenter(conf.storage)
     counts = {folder: len(dc.list_files(folder)) for folder in FOLDERS}
-    recent: list[str] = []
-    if os.path.exists(os.path.join(dc.logs_path, layout.LOG_NAME)):
-        recent = list(dc.queryLogfiles(layout.LOG_NAME))[-5:]
+    jobs: list[Job] = []
+    if os.path.exists(conf.database):
+        store = RecordStore(conf.database, {})
+        jobs = store.jobs(limit=10)
+        unfiled = len(store.jobs(undistributed=True))
+        store.close()
+    else:
+        unfiled = 0
     report = {
         "storage": dc.storage,
+        "database": conf.database,
         "files": counts,
         "finished_files": len(dc.getFinishedFiles()),
-        "interrupted": len(dc.journal.pending_intents()),
-        "recent": recent,
+        "interrupted": len(dc.journal.pending_intents()) + unfiled,
+        "last_imports": [_job_dict(job) for job in jobs],
     }
     if args.json:
         emit(report)
@@ -135,11 +165,19 @@ def _status(args: argparse.Namespace) -> int:
     for folder, count in counts.items():
         print(f"  {folder:<11} {count:>6} file(s)")
     print(f"interrupted operations: {report['interrupted']}")
-    if recent:
-        print("recent log lines:")
-        for line in recent:
-            print(f"  {line}")
+    if jobs:
+        print("last imports:")
+    for job in jobs:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.finished))
+        print(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
+              f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _job_dict(job: Job) -> dict[str, Any]:
+    return {"id": job.id, "source": job.source, "processor": job.processor, "mode": job.mode,
+            "user": job.user, "rows": job.rows, "ok": job.ok, "failed": job.failed,
+            "outcome": job.outcome, "finished": job.finished, "sha256": job.sha256}
 
 
 @command("ls")
@@ -177,10 +215,106 @@ def _logs(args: argparse.Namespace) -> int:
 
 @command("recover")
 def _recover(args: argparse.Namespace) -> int:
-    dc = open_storage(args)  # opening already finishes what it finds
+    conf = settings(args)
+    dc = DataCenter(conf.storage)  # opening already finishes interrupted moves
     rolled = dc.recovered + dc.recover()
-    print(f"recovered: {rolled} interrupted operation(s) finished")
+    imports = 0
+    if os.path.exists(conf.database):
+        importer = Importer(conf, dc)  # opening finishes committed imports
+        imports = importer.recovered + importer.recover()
+    print(f"recovered: {rolled} interrupted operation(s) finished, "
+          f"{imports} committed import(s) filed away")
     return 0
+
+
+@command("import")
+def _import(args: argparse.Namespace) -> int:
+    importer = open_importer(args)
+    source = os.path.abspath(args.file)
+    if not os.path.isfile(source):
+        raise CommandError(f"{args.file}: no such file")
+    target = os.path.join(importer.dc.storage, os.path.basename(source))
+    copied = source != target
+    if copied:
+        if os.path.lexists(target):
+            raise CommandError(f"{target}: a pending file of that name is waiting already; "
+                               "import that one, or rename yours")
+        fs.copy_new(source, target)
+    try:
+        outcome = importer.import_file(target, args.processor, args.mode, args.user,
+                                       progress=Progress(target).update)
+    except (FatalCSVError, UnroutedError) as error:
+        if copied:
+            fs.unlink(target)  # our copy; the user's file is untouched
+        raise CommandError(_name_file(error, source)) from None
+    finally:
+        Progress.clear()
+    print(outcome.summary())
+    return 3 if outcome.failed else 0
+
+
+def _name_file(error: Exception, path: str) -> str:
+    text = str(error)
+    name = os.path.basename(path)
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+class Progress:
+    """A progress line on a terminal; nothing in a pipe."""
+
+    def __init__(self, path: str) -> None:
+        self.size = max(os.path.getsize(path), 1)
+        self.name = os.path.basename(path)
+        self.shown = sys.stderr.isatty()
+
+    def update(self, rows: int, position: int) -> None:
+        if self.shown:
+            percent = min(100, 100 * position // self.size)
+            print(f"\rimporting {self.name}: {percent:3d}% ({rows:,} rows)", end="",
+                  file=sys.stderr, flush=True)
+
+    @staticmethod
+    def clear() -> None:
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+@command("processors")
+def _processors(args: argparse.Namespace) -> int:
+    conf = settings(args)
+    schemas = {name: schema_of(d) for name, d in discover_processors(conf).items()}
+    if args.name is not None and args.name not in schemas:
+        known = ", ".join(sorted(schemas)) or "none"
+        raise CommandError(f"unknown processor {args.name!r} (known: {known})")
+    chosen = [schemas[args.name]] if args.name else list(schemas.values())
+    if args.template:
+        if args.name is None:
+            raise CommandError("--template needs a processor NAME")
+        print(",".join(chosen[0].csv_header()))
+        return 0
+    described = [_describe_schema(s) for s in chosen]
+    if args.json:
+        emit(described)
+        return 0
+    for item in described:
+        print(f"{item['name']}  (key: {', '.join(item['key'])})")
+        for name, ftype in item["fields"].items():
+            marks = " required" if name in item["required"] else ""
+            parent = item["parents"].get(name)
+            marks += f" -> {parent}" if parent else ""
+            print(f"  {name:<16} {ftype}{marks}")
+    return 0
+
+
+def _describe_schema(schema: ProcessorSchema) -> dict[str, Any]:
+    return {
+        "name": schema.name,
+        "key": list(schema.key),
+        "fields": {n: t.name for n, t in schema.fields.items()},
+        "required": list(schema.required_fields),
+        "parents": dict(schema.parents),
+        "graduated": dict(schema.graduated),
+    }
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -119,18 +119,16 @@ def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> Non
     """Remove the consumed result files, and their folder when it is a scratch one.
 
     A folder outside the storage (the caller's temporary folder) or a
-    staging folder is removed once empty; the storage and anything that
-    contains it never are.
+    work folder in the state folder (``.datacenter/staging/<id>``,
+    ``.datacenter/jobs/<id>``) is removed once empty; the storage and
+    anything that contains it never are.
     """
-    staging = layout.state_path(storage, layout.STAGING)
     folders: dict[str, list[str]] = {}
     for path in consumed:
         if path is not None:
             folders.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
     for folder, files in folders.items():
-        scratch = not layout.is_within(folder, storage) or (
-            layout.is_within(folder, staging) and folder != staging
-        )
+        scratch = not layout.is_within(folder, storage) or layout.is_scratch(folder, storage)
         if layout.is_within(storage, folder):
             scratch = False
         group.add("cleanup", files=files, folder=folder if scratch else None)

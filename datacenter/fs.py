@@ -233,7 +233,11 @@ class _FaultAwareRaw(io.RawIOBase):
                 super().close()
 
 
-def _open_new(path: str, append: bool = False) -> io.BufferedWriter:
+def open_new(path: str, append: bool = False) -> io.BufferedWriter:
+    """A buffered writer on the new file *path* whose writes pass ``fs.write``.
+
+    The caller fsyncs it (``fsync(handle.raw.fd)``) before relying on it.
+    """
     flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
     flags |= os.O_APPEND if append else os.O_EXCL
     fd = os.open(path, flags, 0o644)
@@ -260,7 +264,7 @@ def atomic_writer(
     """
     directory = temp_dir or os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
-    binary = _open_new(tmp)
+    binary = open_new(tmp)
     handle: IO[Any] = (
         io.TextIOWrapper(binary, encoding="utf-8", newline=newline) if text else binary
     )
@@ -291,7 +295,7 @@ def new_file(path: str, sync: bool = True) -> Iterator[io.BufferedWriter]:
     ``sync=False`` still fsyncs the bytes but leaves the folder's fsync to
     the caller (a journal group fsyncs its staging folder once).
     """
-    handle = _open_new(path)
+    handle = open_new(path)
     try:
         yield handle
         _sync_and_close(handle)
@@ -311,7 +315,7 @@ def append_file(dest: str, staged: str, at_size: int) -> None:
     """
     if os.path.getsize(dest) != at_size:
         truncate(dest, at_size)
-    with open(staged, "rb") as source, _open_new(dest, append=True) as target:
+    with open(staged, "rb") as source, open_new(dest, append=True) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)
         target.flush()
         fsync(target.raw.fd)  # type: ignore[attr-defined]
@@ -326,13 +330,29 @@ def copy_file(src: str, dst: str, sync: bool = True) -> None:
 
     *dst* must not exist; callers copy onto a temporary name and rename.
     """
-    with open(src, "rb") as source, _open_new(dst) as target:
+    with open(src, "rb") as source, open_new(dst) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)
         target.flush()
         shutil.copystat(src, dst, follow_symlinks=False)
         fsync(target.raw.fd)  # type: ignore[attr-defined]
     if sync:
         fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+def copy_new(src: str, dst: str) -> None:
+    """Copy file *src* to *dst* durably; FileExistsError if *dst* exists.
+
+    The bytes go to a temporary name beside *dst* first, so *dst* appears
+    complete or not at all.
+    """
+    tmp = temp_name(os.path.dirname(os.path.abspath(dst)))
+    try:
+        copy_file(src, tmp)
+        rename_noreplace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def copy_tree(src: str, dst: str) -> None:

@@ -16,12 +16,14 @@ SUBFOLDERS = (FINISHED, UNFINISHED, DELETED, GRADUATED, LOGS)
 STATE = ".datacenter"
 JOURNAL = "journal"
 STAGING = "staging"
+#: Work folders of imports: their outputs wait here until distributed.
+JOBS = "jobs"
 #: Held for the length of one operation (an import, a move, a recovery).
 OPS_LOCK = "lock"
 #: Held for the whole life of ``datacenter serve``.
 SERVICE_LOCK = "serve.lock"
 #: Entries of the state folder that belong to one storage and never move.
-STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING})
+STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, JOBS})
 
 LOG_NAME = "datacenter.log"
 
@@ -34,6 +36,17 @@ def is_within(path: str, root: str) -> bool:
     """True when *path* is *root* or lies below it (no symlinks resolved)."""
     path, root = os.path.abspath(path), os.path.abspath(root)
     return path == root or path.startswith(root.rstrip(os.sep) + os.sep)
+
+
+def is_scratch(folder: str, storage: str) -> bool:
+    """Is *folder* a work folder inside an area of the state folder?
+
+    ``.datacenter/staging/<id>`` or ``.datacenter/jobs/<id>`` are; the
+    state folder and its areas themselves are not.
+    """
+    rel = os.path.relpath(os.path.abspath(folder), state_path(storage))
+    parts = rel.split(os.sep)
+    return parts[0] not in ("..", ".") and len(parts) >= 2
 
 
 def plain_name(name: str, what: str = "name") -> str:

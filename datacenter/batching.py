@@ -1,0 +1,347 @@
+"""Batch processors: Kofa's way of importing CSV rows, row by row.
+
+Rows are not validated in advance: real files hold thousands of rows, and
+some can only succeed later (a department whose faculty does not exist
+yet). Every row either reaches the record store, and its canonical text
+the *finished* file, or stays in the *pending* file with its original cells
+and a ``--ERRORS--`` column saying why.
+
+The method names are Kofa's (``checkHeaders``, ``doImport``, ...), so code
+written for Kofa's processors reads the same here.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from datacenter import fs
+from datacenter.csvinput import CSVSource, FatalCSVError, Row
+from datacenter.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
+from datacenter.store import RecordStore
+
+if TYPE_CHECKING:
+    from datacenter.center import DataCenter
+
+__all__ = ["BatchProcessor", "FatalCSVError", "ImportResult"]
+
+EXISTS = "This object already exists. Skipping."
+NO_PARENT = "Not all parents do exist yet. Skipping"
+NO_UPDATE = "Cannot update: no such entry"
+NO_REMOVE = "Cannot remove: no such entry"
+
+
+@dataclass
+class ImportResult:
+    """What one pass over a file did; the output files are in ``workdir``."""
+
+    workdir: str
+    rows: int = 0
+    failed: int = 0
+    finished_path: str = ""
+    pending_path: str | None = None
+    #: Staged backups of removed records: ``deleted.csv`` / ``graduated.csv``.
+    backups: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    sha256: str = ""
+
+    @property
+    def ok(self) -> int:
+        return self.rows - self.failed
+
+
+class _Outputs:
+    """The finished, pending and backup files of one import, written as rows come."""
+
+    def __init__(self, workdir: str, header: list[str], schema: ProcessorSchema) -> None:
+        self.workdir = workdir
+        self.schema = schema
+        self._files: dict[str, io.TextIOWrapper] = {}
+        self._writers: dict[str, Any] = {}
+        columns = [c for c in header if c != ERRORS_COLUMN]
+        self.finished = self._open("finished.csv", columns)
+        self.pending_header = [*columns, ERRORS_COLUMN]
+
+    def _open(self, name: str, header: list[str]) -> Any:
+        binary = fs.open_new(os.path.join(self.workdir, name))
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(header)
+        self._files[name], self._writers[name] = text, writer
+        return writer
+
+    def writer(self, name: str, header: list[str]) -> Any:
+        return self._writers.get(name) or self._open(name, header)
+
+    def close(self) -> None:
+        """Flush and fsync every file and their folder: they must outlive a crash."""
+        for text in self._files.values():
+            text.flush()
+            fs.fsync(text.buffer.raw.fd)  # type: ignore[attr-defined]
+            text.close()
+        fs.fsync_dir(self.workdir)
+
+    def discard(self) -> None:
+        for text in self._files.values():
+            text.close()
+
+
+class BatchProcessor:
+    """Imports the rows of CSV files into one processor's records."""
+
+    def __init__(self, schema: ProcessorSchema, store: RecordStore,
+                 datacenter: DataCenter | None = None) -> None:
+        self.schema = schema
+        self.store = store
+        self.datacenter = datacenter
+        self._parent_cache: dict[tuple[str, object], bool] = {}
+
+    # -- Kofa's attributes -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    @property
+    def location_fields(self) -> list[str]:
+        return list(self.schema.location_fields)
+
+    @property
+    def required_fields(self) -> list[str]:
+        return list(self.schema.required_fields)
+
+    @property
+    def available_fields(self) -> list[str]:
+        return list(self.schema.available_fields)
+
+    @property
+    def req(self) -> dict[str, list[str]]:
+        return {mode: list(fields) for mode, fields in self.schema.req.items()}
+
+    def get_csv_skeleton(self) -> str:
+        """A header-only CSV of every field: a template to fill in."""
+        return ",".join(self.schema.csv_header()) + "\r\n"
+
+    # -- checks ----------------------------------------------------------------
+
+    def checkHeaders(self, headerfields: list[str], mode: str = "create") -> bool:  # noqa: N802
+        """Raise FatalCSVError unless the columns suit *mode*."""
+        if mode not in MODES:
+            raise FatalCSVError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        missing = [f for f in self.req[mode] if f not in headerfields]
+        if missing:
+            needed = ", ".join(f"'{f}'" for f in self.req[mode])
+            raise FatalCSVError(
+                f"Need at least columns {needed} for import! (missing: {', '.join(missing)})")
+        used = [h for h in headerfields if not h.startswith("--")]
+        doubles = sorted({h for h in used if used.count(h) > 1})
+        if doubles:
+            raise FatalCSVError(
+                "Double headers: each column name may only appear once "
+                f"({', '.join(doubles)})")
+        return True
+
+    def getMapping(self, headerfields: list[str], mode: str) -> dict[int, str]:  # noqa: N802
+        """Column number -> field name, for the columns this import uses."""
+        mapping = {}
+        for number, name in enumerate(headerfields):
+            if name in (IGNORE_COLUMN, ERRORS_COLUMN) or name not in self.schema.fields:
+                continue
+            if mode == "remove" and name not in self.schema.key:
+                continue  # only the key says what to remove
+            mapping[number] = name
+        return mapping
+
+    def applyMapping(self, cells: list[str], mapping: Mapping[int, str]) -> dict[str, str]:  # noqa: N802
+        return {name: cells[number] for number, name in mapping.items()}
+
+    def checkConversion(  # noqa: N802
+        self, row: Mapping[str, str], mode: str = "create", ignore_empty: bool = True
+    ) -> tuple[list[str], dict[str, object]]:
+        """``(errors, typed values)`` of a mapped row."""
+        values, errors = self.schema.convert(row, mode, ignore_empty)
+        return errors, values
+
+    def parentsExist(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        for field_name, parent in self.schema.parents.items():
+            value = values.get(field_name)
+            if value is None:
+                continue
+            cached = self._parent_cache.get((parent, value))
+            if cached is None:
+                parent_schema = self.store.schemas[parent]
+                cached = len(parent_schema.key) == 1 and self.store.exists(
+                    parent_schema, (value,))
+                self._parent_cache[(parent, value)] = cached
+            if not cached:
+                return False
+        return True
+
+    def entryExists(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.exists(self.schema, self.store.key_of(self.schema, values))
+
+    def getEntry(self, values: Mapping[str, object]) -> dict[str, object] | None:  # noqa: N802
+        return self.store.get(self.schema, self.store.key_of(self.schema, values))
+
+    def addEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.insert(self.schema, values)
+
+    def updateEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.update(self.schema, self.store.key_of(self.schema, values), values)
+
+    def delEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.delete(self.schema, self.store.key_of(self.schema, values))
+
+    def checkUpdateRequirements(  # noqa: N802
+        self, entry: Mapping[str, object], values: Mapping[str, object], mode: str
+    ) -> str | None:
+        """A reason to refuse this change of *entry*, or None; for subclasses."""
+        return None
+
+    # -- importing -------------------------------------------------------------
+
+    def doImport(  # noqa: N802
+        self,
+        path: str,
+        headerfields: list[str],
+        mode: str = "create",
+        user: str = "Unknown",
+        logger: logging.Logger | None = None,
+        ignore_empty: bool = True,
+    ) -> tuple[int, int, str, str | None]:
+        """Import *path* in one transaction; Kofa's signature and result.
+
+        Returns ``(rows, failed, finished_path, pending_path or None)``;
+        the two files are in a new temporary folder, ready for
+        ``DataCenter.distProcessedFiles``. Records removed in ``remove``
+        mode are backed up through the data center before the transaction
+        commits, so none is ever lost (use :mod:`datacenter.importer` for
+        exactly-once imports that also survive a crash after the commit).
+        """
+        workdir = tempfile.mkdtemp(prefix="datacenter-import-")
+        with self.store.transaction():
+            result = self.import_rows(path, headerfields, mode, ignore_empty, workdir)
+            if result.backups and self.datacenter is not None:
+                for kind, backup in result.backups.items():
+                    self.datacenter.backup_file(self.name, backup, kind == "graduated")
+        self.log_result(path, mode, user, result, logger)
+        return result.rows, result.failed, result.finished_path, result.pending_path
+
+    def log_result(self, path: str, mode: str, user: str, result: ImportResult,
+                   logger: logging.Logger | None = None) -> None:
+        per_item = result.seconds / result.rows if result.rows else 0.0
+        message = (f"processed: {os.path.basename(path)}, {mode} mode, {result.rows} lines "
+                   f"({result.ok} successful/ {result.failed} failed), "
+                   f"{result.seconds:.3f} s ({per_item:.4f} s/item)")
+        if logger is not None:
+            logger.info(message, extra={"user": user})
+        elif self.datacenter is not None:
+            self.datacenter.log(message, user=user)
+
+    def import_rows(self, path: str, headerfields: list[str] | None, mode: str,
+                    ignore_empty: bool, workdir: str,
+                    progress: Callable[[int, int], None] | None = None) -> ImportResult:
+        """Apply the rows of *path* inside the caller's transaction.
+
+        The finished, pending and backup files are written to *workdir* and
+        made durable before this returns. Raises FatalCSVError (nothing
+        kept) when the file as a whole cannot be imported. *progress* is
+        called now and then with the rows and bytes read so far.
+        """
+        started = time.perf_counter()
+        result = ImportResult(workdir)
+        self._parent_cache.clear()
+        with CSVSource(path) as source:
+            header = headerfields if headerfields is not None else source.header
+            self.checkHeaders(header, mode)
+            mapping = self.getMapping(header, mode)
+            outputs = _Outputs(workdir, header, self.schema)
+            try:
+                for row in source.rows():
+                    result.rows += 1
+                    if progress is not None and not result.rows % 10_000:
+                        progress(result.rows, source.position)
+                    reason = self._import_row(row, header, mapping, mode, ignore_empty, outputs)
+                    if reason is not None:
+                        result.failed += 1
+                        outputs.writer("pending.csv", outputs.pending_header).writerow(
+                            _pending_cells(row.cells, header, reason))
+            except BaseException:
+                outputs.discard()
+                raise
+            outputs.close()
+            result.sha256 = source.sha256
+        result.finished_path = os.path.join(workdir, "finished.csv")
+        if result.failed:
+            result.pending_path = os.path.join(workdir, "pending.csv")
+        for kind in ("deleted", "graduated"):
+            backup = os.path.join(workdir, f"{kind}.csv")
+            if os.path.exists(backup):
+                result.backups[kind] = backup
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _import_row(self, row: Row, header: list[str], mapping: Mapping[int, str], mode: str,
+                    ignore_empty: bool, outputs: _Outputs) -> str | None:
+        """Apply one row; the reason it failed, or None."""
+        if len(row.cells) != len(header):
+            return f"line {row.line}: {len(row.cells)} cells, but the header has {len(header)}"
+        errors, values = self.checkConversion(
+            self.applyMapping(row.cells, mapping), mode, ignore_empty)
+        if errors:
+            return "; ".join(errors)
+        if mode != "remove" and not self.parentsExist(values):
+            return NO_PARENT
+        if mode == "create":
+            if not self.addEntry(values):
+                return EXISTS
+        elif mode == "update":
+            entry = self.getEntry(values)
+            if entry is None:
+                return NO_UPDATE
+            refused = self.checkUpdateRequirements(entry, values, mode)
+            if refused:
+                return refused
+            self.updateEntry(values)
+        else:
+            entry = self.getEntry(values)
+            if entry is None:
+                return NO_REMOVE
+            kind = "graduated" if self.schema.is_graduated(entry) else "deleted"
+            outputs.writer(f"{kind}.csv", list(self.schema.fields)).writerow(
+                list(self.schema.format_record(entry).values()))
+            self.delEntry(values)
+        finished = self.schema.format_record(values)
+        outputs.finished.writerow(
+            [finished.get(name, cell) if name in self.schema.fields else cell
+             for name, cell in zip(header, row.cells, strict=True)
+             if name != ERRORS_COLUMN])
+        return None
+
+
+def _pending_cells(cells: list[str], header: list[str], reason: str) -> list[str]:
+    """The row's original cells, then why it failed.
+
+    An old ``--ERRORS--`` cell (a pending file dropped again) gives way to
+    the new reason; a short row is padded so the reason stays in its
+    column; the cells of a long row are all kept, nothing is cut.
+    """
+    kept = [c for c, name in zip(cells, header, strict=False) if name != ERRORS_COLUMN]
+    kept += cells[len(header):]
+    width = len([name for name in header if name != ERRORS_COLUMN])
+    kept += [""] * (width - len(kept))
+    return [*kept, reason]
+
+
+def rows_of(path: str) -> Iterator[dict[str, str]]:
+    """The rows of a CSV file as dicts (for tests and small files)."""
+    with CSVSource(path) as source:
+        for row in source.rows():
+            yield dict(zip(source.header, row.cells, strict=False))

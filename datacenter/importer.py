@@ -1,0 +1,243 @@
+"""The import pipeline: one file in, exactly once, whatever crashes.
+
+1. The rows are applied to the record store inside one transaction, while
+   the finished, pending and backup files are written to a job folder
+   ``.datacenter/jobs/<id>/`` and made durable.
+2. The transaction commits together with the job's ledger row: the single
+   commit point. A crash before it rolls everything back; the source is
+   still pending and imports again later as if nothing had happened.
+3. The job is finished: backups join ``deleted/``/``graduated/``, and
+   ``distProcessedFiles`` files the source and the results. Each of these
+   steps consumes its input in the same all-or-nothing journal group, so
+   recovery can tell what is left to do, and does it, from the ledger rows
+   not yet marked distributed.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib.metadata
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from datacenter import fs, layout
+from datacenter.batching import BatchProcessor, FatalCSVError, ImportResult
+from datacenter.center import DataCenter
+from datacenter.config import Config
+from datacenter.distribution import destinations
+from datacenter.logs import default_user
+from datacenter.schema import MODES, ProcessorSchema, SchemaError, load_processors
+from datacenter.store import Job, RecordStore
+
+ENTRY_POINT_GROUP = "datacenter.processors"
+_log = logging.getLogger(__name__)
+
+
+class UnroutedError(ValueError):
+    """No processor claims the file."""
+
+
+@dataclass
+class Outcome:
+    """What importing one file did."""
+
+    source: str
+    processor: str
+    mode: str
+    rows: int
+    ok: int
+    failed: int
+    pending: str | None  # the pending file's name at the root, if rows failed
+    job: int
+
+    def summary(self) -> str:
+        text = f"Imported {self.rows} rows from {self.source}: {self.ok} ok, {self.failed} failed"
+        return text + (f" -> {self.pending}" if self.pending else "")
+
+
+def discover_processors(conf: Config) -> dict[str, Any]:
+    """Processor definitions: the config's, then those of installed packages.
+
+    An entry point of the group ``datacenter.processors`` names either a
+    :class:`ProcessorSchema` or a :class:`BatchProcessor` subclass with a
+    ``schema`` attribute.
+    """
+    found: dict[str, Any] = dict(load_processors(conf.processors, conf.path or "datacenter.toml"))
+    for entry in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        target = entry.load()
+        schema = target if isinstance(target, ProcessorSchema) else getattr(target, "schema", None)
+        if not isinstance(schema, ProcessorSchema):
+            raise SchemaError(f"entry point {entry.name} ({entry.value}): neither a "
+                              "ProcessorSchema nor a BatchProcessor with a schema")
+        if schema.name in found:
+            raise SchemaError(f"entry point {entry.name}: processor {schema.name!r} is "
+                              "defined twice")
+        found[schema.name] = target
+    return found
+
+
+def schema_of(definition: Any) -> ProcessorSchema:
+    return definition if isinstance(definition, ProcessorSchema) else definition.schema
+
+
+class Importer:
+    """Imports files into one storage and its record store."""
+
+    def __init__(self, conf: Config, datacenter: DataCenter | None = None) -> None:
+        self.conf = conf
+        definitions = discover_processors(conf)
+        self.schemas = {name: schema_of(d) for name, d in definitions.items()}
+        self.dc = datacenter or DataCenter(conf.storage)
+        fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+        self.store = RecordStore(conf.database, self.schemas)
+        self._definitions = definitions
+        #: Committed imports filed away when this importer was opened.
+        self.recovered = self.recover()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def processor(self, name: str) -> BatchProcessor:
+        if name not in self._definitions:
+            known = ", ".join(sorted(self._definitions)) or "none"
+            raise UnroutedError(f"unknown processor {name!r} (known: {known})")
+        definition = self._definitions[name]
+        cls = BatchProcessor if isinstance(definition, ProcessorSchema) else definition
+        return cls(self.schemas[name], self.store, self.dc)
+
+    # -- routing -------------------------------------------------------------------
+
+    def route(self, filename: str) -> tuple[str, str]:
+        """``(processor, mode)`` for a file name, or UnroutedError.
+
+        The config's routes come first; then the name itself:
+        ``<processor>[_anything][.<mode>].csv``. A pending file
+        ``x.<mode>.pending.csv`` is routed like ``x.csv`` in that mode.
+        """
+        original, pending_mode = _original_name(filename)
+        for route in self.conf.routes:
+            if fnmatch.fnmatchcase(original, str(route.get("pattern", ""))):
+                return str(route["processor"]), pending_mode or str(route.get("mode", "create"))
+        stem = original[:-4] if original.lower().endswith(".csv") else original
+        base, _, mode = stem.rpartition(".")
+        if not base or mode not in MODES:
+            base, mode = stem, "create"
+        for name in sorted(self._definitions, key=len, reverse=True):
+            if base == name or base.startswith(name + "_"):
+                return name, pending_mode or mode
+        raise UnroutedError(f"{filename}: no processor claims this file (name it "
+                            f"<processor>[_anything][.<mode>].csv, or add a route)")
+
+    # -- importing ---------------------------------------------------------------------
+
+    def import_file(self, path: str, processor: str | None = None, mode: str | None = None,
+                    user: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Outcome:
+        """Import a file lying at the storage's root, exactly once.
+
+        Raises FatalCSVError (the file stays where it is, nothing imported)
+        or UnroutedError.
+        """
+        path = os.path.abspath(path)
+        if os.path.dirname(path) != self.dc.storage:
+            raise ValueError(f"{path}: only files at the storage's root are imported")
+        routed = self.route(os.path.basename(path)) if processor is None or mode is None else None
+        processor = processor or (routed[0] if routed else "")
+        mode = mode or (routed[1] if routed else "create")
+        user = user or default_user()
+        batch = self.processor(processor)
+        with self.dc._lock:
+            job, result = self._commit_import(batch, path, mode, user, progress)
+            batch.log_result(path, mode, user, result)
+            self.finish_job(job)
+        pending = None
+        if result.failed:
+            pending = os.path.basename(destinations(self.dc.storage, path, mode).pending)
+        return Outcome(os.path.basename(path), processor, mode, result.rows, result.ok,
+                       result.failed, pending, job.id)
+
+    def _commit_import(self, batch: BatchProcessor, path: str, mode: str, user: str,
+                       progress: Callable[[int, int], None] | None) -> tuple[Job, ImportResult]:
+        jobs = layout.state_path(self.dc.storage, layout.JOBS)
+        workdir = os.path.join(jobs, uuid.uuid4().hex)
+        fs.makedirs(workdir)
+        ident = _ident(path)
+        started = time.time()
+        try:
+            with self.store.transaction():
+                result = batch.import_rows(path, None, mode, True, workdir, progress)
+                fields = dict(
+                    source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
+                    mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
+                    outcome="finished" if not result.failed else "pending", started=started,
+                    workdir=os.path.relpath(workdir, self.dc.storage), ident=ident,
+                    finished=time.time(),
+                )
+                job_id = self.store.record_job(**fields)
+        except BaseException as error:
+            fs.rmtree(workdir)
+            if isinstance(error, FatalCSVError):
+                self.dc.log(f"rejected: {error}", user=user, level=logging.ERROR)
+            raise
+        return Job(id=job_id, distributed=False, **fields), result  # type: ignore[arg-type]
+
+    def finish_job(self, job: Job) -> None:
+        """File away what a committed import left in its job folder.
+
+        Every step consumes its input atomically, so this can run again
+        after any crash and does only what is left.
+        """
+        workdir = os.path.join(self.dc.storage, job.workdir)
+        for kind in ("deleted", "graduated"):
+            backup = os.path.join(workdir, f"{kind}.csv")
+            if os.path.exists(backup):
+                self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
+        finished = os.path.join(workdir, "finished.csv")
+        if os.path.exists(finished):
+            source = os.path.join(self.dc.storage, job.source)
+            same = os.path.exists(source) and _ident(source) == job.ident
+            if not same:
+                self.dc.log(f"{job.source} changed since its import (job {job.id}); "
+                            "it stays where it is", level=logging.WARNING)
+            pending = os.path.join(workdir, "pending.csv")
+            self.dc.distProcessedFiles(
+                job.failed == 0, source, finished,
+                pending if os.path.exists(pending) else None, job.mode, move_orig=same)
+        self.store.mark_distributed(job.id)
+
+    def recover(self) -> int:
+        """Finish every committed import; drop what uncommitted ones left."""
+        with self.dc._lock:
+            self.dc.recover()
+            jobs = self.store.jobs(undistributed=True)
+            for job in reversed(jobs):
+                self.finish_job(job)
+            owned = {os.path.basename(job.workdir) for job in jobs}
+            folder = layout.state_path(self.dc.storage, layout.JOBS)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name not in owned:
+                    fs.rmtree(os.path.join(folder, name))
+        if jobs:
+            self.dc.log(f"recovered: {len(jobs)} committed import(s) filed away")
+        return len(jobs)
+
+
+def _original_name(filename: str) -> tuple[str, str | None]:
+    """``x.create.pending.csv`` -> ``("x.csv", "create")``; others unchanged."""
+    lower = filename.lower()
+    if lower.endswith(".pending.csv"):
+        stem = filename[: -len(".pending.csv")]
+        base, _, mode = stem.rpartition(".")
+        if base and mode in MODES:
+            return base + ".csv", mode
+    return filename, None
+
+
+def _ident(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
