@@ -54,6 +54,10 @@ class FieldType(ABC):
     def _render(self, value: Any) -> str:
         return str(value)
 
+    def render(self, value: Any) -> str:
+        """Canonical text of a value ``parse`` made: no checks, for the hot path."""
+        return self._render(value)
+
     def problem(self, value: object) -> str | None:
         """Why *value* is not of this type (None when it is); None is never of a type."""
         if isinstance(value, str):

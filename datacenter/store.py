@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -154,24 +155,43 @@ class RecordStore:
             return None
         return {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=True)}
 
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - the store lives as long as its SQL
+    def insert_sql(self, name: str, names: tuple[str, ...], ignore: bool = True) -> str:
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        return (f"{verb} INTO {table(name)} ({', '.join(map(_quote, names))}) "
+                f"VALUES ({', '.join('?' * len(names))})")
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019
+    def update_sql(self, schema: ProcessorSchema, names: tuple[str, ...]) -> str:
+        sets = ", ".join(f"{_quote(n)} = ?" for n in names)
+        return f"UPDATE {table(schema.name)} SET {sets} WHERE {self._where(schema)}"
+
     def insert(self, schema: ProcessorSchema, values: Mapping[str, object]) -> bool:
         """Add a record; False when one with its key exists already."""
-        names = list(values)
-        sql = (f"INSERT OR IGNORE INTO {table(schema.name)} ({', '.join(map(_quote, names))}) "
-               f"VALUES ({', '.join('?' * len(names))})")
+        names = tuple(values)
         params = [to_db(schema.fields[n], values[n]) for n in names]
-        return self.db.execute(sql, params).rowcount == 1
+        return self.db.execute(self.insert_sql(schema.name, names), params).rowcount == 1
 
     def update(self, schema: ProcessorSchema, key: Sequence[object],
                values: Mapping[str, object]) -> bool:
         """Change the given fields of a record; False when there is no such record."""
-        names = [n for n in values if n not in schema.key]
+        names = tuple(n for n in values if n not in schema.key)
         if not names:
             return self.exists(schema, key)
-        sets = ", ".join(f"{_quote(n)} = ?" for n in names)
         params = [to_db(schema.fields[n], values[n]) for n in names]
-        sql = f"UPDATE {table(schema.name)} SET {sets} WHERE {self._where(schema)}"
-        return self.db.execute(sql, [*params, *key]).rowcount == 1
+        return self.db.execute(self.update_sql(schema, names), [*params, *key]).rowcount == 1
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: undone alone if the block raises."""
+        self.db.execute("SAVEPOINT batch")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO batch")
+            self.db.execute("RELEASE batch")
+            raise
+        self.db.execute("RELEASE batch")
 
     def delete(self, schema: ProcessorSchema, key: Sequence[object]) -> bool:
         sql = f"DELETE FROM {table(schema.name)} WHERE {self._where(schema)}"
