@@ -233,13 +233,23 @@ class BatchProcessor:
         exactly-once imports that also survive a crash after the commit).
         """
         workdir = tempfile.mkdtemp(prefix="datacenter-import-")
-        with self.store.transaction():
-            result = self.import_rows(path, headerfields, mode, ignore_empty, workdir)
-            if result.backups and self.datacenter is not None:
-                for kind, backup in result.backups.items():
-                    self.datacenter.backup_file(self.name, backup, kind == "graduated")
+        try:
+            with self.store.transaction():
+                result = self._import_and_back_up(path, headerfields, mode, ignore_empty,
+                                                  workdir)
+        except BaseException:
+            fs.rmtree(workdir)
+            raise
         self.log_result(path, mode, user, result, logger)
         return result.rows, result.failed, result.finished_path, result.pending_path
+
+    def _import_and_back_up(self, path: str, headerfields: list[str], mode: str,
+                            ignore_empty: bool, workdir: str) -> ImportResult:
+        result = self.import_rows(path, headerfields, mode, ignore_empty, workdir)
+        if result.backups and self.datacenter is not None:
+            for kind, backup in result.backups.items():
+                self.datacenter.backup_file(self.name, backup, kind == "graduated")
+        return result
 
     def log_result(self, path: str, mode: str, user: str, result: ImportResult,
                    logger: logging.Logger | None = None) -> None:
@@ -277,7 +287,9 @@ class BatchProcessor:
                 outputs.writer("pending.csv", outputs.pending_header).writerow(
                     _pending_cells(row.cells, header, reason))
 
-            batch: list[tuple[Row, Converted]] = []
+            # Rows wait here until their batch is written, failed ones too, so
+            # the finished and pending files keep the order of the source.
+            batch: list[tuple[Row, Converted | str]] = []
             fast = self._plain_hooks()
             try:
                 for row in source.rows():
@@ -290,17 +302,16 @@ class BatchProcessor:
                         if reason is not None:
                             fail(row, reason)
                         continue
-                    converted = self._planned_row(row, plan, mode, fail)
-                    if converted is None:
-                        continue
+                    converted = self._planned_row(row, plan, mode)
                     if mode != "remove":
                         batch.append((row, converted))
                         if len(batch) >= _BATCH:
                             self._write_batch(mode, batch, outputs, fail)
                             batch = []
                         continue
-                    reason = self._change(mode, converted, outputs)
-                    if reason is not None:
+                    if isinstance(converted, str):
+                        fail(row, converted)
+                    elif (reason := self._change(mode, converted, outputs)) is not None:
                         fail(row, reason)
                     else:
                         outputs.finished.writerow(converted.finished)
@@ -329,55 +340,60 @@ class BatchProcessor:
         cls = type(self)
         return all(getattr(cls, hook) is getattr(BatchProcessor, hook) for hook in _HOOKS)
 
-    def _planned_row(self, row: Row, plan: RowPlan, mode: str,
-                     fail: Callable[[Row, str], None]) -> Converted | None:
+    def _planned_row(self, row: Row, plan: RowPlan, mode: str) -> Converted | str:
+        """The converted row, or the reason it fails before reaching the store."""
         if len(row.cells) != plan.width:
-            fail(row, f"line {row.line}: {len(row.cells)} cells, but the header has {plan.width}")
-            return None
+            return f"line {row.line}: {len(row.cells)} cells, but the header has {plan.width}"
         converted = plan.convert(row.cells)
         if isinstance(converted, list):
-            fail(row, "; ".join(converted))
-            return None
+            return "; ".join(converted)
         if mode != "remove" and not self.parentsExist(converted.values):
-            fail(row, NO_PARENT)
-            return None
+            return NO_PARENT
         return converted
 
-    def _write_batch(self, mode: str, batch: list[tuple[Row, Converted]], outputs: _Outputs,
-                     fail: Callable[[Row, str], None]) -> None:
-        """Create or update rows together; one by one if any of them fails.
+    def _write_batch(self, mode: str, batch: list[tuple[Row, Converted | str]],
+                     outputs: _Outputs, fail: Callable[[Row, str], None]) -> None:
+        """Create or update the rows of a batch; one by one if any of them fails.
 
         One statement for the batch inside a savepoint; if a key exists
         (create) or is missing (update), the savepoint is undone and the
-        rows go one at a time, so each gets its own outcome.
+        rows go one at a time, so each gets its own outcome. Then every row
+        of the batch, failed or not, is written out in the source's order.
         """
-        if not batch:
-            return
-        names = batch[0][1].names
-        if all(converted.names == names for _, converted in batch):
-            sql, params = self._batch_statement(mode, names, [c for _, c in batch])
-            before = self.store.db.total_changes
-            try:
-                with self.store.savepoint():
-                    self.store.db.executemany(sql, params)
-                    if self.store.db.total_changes - before != len(batch):
-                        raise _BatchFailedError
-            except (sqlite3.IntegrityError, _BatchFailedError):
-                pass
+        rows = [c for _, c in batch if not isinstance(c, str)]
+        outcome: dict[int, str | None] = {}
+        if rows and not self._all_at_once(mode, rows):
+            for converted in rows:
+                if mode == "create":
+                    sql = self.store.insert_sql(self.name, converted.names)
+                    done = self.store.db.execute(sql, converted.params).rowcount == 1
+                else:
+                    done = self.updateEntry(converted.values)
+                outcome[id(converted)] = None if done else (EXISTS if mode == "create"
+                                                            else NO_UPDATE)
+        for row, entry in batch:
+            if isinstance(entry, str):
+                fail(row, entry)
+            elif (reason := outcome.get(id(entry))) is not None:
+                fail(row, reason)
             else:
-                for _, converted in batch:
-                    outputs.finished.writerow(converted.finished)
-                return
-        for row, converted in batch:
-            if mode == "create":
-                sql = self.store.insert_sql(self.name, converted.names)
-                done = self.store.db.execute(sql, converted.params).rowcount == 1
-            else:
-                done = self.updateEntry(converted.values)
-            if done:
-                outputs.finished.writerow(converted.finished)
-            else:
-                fail(row, EXISTS if mode == "create" else NO_UPDATE)
+                outputs.finished.writerow(entry.finished)
+
+    def _all_at_once(self, mode: str, rows: list[Converted]) -> bool:
+        """Write *rows* with one statement; False (nothing written) if any fails."""
+        names = rows[0].names
+        if any(converted.names != names for converted in rows):
+            return False
+        sql, params = self._batch_statement(mode, names, rows)
+        before = self.store.db.total_changes
+        try:
+            with self.store.savepoint():
+                self.store.db.executemany(sql, params)
+                if self.store.db.total_changes - before != len(rows):
+                    raise _BatchFailedError
+        except (sqlite3.IntegrityError, _BatchFailedError):
+            return False
+        return True
 
     def _batch_statement(self, mode: str, names: tuple[str, ...],
                          rows: list[Converted]) -> tuple[str, list[list[object]]]:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from datacenter import csvmerge, distribution, fs, layout, logs, relocation
 from datacenter.files import DataCenterFile, LogFile
-from datacenter.journal import Group, Journal
+from datacenter.journal import Group, Journal, UnfinishedError
 from datacenter.lock import StorageLock
 
 Subscriber = Callable[[str, str], None]
@@ -266,8 +266,7 @@ class DataCenter:
                     journal.recover()
             except Exception:
                 if committed:
-                    error.add_note("the change is committed and will be finished "
-                                   "when the storage is next opened (datacenter recover)")
+                    raise UnfinishedError.wrapping(error) from error
                 raise error from None
             if not committed:
                 raise
@@ -287,7 +286,11 @@ class DataCenter:
         relocation.check_target(old, new)
         not_moved: list[str] = []
         if move and new != old:
-            not_moved = self._relocate(old, new, overwrite)
+            try:
+                not_moved = self._relocate(old, new, overwrite)
+            except UnfinishedError:
+                self._storage = new  # committed: the storage has moved, recovery finishes
+                raise
         self._storage = new
         try:
             self._open()

@@ -15,10 +15,10 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from datacenter import chaos, export, fs, layout
 from datacenter import config as configuration
-from datacenter import fs, layout
 from datacenter.center import FOLDERS, DataCenter
-from datacenter.csvinput import FatalCSVError
+from datacenter.csvinput import FatalCSVError, naming
 from datacenter.importer import Importer, UnroutedError, discover_processors, schema_of
 from datacenter.lock import LockHeldError
 from datacenter.schema import MODES, ProcessorSchema
@@ -83,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     procs.add_argument("--template", action="store_true",
                        help="print a header-only CSV for NAME")
     procs.add_argument("--json", action="store_true", help="machine-readable output")
+    chaos.add_parser(sub)
+    export.add_parser(sub)
     return parser
 
 
@@ -246,17 +248,11 @@ def _import(args: argparse.Namespace) -> int:
     except (FatalCSVError, UnroutedError) as error:
         if copied:
             fs.unlink(target)  # our copy; the user's file is untouched
-        raise CommandError(_name_file(error, source)) from None
+        raise CommandError(naming(error, source)) from None
     finally:
         Progress.clear()
     print(outcome.summary())
     return 3 if outcome.failed else 0
-
-
-def _name_file(error: Exception, path: str) -> str:
-    text = str(error)
-    name = os.path.basename(path)
-    return text if text.startswith(name) else f"{name}: {text}"
 
 
 class Progress:
@@ -277,6 +273,14 @@ class Progress:
     def clear() -> None:
         if sys.stderr.isatty():
             print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+command("export")(export.run)
+
+
+@command("chaos")
+def _chaos(args: argparse.Namespace) -> int:
+    return chaos.run(args)
 
 
 @command("processors")

@@ -25,6 +25,12 @@ class FatalCSVError(ValueError):
     """The file as a whole cannot be imported; the message says where and why."""
 
 
+def naming(error: BaseException, path: str) -> str:
+    """The error's text, beginning with the file's name (added if missing)."""
+    text, name = str(error), os.path.basename(path)
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
 @dataclass
 class Row:
     """One data row: its first physical line number and its cells."""
@@ -78,7 +84,11 @@ class CSVSource:
         self._handle = open(path, "rb")  # noqa: SIM115 - closed by __exit__/close
         self._lines = _Lines(self.name, self._handle)
         self._reader = csv.reader(self._lines, strict=True)
-        self.header = self._read_header()
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self._handle.close()
+            raise
 
     def _read_header(self) -> list[str]:
         for cells in self._guarded():
@@ -102,7 +112,9 @@ class CSVSource:
         """The data rows; blank lines are skipped."""
         line = self._lines.number + 1
         for cells in self._guarded():
-            if cells and any(cells):
+            # The first cell decides for almost every row; only then look at all.
+            if cells and ((cells[0] and not cells[0].isspace())
+                          or any(cell.strip() for cell in cells)):
                 yield Row(line, cells)
             line = self._lines.number + 1
 

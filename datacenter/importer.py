@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import fnmatch
 import importlib.metadata
 import logging
@@ -26,9 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from datacenter import fs, layout
-from datacenter.batching import BatchProcessor, FatalCSVError, ImportResult
+from datacenter.batching import BatchProcessor, ImportResult
 from datacenter.center import DataCenter
 from datacenter.config import Config
+from datacenter.csvinput import FatalCSVError, naming
 from datacenter.distribution import destinations
 from datacenter.logs import default_user
 from datacenter.schema import MODES, ProcessorSchema, SchemaError, load_processors
@@ -133,6 +135,14 @@ class Importer:
         raise UnroutedError(f"{filename}: no processor claims this file (name it "
                             f"<processor>[_anything][.<mode>].csv, or add a route)")
 
+    def _mode_for(self, filename: str, processor: str) -> str:
+        """The mode a name asks of *processor*: routed if it routes there, else create."""
+        try:
+            routed, mode = self.route(filename)
+        except UnroutedError:
+            return _original_name(filename)[1] or "create"
+        return mode if routed == processor else "create"
+
     # -- importing ---------------------------------------------------------------------
 
     def import_file(self, path: str, processor: str | None = None, mode: str | None = None,
@@ -146,12 +156,17 @@ class Importer:
         path = os.path.abspath(path)
         if os.path.dirname(path) != self.dc.storage:
             raise ValueError(f"{path}: only files at the storage's root are imported")
-        routed = self.route(os.path.basename(path)) if processor is None or mode is None else None
-        processor = processor or (routed[0] if routed else "")
-        mode = mode or (routed[1] if routed else "create")
+        if processor is None:
+            processor, routed_mode = self.route(os.path.basename(path))
+        else:
+            routed_mode = self._mode_for(os.path.basename(path), processor)
+        mode = mode or routed_mode
         user = user or default_user()
         batch = self.processor(processor)
         with self.dc._lock:
+            self._finish_unfiled()  # an earlier import whose filing failed comes first
+            if not os.path.exists(path):
+                raise FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
             job, result = self._commit_import(batch, path, mode, user, progress)
             batch.log_result(path, mode, user, result)
             self.finish_job(job)
@@ -182,7 +197,7 @@ class Importer:
         except BaseException as error:
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
-                self.dc.log(f"rejected: {error}", user=user, level=logging.ERROR)
+                self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
             raise
         return Job(id=job_id, distributed=False, **fields), result  # type: ignore[arg-type]
 
@@ -210,13 +225,17 @@ class Importer:
                 pending if os.path.exists(pending) else None, job.mode, move_orig=same)
         self.store.mark_distributed(job.id)
 
+    def _finish_unfiled(self) -> list[Job]:
+        jobs = self.store.jobs(undistributed=True)
+        for job in reversed(jobs):
+            self.finish_job(job)
+        return jobs
+
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left."""
         with self.dc._lock:
             self.dc.recover()
-            jobs = self.store.jobs(undistributed=True)
-            for job in reversed(jobs):
-                self.finish_job(job)
+            jobs = self._finish_unfiled()
             owned = {os.path.basename(job.workdir) for job in jobs}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
             for name in os.listdir(folder) if os.path.isdir(folder) else []:

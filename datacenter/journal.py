@@ -41,6 +41,22 @@ class JournalError(RuntimeError):
     """An intent could not be read or applied; it is kept for a person to see."""
 
 
+class UnfinishedError(OSError):
+    """A group committed but could not be applied yet; recovery will finish it.
+
+    For the caller the change has happened: it is durable and will be
+    completed when the storage is next opened (or ``datacenter recover``).
+    """
+
+    @classmethod
+    def wrapping(cls, error: BaseException) -> UnfinishedError:
+        errno_ = getattr(error, "errno", None)
+        reason = getattr(error, "strerror", None) or str(error)
+        return cls(errno_ or 0, f"{reason}; the change is committed and will be finished "
+                   "when the storage is next opened (datacenter recover)",
+                   getattr(error, "filename", None))
+
+
 @dataclass
 class Group:
     """A planned group: its id, staging folder and steps, not yet committed."""
@@ -243,8 +259,10 @@ def _apply_move(step: Step) -> set[str]:
 
     Across filesystems the bytes are copied to ``tmp`` beside the
     destination; only when that copy is complete is the source renamed to
-    ``trash`` beside itself. So whenever ``tmp`` exists and the source does
-    not, ``tmp`` is complete and can be renamed into place.
+    ``trash`` beside itself. So when ``trash`` exists, ``tmp`` (if still
+    there) is complete and can be renamed into place; a ``tmp`` without
+    ``trash`` is a partial copy from an attempt that failed, and a later
+    attempt that moved the source by a plain rename leaves it behind.
     """
     src, dst, tmp, trash = step["src"], step["dst"], step["tmp"], step["trash"]
     touched = {_parent(src), _parent(dst)}
@@ -260,7 +278,7 @@ def _apply_move(step: Step) -> set[str]:
         fs.rmtree(tmp)
         fs.copy_tree(src, tmp)  # durable before the source is set aside
         fs.replace(src, trash)
-    if os.path.lexists(tmp):
+    if os.path.lexists(tmp) and os.path.lexists(trash):
         _put_in_place(tmp, dst, step)
     fs.rmtree(trash)
     if step.get("old"):

@@ -22,8 +22,9 @@ JOBS = "jobs"
 OPS_LOCK = "lock"
 #: Held for the whole life of ``datacenter serve``.
 SERVICE_LOCK = "serve.lock"
-#: Entries of the state folder that belong to one storage and never move.
-STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, JOBS})
+#: Entries of the state folder that belong to one root and never move (the
+#: journal and staging are empty once recovery ran; job folders do move).
+STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING})
 
 LOG_NAME = "datacenter.log"
 

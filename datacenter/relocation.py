@@ -48,13 +48,16 @@ class _Planner:
         self.not_moved: list[str] = []
         self.merged: list[str] = []
 
-    def walk(self, src_dir: str, dst_dir: str, rel: str, top: bool = False) -> None:
+    def walk(self, src_dir: str, dst_dir: str, rel: str, top: bool = False,
+             skip: frozenset[str] = frozenset()) -> None:
         for name in sorted(os.listdir(src_dir)):
             src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
             relname = os.path.join(rel, name)
+            if name in skip:
+                continue
             if top and name == layout.STATE:
                 fs.makedirs(dst)
-                self._walk_state(src, dst, relname)
+                self.walk(src, dst, relname, skip=layout.STATE_LOCAL)
             elif not os.path.lexists(dst):
                 self._move(src, dst, overwrite=False)
             elif _is_real_dir(src) and _is_real_dir(dst):
@@ -64,18 +67,6 @@ class _Planner:
                 self._move(src, dst, overwrite=True)
             else:
                 self.not_moved.append(relname)
-
-    def _walk_state(self, src: str, dst: str, rel: str) -> None:
-        for name in sorted(os.listdir(src)):
-            if name in layout.STATE_LOCAL:
-                continue
-            s, d = os.path.join(src, name), os.path.join(dst, name)
-            if not os.path.lexists(d):
-                self._move(s, d, overwrite=False)
-            elif self.overwrite:
-                self._move(s, d, overwrite=True)
-            else:
-                self.not_moved.append(os.path.join(rel, name))
 
     def _move(self, src: str, dst: str, overwrite: bool) -> None:
         n = len(self.group.steps)

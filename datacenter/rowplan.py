@@ -24,7 +24,8 @@ class _Column(NamedTuple):
     parse: Callable[[str], object]
     render: Callable[[object], str] | None  # None: the cell is its own canonical text
     to_db: Callable[[object], object] | None  # None: SQLite takes the value as it is
-    needed: bool
+    needed: bool  # the mode needs a value
+    required: bool  # a value can never be cleared
 
 
 def _db_adapter(ftype: FieldType) -> Callable[[object], object] | None:
@@ -51,12 +52,11 @@ class RowPlan:
         needed = set(schema.req[mode])
         self.ignore_empty = ignore_empty
         self.width = len(header)
-        text_types = ("str", "email")
+        required = set(schema.required_fields)
         self.columns = [
-            _Column(index, name, ftype.parse,
-                    None if ftype.name in text_types or ftype.name.startswith("choice:")
-                    else ftype.render,
-                    _db_adapter(ftype), name in needed)
+            # A str cell is its own canonical text; other types may differ (spaces).
+            _Column(index, name, ftype.parse, None if ftype.name == "str" else ftype.render,
+                    _db_adapter(ftype), name in needed, name in required)
             for index, name in sorted(mapping.items(), key=lambda item: list(schema.fields)
                                       .index(item[1]))
             for ftype in (schema.fields[name],)
@@ -73,10 +73,10 @@ class RowPlan:
         names: list[str] = []
         errors = [f"{name}: {MISSING}" for name in self.missing] if self.missing else None
         texts: dict[int, str] | None = None
-        for position, name, parse, render, adapt, needed in self.columns:
+        for position, name, parse, render, adapt, needed, required in self.columns:
             cell = cells[position]
             if not cell or cell.isspace():
-                if needed:
+                if needed or (required and not self.ignore_empty):
                     errors = (errors or []) + [f"{name}: {MISSING}"]
                 elif not self.ignore_empty:
                     values[name] = None

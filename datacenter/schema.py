@@ -143,8 +143,9 @@ class ProcessorSchema:
                 continue
             cell = row.get(name)
             if cell is None or not cell.strip():
-                if name in needed:
-                    errors.append(f"{name}: {MISSING}")
+                if name in needed or (cell is not None and not ignore_empty
+                                      and name in self.required_fields):
+                    errors.append(f"{name}: {MISSING}")  # a required value cannot be cleared
                 elif cell is not None and not ignore_empty:
                     values[name] = None
                 continue

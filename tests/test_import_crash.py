@@ -15,8 +15,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import write
+
 from datacenter.config import Config
 from datacenter.crashpoints import enumerate_crashes
 from datacenter.importer import Importer

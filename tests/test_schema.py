@@ -351,11 +351,17 @@ def test_convert_update_leaves_empty_cells_out() -> None:
 
 
 def test_convert_update_without_ignore_empty_clears() -> None:
-    row = {"student_id": "K1", "name": "", "level": "  ", "state": "returning"}
+    row = {"student_id": "K1", "level": "  ", "state": "returning"}
     values, errors = students().convert(row, mode="update", ignore_empty=False)
     assert errors == []
     # Only cells that are there and empty become None; absent columns stay out.
-    assert values == {"student_id": "K1", "name": None, "level": None, "state": "returning"}
+    assert values == {"student_id": "K1", "level": None, "state": "returning"}
+
+
+def test_convert_update_cannot_clear_a_required_field() -> None:
+    row = {"student_id": "K1", "name": "", "state": "returning"}
+    _, errors = students().convert(row, mode="update", ignore_empty=False)
+    assert errors == ["name: required value missing"]
 
 
 def test_convert_create_without_ignore_empty() -> None:

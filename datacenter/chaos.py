@@ -1,0 +1,263 @@
+"""``datacenter chaos``: real work under random faults, then proof that nothing broke.
+
+A throw-away storage in a temporary folder receives generated CSV files
+(some rows corrupted on purpose) which are imported through the whole
+pipeline, while the fault harness makes filesystem steps fail at random
+(``ENOSPC``, ``EIO``, ``EACCES``, ``EXDEV``) or stall; half-way the storage
+is relocated under the same faults. Then recovery runs without faults,
+whatever is still waiting is imported, and the invariants are checked:
+
+* ``files_lost``: a dropped file is not in exactly one place with its bytes;
+* ``rows_lost`` / ``rows_duplicated``: a row's key is neither in the record
+  store nor in a pending file, or in both, or twice;
+* ``half_applied_groups``: journal intents, staging or job folders left.
+
+The same seed replays the same faults, so a failure can be reproduced.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import errno
+import json
+import os
+import random
+import tempfile
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from datacenter import fs, layout
+from datacenter.center import DataCenter
+from datacenter.config import Config
+from datacenter.faults import FaultConfig, FaultInjector, FaultType, corrupt_data
+from datacenter.importer import Importer
+
+PROCESSORS: dict[str, Any] = {
+    "students": {
+        "key": ["student_id"],
+        "fields": {"student_id": "str", "name": "str", "level": "int"},
+        "required": ["name"],
+    },
+}
+_ERRORS = (
+    OSError(errno.ENOSPC, "No space left on device"),
+    OSError(errno.EIO, "Input/output error"),
+    PermissionError(errno.EACCES, "Permission denied"),
+    OSError(errno.EXDEV, "Invalid cross-device link"),
+)
+
+
+@dataclass
+class _Dropped:
+    name: str
+    data: bytes
+    keys: list[str]
+
+
+@dataclass
+class ChaosRun:
+    seed: int
+    files: int
+    probability: float
+    work: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="datacenter-chaos-"))
+    dropped: list[_Dropped] = field(default_factory=list)
+    results: list[dict[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)  # noqa: S311 - reproducible test data
+        self.injector = FaultInjector(seed=self.seed)
+        share = self.probability / len(_ERRORS)
+        for error in _ERRORS:
+            self.injector.add(FaultConfig(target="fs.*", exception=error, probability=share))
+        self.injector.add(FaultConfig(target="fs.*", fault_type=FaultType.DELAY,
+                                      probability=min(1.0, self.probability / 4), delay=0.001))
+        self.conf = Config(path=None, storage=os.path.join(self.work, "storage"),
+                           database=os.path.join(self.work, "records.sqlite"),
+                           processors=PROCESSORS)
+
+    # -- the work --------------------------------------------------------------
+
+    def run(self) -> dict[str, Any]:
+        importer = Importer(self.conf)
+        for number in range(self.files):
+            self._drop(importer.dc.storage, number)
+            with self.injector.installed():
+                self._import(importer, self.dropped[-1].name)
+                if number == self.files // 2:
+                    self._relocate(importer)
+        importer.close()
+        invariants = self._settle_and_check()
+        return self._report(invariants)
+
+    def _drop(self, storage: str, number: int) -> None:
+        rows = []
+        for n in range(self.rng.randint(3, 12)):
+            row: dict[str, object] = {"student_id": f"C{number:04d}-{n:02d}",
+                                      "name": f"Student {number}.{n}",
+                                      "level": self.rng.choice([100, 200, 300, 400])}
+            if self.rng.random() < 0.15:  # some rows arrive damaged
+                row = {"student_id": row["student_id"],
+                       **corrupt_data({"name": row["name"], "level": row["level"]}, self.rng)}
+                row["level"] = f"{row['level']}x"
+            rows.append(row)
+        name = f"students_{number:04d}.csv"
+        text = "student_id,name,level\n" + "".join(
+            f"{r['student_id']},{str(r['name']).replace(',', ' ')},{r['level']}\n" for r in rows)
+        data = text.encode()
+        with open(os.path.join(storage, name), "wb") as handle:  # a user's drop, not ours
+            handle.write(data)
+        self.dropped.append(_Dropped(name, data, [str(r["student_id"]) for r in rows]))
+
+    def _import(self, importer: Importer, name: str) -> None:
+        try:
+            outcome = importer.import_file(os.path.join(importer.dc.storage, name))
+            result = outcome.summary()
+        except (OSError, ValueError) as error:
+            result = f"error: {error}"
+        self.results.append({"file": name, "result": result})
+
+    def _relocate(self, importer: Importer) -> None:
+        target = os.path.join(self.work, f"moved-{len(self.results)}")
+        fs.makedirs(target)
+        try:
+            importer.dc.setStoragePath(target, move=True)
+            result = f"storage moved to {os.path.basename(target)}"
+        except (OSError, ValueError) as error:
+            result = f"error: {error}"
+        self.results.append({"file": "(relocation)", "result": result})
+
+    # -- after the storm -------------------------------------------------------
+
+    def _settle_and_check(self) -> dict[str, int]:
+        storage = self._current_storage()
+        self.conf.storage = storage
+        importer = Importer(self.conf)  # recovery, without faults
+        half_applied = _leftovers(storage)
+        for item in self.dropped:
+            if os.path.exists(os.path.join(storage, item.name)):
+                self._import(importer, item.name)
+        store_keys = Counter(str(r["student_id"]) for r in importer.store.iter_records("students"))
+        importer.close()
+        pending = Counter(_pending_keys(storage))
+        found = store_keys + pending
+        keys = [k for item in self.dropped for k in item.keys]
+        return {
+            "files_lost": sum(not _in_one_place(storage, item) for item in self.dropped),
+            "rows_lost": sum(1 for k in keys if found[k] == 0),
+            "rows_duplicated": sum(found[k] - 1 for k in keys if found[k] > 1),
+            "half_applied_groups": half_applied,
+        }
+
+    def _current_storage(self) -> str:
+        """Where the storage is now: the relocation may have happened or not.
+
+        Opening a root recovers an interrupted relocation from either side;
+        then the root that holds the state (the ledger's job folders, the
+        dropped files) is the one in use.
+        """
+        moved = [os.path.join(self.work, n) for n in os.listdir(self.work)
+                 if n.startswith("moved-")]
+        for root in [self.conf.storage, *moved]:
+            DataCenter(root)  # finishes a relocation interrupted on this side
+        names = {item.name for item in self.dropped}
+
+        def holds(root: str) -> int:
+            found = 0
+            for folder in ("", layout.FINISHED, layout.UNFINISHED):
+                path = os.path.join(root, folder)
+                found += len(names.intersection(os.listdir(path))) if os.path.isdir(path) else 0
+            return found
+
+        return max([self.conf.storage, *moved], key=holds)
+
+    def _report(self, invariants: dict[str, int]) -> dict[str, Any]:
+        original = {"student_id": "S0001", "name": "Ada Obi", "level": 100, "active": True}
+        return {
+            "seed": self.seed,
+            "stats": self.injector.stats,
+            "invariants": invariants,
+            "results_sample": self.results[:10],
+            "corruption_demo": {"original": original,
+                                "corrupted": corrupt_data(original, random.Random(self.seed))},  # noqa: S311
+        }
+
+
+def _leftovers(storage: str) -> int:
+    count = 0
+    for area in (layout.JOURNAL, layout.STAGING, layout.JOBS):
+        folder = layout.state_path(storage, area)
+        count += len(os.listdir(folder)) if os.path.isdir(folder) else 0
+    return count
+
+
+def _pending_keys(storage: str) -> list[str]:
+    keys = []
+    for name in os.listdir(storage):
+        if name.endswith(".pending.csv"):
+            with open(os.path.join(storage, name), newline="", encoding="utf-8") as handle:
+                keys += [row["student_id"] for row in csv.DictReader(handle)]
+    return keys
+
+
+def _in_one_place(storage: str, item: _Dropped) -> bool:
+    places = [os.path.join(storage, item.name),
+              os.path.join(storage, layout.FINISHED, item.name),
+              os.path.join(storage, layout.UNFINISHED, item.name)]
+    found = [p for p in places if os.path.exists(p)]
+    if len(found) != 1:
+        return False
+    with open(found[0], "rb") as handle:
+        return handle.read() == item.data
+
+
+# -- command line --------------------------------------------------------------
+
+
+def add_parser(subparsers: Any) -> None:
+    chaos = subparsers.add_parser(
+        "chaos", help="run real work under random faults and check nothing broke")
+    chaos.add_argument("--seed", type=int, default=42, help="the same seed replays the same run")
+    chaos.add_argument("--files", type=_positive, default=20, metavar="N",
+                       help="files to drop and import (default 20)")
+    chaos.add_argument("--probability", type=_probability, default=0.05, metavar="P",
+                       help="chance that a filesystem step fails (default 0.05)")
+    chaos.add_argument("--report", action="store_true", help="print the full JSON report")
+    chaos.add_argument("--keep", action="store_true", help="keep the throw-away folder")
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value
+
+
+def run(args: argparse.Namespace) -> int:
+    chaos = ChaosRun(args.seed, args.files, args.probability)
+    try:
+        report = chaos.run()
+    finally:
+        if not args.keep:
+            fs.rmtree(chaos.work)
+    held = all(value == 0 for value in report["invariants"].values())
+    if args.report:
+        print(json.dumps(report, indent=2, default=str))
+    else:
+        stats = report["stats"]
+        print(f"chaos: seed {args.seed}, {args.files} files, {stats['calls_intercepted']} "
+              f"filesystem steps, {stats['faults_triggered']} faults injected")
+        for name, value in report["invariants"].items():
+            print(f"  {name:<20} {value}")
+        print("every invariant holds" if held else "INVARIANTS BROKEN")
+        if args.keep:
+            print(f"  folder kept: {chaos.work}")
+    return 0 if held else 1

@@ -1,0 +1,516 @@
+"""``datacenter export``: records out to CSV or JSON, never half-written.
+
+Sources: a processor's records, streamed from the record store in key order
+(memory stays flat for millions), or a JSON list (``--input``), loaded whole:
+its CSV header is the union of all keys, known only once all were seen.
+
+A crash at any step leaves the old file or the new one under the target's
+name: (1) the content goes to a hidden temporary file beside the target
+(``.dc-tmp-<random>.part``), fsynced; (2) an existing target gets a second
+name, a hard link (a copy where there are none) renamed over ``<name>.bak``,
+and the folder is fsynced: the backup is durable before the target changes;
+(3) the temporary file is renamed over the target, the folder fsynced.
+
+CSV text cells starting with ``= + - @``, a tab or a carriage return get a
+leading ``'`` (OWASP's advice against CSV injection), so that spreadsheets do
+not run them as formulas; ``--raw-cells`` is for trusted programs. Numbers
+are never touched: ``-5`` is data, not a formula.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import datetime as dt
+import errno
+import io
+import itertools
+import json
+import os
+import sqlite3
+import stat
+import sys
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, cast
+
+from datacenter import config as configuration
+from datacenter import fs
+from datacenter.fieldtypes import IsoType
+from datacenter.schema import ProcessorSchema
+from datacenter.store import RecordStore, table
+
+FORMATS = ("csv", "json")
+#: The ``--output`` meaning standard output (not atomic: a stream has no old file).
+STDOUT = "-"
+#: Validation lists at most this many problems, then how many more there are.
+MAX_PROBLEMS = 50
+FORMULA_STARTS = "=+-@\t\r"
+# Records per write: enough to amortise the calls, few enough to keep memory flat.
+_CHUNK = 2000
+_KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
+          int: "a number", float: "a number", type(None): "null"}
+
+Emit = Callable[[str], object]
+#: Turns ``(column, value)`` into the value to write.
+Formatter = Callable[[str, object], object]
+
+
+class ExportError(ValueError):
+    """An export that cannot be done; the message is one line naming the path."""
+
+
+# -- cells, records, validation -------------------------------------------------
+
+
+def neutralise_cell(text: str) -> str:
+    """*text* made inert for spreadsheets: a leading ``'`` if it could start a formula.
+
+    >>> neutralise_cell("=HYPERLINK(\\"http://x\\")"), neutralise_cell("plain")
+    ('\\'=HYPERLINK("http://x")', 'plain')
+    """
+    return "'" + text if text and text[0] in FORMULA_STARTS else text
+
+
+def cell_text(value: object, neutralise: bool = True) -> str:
+    """The CSV text of *value*: str as is, None empty, bool ``true``/``false``,
+    numbers by ``str``/``repr`` (the shortest text that reads back the same),
+    dates ISO as their field types format them, lists and objects as compact
+    JSON. Only text can be a formula, so only text is neutralised.
+
+    >>> [cell_text(v) for v in ("-x", -5, 0.1, True, None, [1, {"a": 2}])]
+    ["'-x", '-5', '0.1', 'true', '', '[1,{"a":2}]']
+    """
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, list | dict):
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_value)
+    text = value if isinstance(value, str) else str(value)
+    return neutralise_cell(text) if neutralise else text
+
+
+def _json_value(value: object) -> object:
+    if isinstance(value, dt.date):  # and datetime: ISO text, as their field types format them
+        return str(value)
+    raise ExportError(f"cannot write a {type(value).__name__} as JSON")
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_value)
+
+
+def load_json_records(path: str) -> list[object]:
+    """The list in JSON file *path*; ExportError names the path and what is wrong."""
+    try:
+        with open(path, "rb") as handle:
+            data = json.load(handle, parse_constant=_refuse_constant)
+    except OSError as exc:
+        raise ExportError(f"{path}: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ExportError(f"{path}: not valid JSON: {exc.msg} ({where})") from None
+    except UnicodeDecodeError:
+        raise ExportError(f"{path}: not valid JSON: not UTF-8 text") from None
+    except (ValueError, RecursionError) as exc:
+        raise ExportError(f"{path}: not valid JSON: {exc or 'nested too deeply'}") from None
+    if not isinstance(data, list):
+        raise ExportError(f"{path}: not a JSON list of records (found {_kind(data)})")
+    return data
+
+
+def _refuse_constant(name: str) -> object:
+    # Python's json reads NaN and Infinity, which other JSON readers refuse.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _kind(value: object) -> str:
+    return _KINDS.get(type(value), type(value).__name__)
+
+
+def iter_problems(records: Iterable[object], schema: ProcessorSchema | None = None
+                  ) -> Iterator[str]:
+    """``record <n>: <field>: <reason>`` per problem, records counted from 1.
+
+    Records must be objects; with *schema* they must also pass its
+    :meth:`~ProcessorSchema.validate_record` (required fields, value types).
+    """
+    for number, record in enumerate(records, 1):
+        if not isinstance(record, Mapping):
+            yield f"record {number}: not an object (found {_kind(record)})"
+        elif schema is not None:
+            for problem in schema.validate_record(record):
+                yield f"record {number}: {problem}"
+
+
+def validate(records: Iterable[object], schema: ProcessorSchema | None = None) -> list[str]:
+    """Every problem :func:`iter_problems` finds."""
+    return list(iter_problems(records, schema))
+
+
+def csv_header(records: Iterable[Mapping[str, object]],
+               schema: ProcessorSchema | None = None) -> list[str]:
+    """The union of the records' keys in first-seen order; a schema's fields first."""
+    seen: dict[str, None] = dict.fromkeys(schema.fields) if schema is not None else {}
+    for record in records:
+        seen.update(dict.fromkeys(record))
+    return list(seen)
+
+
+def processor_schema(schemas: Mapping[str, ProcessorSchema], name: str) -> ProcessorSchema:
+    try:
+        return schemas[name]
+    except KeyError:
+        known = ", ".join(sorted(schemas)) or "none configured"
+        raise ExportError(f"unknown processor {name!r} (known: {known})") from None
+
+
+# -- exporting -------------------------------------------------------------------
+
+
+def export_records(records: Iterable[Mapping[str, object]], columns: Sequence[str], path: str,
+                   fmt: str = "csv", *, neutralise: bool = True,
+                   formatter: Formatter | None = None) -> int:
+    """Write *records* to *path* (``-``: standard output); returns how many.
+
+    CSV: the header is *columns*, a missing key an empty cell, values as
+    :func:`cell_text` writes them. JSON: each record keeps its keys in its
+    order (*columns* is unused) and its value types. *formatter* first turns
+    each ``(column, value)`` into the value to write.
+    """
+    if formatter is not None:
+        records = ({k: formatter(k, v) for k, v in record.items()} for record in records)
+    if _format(fmt) == "json":
+        return write_atomically(path, lambda emit: _write_json(records, emit))
+    header = [cell_text(column, neutralise) for column in columns]
+    rows = ([cell_text(record.get(c), neutralise) for c in columns] for record in records)
+    return write_atomically(path, lambda emit: _write_csv(rows, header, emit))
+
+
+def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv", *,
+                     neutralise: bool = True) -> int:
+    """Stream processor *name*'s records from *store*, in key order, to *path*.
+
+    One read transaction: an import committing meanwhile is in the file
+    completely or not at all.
+    """
+    schema = processor_schema(store.schemas, name)
+    names = list(schema.fields)
+    with snapshot(store.db):
+        rows = _stored_rows(store.db, schema)
+        if _format(fmt) == "json":
+            records = (dict(zip(names, values, strict=True))
+                       for values in _values(rows, schema, cells=False))
+            return write_atomically(path, lambda emit: _write_json(records, emit))
+        cells = _values(rows, schema, cells=True, neutralise=neutralise)
+        return write_atomically(path, lambda emit: _write_csv(cells, names, emit))
+
+
+def _format(fmt: str) -> str:
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
+    return fmt
+
+
+@contextlib.contextmanager
+def snapshot(db: sqlite3.Connection) -> Iterator[None]:
+    """One read transaction, so that several reads see the same records."""
+    if db.in_transaction:  # the caller's transaction is one already
+        yield
+        return
+    db.execute("BEGIN")
+    try:
+        yield
+    finally:
+        db.execute("COMMIT")
+
+
+def _stored_rows(db: sqlite3.Connection, schema: ProcessorSchema) -> Iterator[Sequence[Any]]:
+    """Stored values in field order, by key. The store keeps dates as their field
+    type's ISO text and numbers as numbers, so they go out as stored: a typed dict
+    per record (``iter_records``) would make a million-record export 4x slower."""
+    quoted = ['"' + name.replace('"', '""') + '"' for name in schema.fields]
+    order = ", ".join(quoted[list(schema.fields).index(key)] for key in schema.key)
+    sql = f"SELECT {', '.join(quoted)} FROM {table(schema.name)} ORDER BY {order}"  # noqa: S608
+    cursor = db.execute(sql)  # only field names, which the schema checked, quoted
+    while batch := cursor.fetchmany(_CHUNK):
+        yield from batch
+
+
+def _values(rows: Iterable[Sequence[Any]], schema: ProcessorSchema, *, cells: bool,
+            neutralise: bool = False) -> Iterator[list[Any]]:
+    """Stored rows made ready to write: booleans (stored 0/1) as CSV text or JSON
+    booleans, free text neutralised; the writers take everything else as stored."""
+    kinds = list(schema.fields.values())
+    texts = [i for i, kind in enumerate(kinds) if neutralise
+             and kind.sql_type == "TEXT" and not isinstance(kind, IsoType)]
+    bools = [i for i, kind in enumerate(kinds) if kind.name == "bool"]
+    truth: tuple[object, object] = ("false", "true") if cells else (False, True)
+    for row in rows:
+        values = list(row)
+        for i in texts:
+            text = values[i]
+            if text and text[0] in FORMULA_STARTS:  # neutralise_cell, inlined: runs per cell
+                values[i] = "'" + text
+        for i in bools:
+            if values[i] is not None:
+                values[i] = truth[bool(values[i])]
+        yield values
+
+
+def _write_csv(rows: Iterable[Sequence[Any]], header: Sequence[str], emit: Emit) -> int:
+    buffer = io.StringIO()
+    # "\r\n" as RFC 4180 says, like the finished and pending files of imports.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    count = 0
+    rows = iter(rows)
+    while chunk := list(itertools.islice(rows, _CHUNK)):
+        writer.writerows(chunk)
+        count += len(chunk)
+        emit(buffer.getvalue())
+        buffer.seek(0)
+        buffer.truncate()
+    emit(buffer.getvalue())
+    return count
+
+
+def _write_json(records: Iterable[Mapping[str, object]], emit: Emit) -> int:
+    parts = ["["]
+    count = 0
+    for record in records:
+        parts.append(",\n" if count else "\n")
+        parts.append(_JSON.encode(record))
+        count += 1
+        if len(parts) > _CHUNK:
+            emit("".join(parts))
+            parts.clear()
+    parts.append("\n]\n" if count else "]\n")
+    emit("".join(parts))
+    return count
+
+
+# -- writing files atomically -----------------------------------------------------
+
+
+def check_target(path: str) -> None:
+    """Fail early, naming *path*, when its folder is missing or it is a folder."""
+    if path == STDOUT:
+        return
+    try:
+        folder = os.stat(os.path.dirname(os.path.abspath(path)))
+    except OSError as exc:
+        raise ExportError(f"{path}: {exc.strerror}") from None
+    if not stat.S_ISDIR(folder.st_mode):
+        raise ExportError(f"{path}: {os.strerror(errno.ENOTDIR)}")  # the parent is a file
+    if os.path.isdir(path):
+        raise ExportError(f"{path}: {os.strerror(errno.EISDIR)}")
+
+
+def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
+    """Run *produce* with a sink that replaces *path* atomically, keeping ``<path>.bak``.
+
+    ``-`` is standard output. A failure leaves *path* as it was and no temporary
+    file, and raises ExportError naming *path*; only when the folder's fsync after
+    the final rename fails is the new file in place, which the message says.
+    """
+    if path == STDOUT:
+        count = produce(sys.stdout.write)
+        sys.stdout.flush()
+        return count
+    check_target(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        count = _replace(path, folder, produce)
+    except OSError as exc:
+        raise ExportError(f"{path}: {exc.strerror or exc}") from exc
+    try:
+        fs.fsync_dir(folder)
+    except OSError as exc:
+        raise ExportError(f"{path}: {exc.strerror or exc} (the new file is in place, "
+                          "but may not survive a power cut)") from exc
+    return count
+
+
+def _replace(path: str, folder: str, produce: Callable[[Emit], int]) -> int:
+    temp = fs.temp_name(folder, ".part")
+    try:
+        with fs.new_file(temp, sync=False) as handle:
+            count = produce(lambda text: handle.write(text.encode("utf-8")))
+        if _keep_backup(path, folder):
+            # Else a power cut could keep the rename below but lose the backup's.
+            fs.fsync_dir(folder)
+        fs.replace(temp, path, sync=False)
+    except BaseException:
+        _remove(temp)
+        raise
+    return count
+
+
+def _keep_backup(path: str, folder: str) -> bool:
+    """Give the current *path* the second name ``<path>.bak``; False if there is none.
+
+    A hard link shares the bytes rather than copying them; the rename swaps
+    the backup in one step, so a crash leaves the old backup or the new one.
+    """
+    backup = path + ".bak"
+    if not os.path.isfile(path):
+        return False
+    if os.path.exists(backup) and os.path.samefile(path, backup):
+        # A failed export left both names on one file; a rename between two
+        # names of one file does nothing, and would leave the link behind.
+        return True
+    temp = fs.temp_name(folder, ".bak")
+    try:
+        try:
+            fs.link(path, temp, sync=False)
+        except OSError as exc:
+            if exc.errno not in fs.NO_HARD_LINK:
+                raise
+            fs.copy_file(path, temp, sync=False)
+        fs.replace(temp, backup, sync=False)
+    except BaseException:
+        _remove(temp)
+        raise
+    return True
+
+
+def _remove(temp: str) -> None:
+    # Cleaning up after a failure must not hide the failure itself.
+    with contextlib.suppress(OSError):
+        fs.unlink(temp, missing_ok=True, sync=False)
+
+
+# -- the command -----------------------------------------------------------------
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the ``export`` sub-command; :func:`run` is its handler."""
+    parser = subparsers.add_parser(
+        "export", help="write records to CSV or JSON, atomically",
+        description="Export a processor's records, or a JSON list of records, to CSV or "
+                    "JSON. The target is replaced atomically; the old one is kept as .bak.")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("source", nargs="?", metavar="PROCESSOR",
+                        help="export this processor's records from the record store")
+    source.add_argument("--input", metavar="FILE.json", help="export a JSON list of records")
+    add = parser.add_argument
+    add("--processor", metavar="P", help="with --input: validate against this processor, "
+        "put its fields first in the CSV header")
+    add("--format", choices=FORMATS, help="default: json if --output ends in .json, else csv")
+    add("--output", metavar="PATH", help="default: <processor or input stem>.<format> here; "
+        "- for standard output")
+    add("--validate", action="store_true", help="check every record first; if any has "
+        "problems, list them and write nothing")
+    add("--dry-run", action="store_true", help="validate, say what would be written, stop")
+    add("--raw-cells", action="store_true", help="keep CSV cells starting with = + - @ tab "
+        "CR as they are (for programs; spreadsheets would run them as formulas)")
+    parser.set_defaults(export_parser=parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The ``export`` command: 0 done, 1 failed (reason on stderr), 2 usage."""
+    try:
+        return _run(args)
+    except (ValueError, OSError, sqlite3.Error) as exc:
+        if isinstance(exc, OSError) and exc.filename and exc.strerror:
+            return _fail(f"{exc.filename}: {exc.strerror}")
+        return _fail(str(exc))
+
+
+def _fail(message: str) -> int:
+    print(f"datacenter: error: {message}", file=sys.stderr)
+    return 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    parser: argparse.ArgumentParser = args.export_parser
+    if args.source and args.processor and args.source != args.processor:
+        parser.error(f"PROCESSOR {args.source!r} and --processor {args.processor!r} differ")
+    name: str | None = args.source or args.processor
+    if not (name or args.input):
+        parser.error("give a PROCESSOR or --input FILE.json")
+    fmt = args.format or ("json" if (args.output or "").endswith(".json") else "csv")
+    output: str = args.output or f"{name or Path(args.input).stem}.{fmt}"
+    check_target(output)  # before a long validation
+    if args.input:
+        return _export_input(args, name, fmt, output)
+    return _export_store(args, cast(str, name), fmt, output)
+
+
+def _schemas(args: argparse.Namespace) -> tuple[configuration.Config, dict[str, ProcessorSchema]]:
+    # The same processors as `import` sees, those of installed packages included.
+    conf = configuration.load(getattr(args, "config", None))
+    return conf, {name: schema_of(d) for name, d in discover_processors(conf).items()}
+
+
+def _export_input(args: argparse.Namespace, name: str | None, fmt: str, output: str) -> int:
+    records = load_json_records(args.input)
+    if output != STDOUT and os.path.exists(output) and os.path.samefile(args.input, output):
+        raise ExportError(f"{output}: is the input file; choose another --output")
+    schema = processor_schema(_schemas(args)[1], name) if name else None
+    if _report(iter_problems(records, schema if args.validate or args.dry_run else None)):
+        return 1
+    objects = cast(list[Mapping[str, object]], records)  # iter_problems checked them
+    columns = csv_header(objects, schema)
+    if args.dry_run:
+        return _dry_run(len(objects), columns, output, fmt)
+    return _done(export_records(objects, columns, output, fmt, neutralise=not args.raw_cells),
+                 output)
+
+
+def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) -> int:
+    conf, schemas = _schemas(args)
+    schema = processor_schema(schemas, name)
+    if not os.path.isfile(conf.database):
+        raise ExportError(f"{conf.database}: no record store there yet (nothing imported)")
+    try:
+        with contextlib.closing(RecordStore(conf.database, {name: schema})) as store:
+            return _from_store(args, store, schema, fmt, output)
+    except sqlite3.Error as exc:
+        raise ExportError(f"{conf.database}: {exc}") from None
+
+
+def _from_store(args: argparse.Namespace, store: RecordStore, schema: ProcessorSchema,
+                fmt: str, output: str) -> int:
+    with snapshot(store.db):  # the records validated are the records written
+        if (args.validate or args.dry_run) and _report(
+                iter_problems(store.iter_records(schema.name), schema)):
+            return 1
+        if args.dry_run:
+            return _dry_run(store.count(schema.name), list(schema.fields), output, fmt)
+        count = export_processor(store, schema.name, output, fmt, neutralise=not args.raw_cells)
+    return _done(count, output)
+
+
+def _report(problems: Iterable[str]) -> bool:
+    """List the problems on stderr (at most MAX_PROBLEMS); whether there were any."""
+    total = 0
+    for total, problem in enumerate(problems, 1):
+        if total <= MAX_PROBLEMS:
+            print(problem, file=sys.stderr)
+    if total > MAX_PROBLEMS:
+        print(f"... and {total - MAX_PROBLEMS} more problems", file=sys.stderr)
+    if total:
+        _fail(f"{total} problem{'s' if total > 1 else ''} found; nothing written")
+    return total > 0
+
+
+def _dry_run(count: int, columns: Sequence[str], output: str, fmt: str) -> int:
+    target = "standard output" if output == STDOUT else output
+    print(f"Dry run: {count} records would be exported to {target} as {fmt}; nothing written")
+    print(f"columns: {', '.join(columns)}")
+    return 0
+
+
+def _done(count: int, output: str) -> int:
+    if output == STDOUT:  # the summary must not mix with the data
+        print(f"Exported {count} records to standard output", file=sys.stderr)
+    else:
+        print(f"Exported {count} records to {output} (atomic write)")
+    return 0
