@@ -38,6 +38,7 @@ from typing import Any, cast
 from datacenter import config as configuration
 from datacenter import fs
 from datacenter.fieldtypes import IsoType
+from datacenter.importer import discover_processors, schema_of
 from datacenter.schema import ProcessorSchema
 from datacenter.store import RecordStore, table
 
