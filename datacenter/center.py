@@ -78,10 +78,12 @@ class DataCenter:
         fs.makedirs(layout.state_path(self._storage))
         self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
         with self._lock:
-            for name in layout.SUBFOLDERS:
-                fs.makedirs(os.path.join(self._storage, name))
+            # Recovery first: a relocation into this root may still have to
+            # move the sub-folders here.
             self.journal.ensure_dirs()
             rolled = self.journal.recover()
+            for name in layout.SUBFOLDERS:
+                fs.makedirs(os.path.join(self._storage, name))
             self._sweep_temporaries()
         #: Interrupted operations finished when this storage was opened.
         self.recovered = rolled

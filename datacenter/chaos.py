@@ -81,12 +81,14 @@ class ChaosRun:
 
     def run(self) -> dict[str, Any]:
         importer = Importer(self.conf)
+        target = os.path.join(self.work, "moved")
+        fs.makedirs(target)  # the user makes the new folder; faults start after
         for number in range(self.files):
             self._drop(importer.dc.storage, number)
             with self.injector.installed():
                 self._import(importer, self.dropped[-1].name)
                 if number == self.files // 2:
-                    self._relocate(importer)
+                    self._relocate(importer, target)
         importer.close()
         invariants = self._settle_and_check()
         return self._report(invariants)
@@ -118,9 +120,7 @@ class ChaosRun:
             result = f"error: {error}"
         self.results.append({"file": name, "result": result})
 
-    def _relocate(self, importer: Importer) -> None:
-        target = os.path.join(self.work, f"moved-{len(self.results)}")
-        fs.makedirs(target)
+    def _relocate(self, importer: Importer, target: str) -> None:
         try:
             importer.dc.setStoragePath(target, move=True)
             result = f"storage moved to {os.path.basename(target)}"
@@ -157,8 +157,7 @@ class ChaosRun:
         then the root that holds the state (the ledger's job folders, the
         dropped files) is the one in use.
         """
-        moved = [os.path.join(self.work, n) for n in os.listdir(self.work)
-                 if n.startswith("moved-")]
+        moved = [os.path.join(self.work, "moved")]
         for root in [self.conf.storage, *moved]:
             DataCenter(root)  # finishes a relocation interrupted on this side
         names = {item.name for item in self.dropped}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import fnmatch
+import hashlib
 import importlib.metadata
 import logging
 import os
@@ -215,7 +216,7 @@ class Importer:
         finished = os.path.join(workdir, "finished.csv")
         if os.path.exists(finished):
             source = os.path.join(self.dc.storage, job.source)
-            same = os.path.exists(source) and _ident(source) == job.ident
+            same = _is_source_of(source, job)
             if not same:
                 self.dc.log(f"{job.source} changed since its import (job {job.id}); "
                             "it stays where it is", level=logging.WARNING)
@@ -226,6 +227,8 @@ class Importer:
         self.store.mark_distributed(job.id)
 
     def _finish_unfiled(self) -> list[Job]:
+        # Interrupted moves first: a source may be on its way to this root.
+        self.dc.recover()
         jobs = self.store.jobs(undistributed=True)
         for job in reversed(jobs):
             self.finish_job(job)
@@ -234,7 +237,6 @@ class Importer:
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left."""
         with self.dc._lock:
-            self.dc.recover()
             jobs = self._finish_unfiled()
             owned = {os.path.basename(job.workdir) for job in jobs}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
@@ -255,6 +257,23 @@ def _original_name(filename: str) -> tuple[str, str | None]:
         if base and mode in MODES:
             return base + ".csv", mode
     return filename, None
+
+
+def _is_source_of(path: str, job: Job) -> bool:
+    """Is the file at *path* the very file *job* imported?
+
+    The same inode, size and time say so at once; otherwise (a move across
+    filesystems gives a new inode) the content must hash the same.
+    """
+    if not os.path.isfile(path):
+        return False
+    if _ident(path) == job.ident:
+        return True
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == job.sha256
 
 
 def _ident(path: str) -> str:

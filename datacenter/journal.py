@@ -102,16 +102,22 @@ class Group:
     def run(self) -> None:
         """Commit the group, apply it and forget it."""
         self.journal.commit(self)
-        self.journal.apply(self.id, self.steps, [m.root for m in self.mirrors],
-                           on_applied=self._mark_applied)
+        self.journal.apply(self.id, self.steps, self.roots, on_applied=self._mark_applied)
+
+    @property
+    def roots(self) -> list[str]:
+        """The roots whose journals hold this group's intent."""
+        return [self.journal.root, *(m.root for m in self.mirrors)]
 
     def _mark_applied(self) -> None:
         self.applied = True
 
     @property
     def committed(self) -> bool:
-        """Has the commit point passed? (The intent exists, or was applied.)"""
-        return self.applied or os.path.exists(self.journal._intent_path(self.id))
+        """Has the commit point passed? (An intent exists anywhere, or was applied.)"""
+        return self.applied or any(
+            os.path.exists(journal._intent_path(self.id))
+            for journal in (self.journal, *self.mirrors))
 
 
 
@@ -144,13 +150,15 @@ class Journal:
             if os.path.isdir(staging):
                 fs.fsync_dir(staging)
         self.ensure_dirs()
-        payload = {"id": group.id, "steps": group.steps,
-                   "mirrors": [m.root for m in group.mirrors]}
+        payload = {"id": group.id, "steps": group.steps, "roots": group.roots}
         data = json.dumps(payload, indent=1).encode()
-        fs.atomic_write(self._intent_path(group.id), data)
+        # Mirrors first: whichever root is opened next must find the intent,
+        # so no root may hold it unless the mirrors already do. The first
+        # copy written is the commit point.
         for mirror in group.mirrors:
             mirror.ensure_dirs()
             fs.atomic_write(mirror._intent_path(group.id), data)
+        fs.atomic_write(self._intent_path(group.id), data)
 
     def _intent_path(self, group_id: str) -> str:
         return os.path.join(self.dir, f"{group_id}.json")
@@ -159,7 +167,7 @@ class Journal:
         self,
         group_id: str,
         steps: list[Step],
-        mirrors: Iterable[str],
+        roots: Iterable[str],
         on_applied: Callable[[], None] | None = None,
     ) -> None:
         touched: set[str] = set()
@@ -170,7 +178,7 @@ class Journal:
                 fs.fsync_dir(directory)
         if on_applied is not None:
             on_applied()
-        journals = [self, *(Journal(root) for root in mirrors)]
+        journals = [self, *(Journal(root) for root in roots if root != self.root)]
         for journal in journals:
             fs.unlink(journal._intent_path(group_id), missing_ok=True)
         for journal in journals:
@@ -200,7 +208,7 @@ class Journal:
                 continue  # a mirror finished it meanwhile
             except (OSError, ValueError) as exc:
                 raise JournalError(f"{path}: unreadable intent: {exc}") from exc
-            self.apply(group_id, intent["steps"], intent.get("mirrors", []))
+            self.apply(group_id, intent["steps"], intent.get("roots", []))
             rolled += 1
             _log.info("recovered interrupted group %s", group_id)
         self._drop_uncommitted()
@@ -290,6 +298,9 @@ def _put_in_place(src: str, dst: str, step: Step) -> None:
     if fs.identity(src) == fs.identity(dst):
         fs.unlink(src)  # a no-clobber rename was cut between link and unlink
         return
+    if (not step.get("overwrite") and _is_empty_dir(dst)
+            and stat.S_ISDIR(os.lstat(src).st_mode)):
+        fs.rmdir(dst, sync=False)  # an empty folder made meanwhile holds nothing to keep
     if step.get("overwrite") and os.path.lexists(dst):
         dst_is_dir = stat.S_ISDIR(os.lstat(dst).st_mode)
         if dst_is_dir or stat.S_ISDIR(os.lstat(src).st_mode):
@@ -301,6 +312,13 @@ def _put_in_place(src: str, dst: str, step: Step) -> None:
         fs.replace(src, dst, sync=False)
     else:
         fs.rename_noreplace(src, dst, sync=False)
+
+
+def _is_empty_dir(path: str) -> bool:
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode) and not os.listdir(path)
+    except FileNotFoundError:
+        return False
 
 
 def _apply_cleanup(step: Step) -> set[str]:
