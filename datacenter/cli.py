@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from datacenter import chaos, export, fs, layout
+from datacenter import chaos, export_command, fs, layout
 from datacenter import config as configuration
 from datacenter.center import FOLDERS, DataCenter
 from datacenter.csvinput import FatalCSVError, naming
@@ -84,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="print a header-only CSV for NAME")
     procs.add_argument("--json", action="store_true", help="machine-readable output")
     chaos.add_parser(sub)
-    export.add_parser(sub)
+    export_command.add_parser(sub)
     return parser
 
 
@@ -275,7 +275,7 @@ class Progress:
             print("\r\033[K", end="", file=sys.stderr, flush=True)
 
 
-command("export")(export.run)
+command("export")(export_command.run)
 
 
 @command("chaos")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from datacenter import config, export, fs
+from datacenter import config, export, export_command, fs
 from datacenter.faults import FaultConfig, FaultInjector
 from datacenter.schema import load_processors
 from datacenter.store import RecordStore
@@ -64,12 +64,12 @@ def parser() -> argparse.ArgumentParser:
     main = argparse.ArgumentParser(prog="datacenter")
     main.add_argument("--config")
     main.add_argument("--storage")
-    export.add_parser(main.add_subparsers(dest="command", required=True))
+    export_command.add_parser(main.add_subparsers(dest="command", required=True))
     return main
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = export.run(parser().parse_args(["export", *argv]))
+    code = export_command.run(parser().parse_args(["export", *argv]))
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -373,7 +373,7 @@ def test_the_export_after_a_late_failure_is_clean(capsys: pytest.CaptureFixture[
 
 def _crash_export(nth: int) -> None:
     FaultInjector.crash_at(nth).install()
-    export.run(parser().parse_args(["export", "--input", "x.json"]))
+    export_command.run(parser().parse_args(["export", "--input", "x.json"]))
 
 
 def test_a_crash_at_every_step_leaves_old_or_new() -> None:
