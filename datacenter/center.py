@@ -70,6 +70,14 @@ class DataCenter:
         return os.path.join(self._storage, layout.LOGS)
 
     @property
+    def lock(self) -> StorageLock:
+        """The storage's operation lock: hold it to make several calls one operation.
+
+        It is re-entrant, so the calls made while holding it take it again freely.
+        """
+        return self._lock
+
+    @property
     def journal(self) -> Journal:
         return Journal(self._storage)
 

@@ -164,7 +164,7 @@ class Importer:
         mode = mode or routed_mode
         user = user or default_user()
         batch = self.processor(processor)
-        with self.dc._lock:
+        with self.dc.lock:
             self._finish_unfiled()  # an earlier import whose filing failed comes first
             if not os.path.exists(path):
                 raise FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
@@ -236,7 +236,7 @@ class Importer:
 
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left."""
-        with self.dc._lock:
+        with self.dc.lock:
             jobs = self._finish_unfiled()
             owned = {os.path.basename(job.workdir) for job in jobs}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
