@@ -412,6 +412,10 @@ class BatchProcessor:
         values = converted.values
         if mode == "update":
             return None if self.updateEntry(values) else NO_UPDATE
+        return self._remove(values, outputs)
+
+    def _remove(self, values: Mapping[str, object], outputs: _Outputs) -> str | None:
+        """Back the record up (deleted or graduated), then remove it."""
         entry = self.getEntry(values)
         if entry is None:
             return NO_REMOVE
@@ -443,14 +447,8 @@ class BatchProcessor:
             if refused:
                 return refused
             self.updateEntry(values)
-        else:
-            entry = self.getEntry(values)
-            if entry is None:
-                return NO_REMOVE
-            kind = "graduated" if self.schema.is_graduated(entry) else "deleted"
-            outputs.writer(f"{kind}.csv", list(self.schema.fields)).writerow(
-                list(self.schema.format_record(entry).values()))
-            self.delEntry(values)
+        elif (reason := self._remove(values, outputs)) is not None:
+            return reason
         finished = self.schema.format_record(values)
         outputs.finished.writerow(
             [finished.get(name, cell) if name in self.schema.fields else cell

@@ -364,12 +364,7 @@ def _keep_backup(path: str, folder: str) -> bool:
         return True
     temp = fs.temp_name(folder, ".bak")
     try:
-        try:
-            fs.link(path, temp, sync=False)
-        except OSError as exc:
-            if exc.errno not in fs.NO_HARD_LINK:
-                raise
-            fs.copy_file(path, temp, sync=False)
+        fs.link_or_copy(path, temp, sync=False)
         fs.replace(temp, backup, sync=False)
     except BaseException:
         _remove(temp)

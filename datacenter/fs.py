@@ -339,6 +339,21 @@ def copy_file(src: str, dst: str, sync: bool = True) -> None:
         fsync_dir(os.path.dirname(os.path.abspath(dst)))
 
 
+def link_or_copy(src: str, dst: str, sync: bool = True) -> None:
+    """Give *dst* the bytes of file *src*: a hard link where possible, else a copy.
+
+    A link costs the same for any size and leaves *src* as it is; a copy is
+    the fallback across filesystems or where there are no hard links. Any
+    other error is a real failure and is raised.
+    """
+    try:
+        link(src, dst, sync=sync)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINK:
+            raise
+        copy_file(src, dst, sync=sync)
+
+
 def copy_new(src: str, dst: str) -> None:
     """Copy file *src* to *dst* durably; FileExistsError if *dst* exists.
 

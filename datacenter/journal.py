@@ -88,12 +88,7 @@ class Group:
         *src* stays untouched until the group commits), else a copy.
         """
         staged = self.staged_path(name)
-        try:
-            fs.link(src, staged, sync=False)
-        except OSError as exc:
-            if exc.errno not in fs.NO_HARD_LINK:
-                raise
-            fs.copy_file(src, staged, sync=False)
+        fs.link_or_copy(src, staged, sync=False)
         return staged
 
     def add(self, op: str, **args: Any) -> None:
