@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/datacenter --config datacenter.toml status
+	$(BIN)/datacenter --config datacenter.toml serve
 
 lint: $(STAMP)
 	$(BIN)/ruff check datacenter tests benchmarks

@@ -104,7 +104,9 @@ class DataCenter:
         A temporary name is only ever renamed into place once complete, so
         one still standing is garbage of an interrupted write.
         """
-        for folder in (self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)):
+        folders = [self._storage, layout.state_path(self._storage),
+                   *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
+        for folder in folders:
             for entry in _scan(folder):
                 if entry.name.startswith(fs.TEMP_PREFIX):
                     fs.rmtree(entry.path)

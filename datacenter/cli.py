@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from datacenter import chaos, export_command, fs, layout
+from datacenter import chaos, export_command, fs, layout, service
 from datacenter import config as configuration
 from datacenter.center import FOLDERS, DataCenter
 from datacenter.csvinput import FatalCSVError, naming
@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     procs.add_argument("--json", action="store_true", help="machine-readable output")
     chaos.add_parser(sub)
     export_command.add_parser(sub)
+    service.add_parser(sub)
     return parser
 
 
@@ -152,13 +153,15 @@ def _status(args: argparse.Namespace) -> int:
         store.close()
     else:
         unfiled = 0
-    report = {
+    served = service.service_status(dc.storage)
+    report: dict[str, Any] = {
         "storage": dc.storage,
         "database": conf.database,
         "files": counts,
         "finished_files": len(dc.getFinishedFiles()),
         "interrupted": len(dc.journal.pending_intents()) + unfiled,
         "last_imports": [_job_dict(job) for job in jobs],
+        "service": served,
     }
     if args.json:
         emit(report)
@@ -167,6 +170,8 @@ def _status(args: argparse.Namespace) -> int:
     for folder, count in counts.items():
         print(f"  {folder:<11} {count:>6} file(s)")
     print(f"interrupted operations: {report['interrupted']}")
+    for line in service.describe_status(served):
+        print(line)
     if jobs:
         print("last imports:")
     for job in jobs:
@@ -196,6 +201,10 @@ def _ls(args: argparse.Namespace) -> int:
 @command("move-storage")
 def _move_storage(args: argparse.Namespace) -> int:
     conf = settings(args)
+    holder = service.service_running(conf.storage)
+    if holder is not None:
+        raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
+                           "stop it first")
     dc = DataCenter(conf.storage)
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
@@ -276,6 +285,7 @@ class Progress:
 
 
 command("export")(export_command.run)
+command("serve")(service.run)
 
 
 @command("chaos")

@@ -73,6 +73,31 @@ class StorageLock:
         holder = f"process {pid}" if pid.isdigit() else "another process"
         return f"{self.path} is locked by {holder}"
 
+    @staticmethod
+    def holder(path: str) -> str | None:
+        """Who holds the lock at *path* (``"process N"``), or None; takes nothing.
+
+        A probe must not leave its own pid behind as the holder, so it never
+        writes: it tries a shared lock, which fails only while someone holds
+        the exclusive one, and reads their note.
+        """
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError as exc:
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
+                    raise
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
+                return f"process {pid}" if pid.isdigit() else "another process"
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def release(self) -> None:
         if not self._depth:
             raise RuntimeError(f"{self.path}: release of a lock not held")

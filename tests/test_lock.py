@@ -86,3 +86,19 @@ def test_concurrent_processes_append_without_losing_rows(dc: DataCenter, tmp_pat
     assert backup[0] == "id" and sorted(backup[1:]) == sorted(
         f"{w}-{n}" for w in range(4) for n in range(10))
     assert len(os.listdir(dc.finished_path)) == 80
+
+
+def test_probing_a_lock_takes_nothing_and_writes_nothing(dc: DataCenter) -> None:
+    path = os.path.join(dc.storage, ".datacenter", "serve.lock")
+    assert StorageLock.holder(path) is None  # no such file yet
+    holder = StorageLock(path)
+    holder.acquire()
+    try:
+        assert StorageLock.holder(path) == f"process {os.getpid()}"
+    finally:
+        holder.release()
+    with open(path, "w") as handle:
+        handle.write("424242\n")
+    assert StorageLock.holder(path) is None
+    assert Path(path).read_text() == "424242\n"  # the probe left the note alone
+    StorageLock(path).acquire(blocking=False)

@@ -1,0 +1,420 @@
+"""``datacenter serve``: files dropped in every usual way are imported once, complete.
+
+The service runs in a thread (or, where signals and kills matter, in a
+subprocess) against a storage in tmp_path, with ``settle = 0.2`` and
+``rescan = 1``. Timings in here are generous upper bounds, never targets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from datacenter import config
+from datacenter.config import Config
+from datacenter.importer import Importer
+from datacenter.service import Service, main, service_running, service_status
+from datacenter.serving import read_state
+from datacenter.watcher import OVERFLOW_LOGGER, HintQueue
+
+REPO = Path(__file__).resolve().parent.parent
+SERVE = [sys.executable, "-m", "datacenter.service"]  # the same options as `datacenter serve`
+
+
+@pytest.fixture
+def conf_path(tmp_path: Path) -> Path:
+    """The repository's datacenter.toml, with a storage and store in tmp_path, quick."""
+    text = (REPO / "datacenter.toml").read_text()
+    text = text.replace("settle  = 2.0", "settle  = 0.2").replace("rescan  = 60", "rescan  = 1")
+    path = tmp_path / "datacenter.toml"
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def conf(conf_path: Path) -> Config:
+    conf = config.load(str(conf_path))
+    assert conf.watch.settle == 0.2 and conf.watch.rescan == 1
+    return conf
+
+
+@contextlib.contextmanager
+def serving(conf: Config, polling: bool = False) -> Iterator[Service]:
+    importer = Importer(conf)
+    service = Service(importer, conf.watch, polling=polling, out=io.StringIO(),
+                      err=io.StringIO())
+    thread = threading.Thread(target=service.serve, name="service")
+    thread.start()
+    try:
+        # "running" is written once the watch is up and the first scan is done
+        wait_for(lambda: read_state(conf.storage).get("state") == "running")
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        importer.close()
+    assert not thread.is_alive()
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(0.01)
+
+
+def jobs(conf: Config) -> list[str]:
+    """The sources of every committed import, oldest first."""
+    if not os.path.exists(conf.database):
+        return []
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return [r[0] for r in db.execute("SELECT source FROM datacenter_jobs ORDER BY id")]
+
+
+def count(conf: Config, processor: str) -> int:
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM rec_{processor}").fetchone()[0])
+
+
+def faculties(prefix: str, n: int) -> str:
+    return "code,title\n" + "".join(f"{prefix}{i},Faculty {prefix}{i}\n" for i in range(n))
+
+
+def finished(conf: Config, name: str) -> bool:
+    return os.path.exists(os.path.join(conf.storage, "finished", name))
+
+
+def log_lines(conf: Config, needle: str) -> list[str]:
+    path = os.path.join(conf.storage, "logs", "datacenter.log")
+    return [line for line in Path(path).read_text().splitlines() if needle in line]
+
+
+def drop(conf: Config, name: str, text: str) -> None:
+    """Write in a sibling folder, rename in: how careful programs deliver files."""
+    outside = Path(conf.storage).parent / "outside"
+    outside.mkdir(exist_ok=True)
+    (outside / name).write_text(text)
+    os.rename(outside / name, os.path.join(conf.storage, name))
+
+
+# -- ways of delivering a file --------------------------------------------------------------
+
+
+def test_files_written_in_chunks_are_imported_once_complete(conf: Config) -> None:
+    with serving(conf):
+        two_opens = os.path.join(conf.storage, "faculties_two.csv")
+        with open(two_opens, "w") as handle:  # written, closed...
+            handle.write(faculties("T", 50))
+        time.sleep(0.1)  # ...less than settle later, appended to
+        with open(two_opens, "a") as handle:
+            handle.write(faculties("U", 50).split("\n", 1)[1])
+        one_open = os.path.join(conf.storage, "faculties_one.csv")
+        with open(one_open, "w") as handle:  # a writer pausing longer than settle
+            handle.write(faculties("O", 50))
+            handle.flush()
+            time.sleep(0.5)
+            handle.write(faculties("P", 50).split("\n", 1)[1])
+        wait_for(lambda: finished(conf, "faculties_two.csv")
+                 and finished(conf, "faculties_one.csv"))
+        time.sleep(0.3)
+    assert sorted(jobs(conf)) == ["faculties_one.csv", "faculties_two.csv"]
+    assert count(conf, "faculties") == 200
+
+
+def test_copy_move_and_write_then_rename_each_import_once(conf: Config, tmp_path: Path) -> None:
+    source = tmp_path / "faculties_copied.csv"
+    source.write_text(faculties("C", 5))
+    with serving(conf):
+        shutil.copyfile(source, os.path.join(conf.storage, "faculties_copied.csv"))
+        drop(conf, "faculties_moved.csv", faculties("M", 5))
+        part = os.path.join(conf.storage, ".faculties_renamed.csv.part")
+        Path(part).write_text(faculties("R", 5))
+        os.rename(part, os.path.join(conf.storage, "faculties_renamed.csv"))
+        names = ["faculties_copied.csv", "faculties_moved.csv", "faculties_renamed.csv"]
+        wait_for(lambda: all(finished(conf, n) for n in names))
+        time.sleep(1.3)  # a reconcile scan later: still once
+    assert sorted(jobs(conf)) == names
+    assert count(conf, "faculties") == 15
+
+
+def test_a_new_file_under_an_imported_name_is_new_data(conf: Config) -> None:
+    with serving(conf):
+        drop(conf, "faculties_daily.csv", faculties("A", 3))
+        wait_for(lambda: jobs(conf) == ["faculties_daily.csv"])
+        wait_for(lambda: not os.path.exists(os.path.join(conf.storage, "faculties_daily.csv")))
+        drop(conf, "faculties_daily.csv", faculties("B", 4))
+        wait_for(lambda: len(jobs(conf)) == 2)
+    assert count(conf, "faculties") == 7
+
+
+def test_files_present_before_the_start_are_imported(conf: Config) -> None:
+    Importer(conf).close()  # make the storage
+    old = Path(conf.storage, "faculties_old.csv")
+    old.write_text(faculties("O", 2))
+    os.utime(old, (time.time() - 3600, time.time() - 3600))
+    Path(conf.storage, "faculties_fresh.csv").write_text(faculties("F", 2))
+    with serving(conf):
+        wait_for(lambda: len(jobs(conf)) == 2)
+    assert count(conf, "faculties") == 4
+
+
+def test_polling_imports_renamed_and_written_files(conf: Config) -> None:
+    with serving(conf, polling=True) as service:
+        assert service.watcher.polling
+        drop(conf, "faculties_polled.csv", faculties("P", 3))
+        with open(os.path.join(conf.storage, "faculties_slow.csv"), "w") as handle:
+            handle.write(faculties("S", 3))
+            handle.flush()
+            time.sleep(0.1)
+            handle.write("S9,last\n")
+        wait_for(lambda: len(jobs(conf)) == 2)
+    assert count(conf, "faculties") == 7
+
+
+# -- what is never picked up --------------------------------------------------------------------
+
+
+def test_hidden_temporary_symlinked_and_other_files_are_left_alone(
+        conf: Config, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "secret.csv"
+    elsewhere.write_text(faculties("X", 1))
+    ignored = [".faculties_hidden.csv", "faculties.csv.part", "faculties.csv.tmp",
+               "faculties.csv.crdownload", "faculties.csv~", "faculties.txt"]
+    with serving(conf):
+        for name in ignored:
+            Path(conf.storage, name).write_text(faculties("I", 1))
+        os.mkdir(os.path.join(conf.storage, "faculties_folder.csv"))
+        os.symlink(elsewhere, os.path.join(conf.storage, "faculties_link.csv"))
+        drop(conf, "faculties_real.csv", faculties("R", 1))
+        wait_for(lambda: jobs(conf) == ["faculties_real.csv"])
+        time.sleep(2.3)  # two reconcile scans
+        status = service_status(conf.storage)
+    assert jobs(conf) == ["faculties_real.csv"]
+    for name in [*ignored, "faculties_folder.csv", "faculties_link.csv"]:
+        assert os.path.lexists(os.path.join(conf.storage, name)), name
+    assert len(log_lines(conf, "faculties_link.csv")) == 1
+    assert "symbolic link" in log_lines(conf, "faculties_link.csv")[0]
+    assert [n["name"] for n in status["rejected"]] == ["faculties_link.csv"]
+
+
+# -- events that go missing ---------------------------------------------------------------------
+
+
+def test_a_failing_handler_does_not_stop_later_pickups(
+        conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf.watch.rescan = 60  # pick-ups below come from events, not from periodic scans
+    real_put = HintQueue.put
+    calls = []
+
+    def put_failing_once(self: HintQueue, name: str, hint: object) -> None:
+        calls.append(name)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in the handler")
+        real_put(self, name, hint)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(HintQueue, "put", put_failing_once)
+    with serving(conf) as service:
+        drop(conf, "faculties_first.csv", faculties("A", 1))
+        wait_for(lambda: service.watcher.counts["handler_errors"] == 1)
+        wait_for(lambda: finished(conf, "faculties_first.csv"))  # the rescan it asked for
+        for n in range(3):
+            drop(conf, f"faculties_later{n}.csv", faculties(f"L{n}-", 1))
+        wait_for(lambda: len(jobs(conf)) == 4, timeout=5)
+        assert service.watcher.problem() is None
+
+
+def test_an_overflow_leads_to_a_rescan_that_finds_every_file(
+        conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf.watch.rescan = 60
+    with serving(conf) as service:
+        monkeypatch.setattr(HintQueue, "put", lambda self, name, hint: None)  # events lost
+        for n in range(5):
+            drop(conf, f"faculties_lost{n}.csv", faculties(f"L{n}-", 2))
+        time.sleep(0.6)
+        assert jobs(conf) == []  # nothing told the service
+        monkeypatch.undo()
+        logging.getLogger(OVERFLOW_LOGGER).warning(
+            "Inotify queue overflowed; filesystem events were lost")
+        wait_for(lambda: len(jobs(conf)) == 5)
+        assert service.watcher.counts["overflows"] == 1
+    assert count(conf, "faculties") == 10
+
+
+def test_a_replaced_storage_folder_gets_a_new_watch(conf: Config) -> None:
+    conf.watch.rescan = 60
+    with serving(conf) as service:
+        drop(conf, "faculties_before.csv", faculties("B", 1))
+        wait_for(lambda: finished(conf, "faculties_before.csv"))
+        away = conf.storage + ".away"
+        os.rename(conf.storage, away)  # a person moves the folder aside...
+        os.mkdir(conf.storage)  # ...and puts a new one with the same contents in its place
+        for name in os.listdir(away):
+            os.rename(os.path.join(away, name), os.path.join(conf.storage, name))
+        os.rmdir(away)
+        wait_for(lambda: service.watcher.counts["rebuilds"] >= 1)
+        drop(conf, "faculties_after.csv", faculties("A", 1))
+        wait_for(lambda: finished(conf, "faculties_after.csv"), timeout=5)
+    assert log_lines(conf, "rebuilding the watch")
+
+
+def test_the_service_follows_a_storage_move(conf: Config, tmp_path: Path) -> None:
+    new = tmp_path / "moved"
+    new.mkdir()
+    with serving(conf) as service:
+        service.importer.dc.setStoragePath(str(new), move=True)
+        wait_for(lambda: service.watcher.root == str(new))
+        wait_for(lambda: service_running(str(new)) is not None)
+        conf.storage = str(new)
+        drop(conf, "faculties_moved.csv", faculties("M", 1))
+        wait_for(lambda: os.path.exists(new / "finished" / "faculties_moved.csv"))
+    assert service_status(str(new))["state"] == "stopped"
+
+
+# -- what is left alone, and retried --------------------------------------------------------
+
+
+def test_an_unrouted_file_is_logged_once_shown_and_left_until_changed(conf: Config) -> None:
+    with serving(conf):
+        drop(conf, "mystery.csv", "a,b\n1,2\n")
+        wait_for(lambda: log_lines(conf, "mystery.csv"))
+        time.sleep(2.3)  # two reconcile scans
+        assert len(log_lines(conf, "mystery.csv")) == 1
+        wait_for(lambda: [n["name"] for n in service_status(conf.storage)["unrouted"]]
+                 == ["mystery.csv"])
+        with open(os.path.join(conf.storage, "mystery.csv"), "a") as handle:
+            handle.write("3,4\n")  # changed: looked at again
+        wait_for(lambda: len(log_lines(conf, "mystery.csv")) == 2)
+    assert jobs(conf) == []
+    assert os.path.exists(os.path.join(conf.storage, "mystery.csv"))
+
+
+def test_pending_files_wait_for_their_parents_or_for_a_person(conf: Config) -> None:
+    pending = os.path.join(conf.storage, "departments_x.create.pending.csv")
+    with serving(conf):
+        drop(conf, "departments_x.csv",
+             "code,faculty_code,title\nD1,F,Dept one\nD2,F,Dept two\n")
+        wait_for(lambda: os.path.exists(pending))
+        time.sleep(2.3)  # rescans see the pending file: it is not re-imported in a loop
+        assert jobs(conf) == ["departments_x.csv"]
+        drop(conf, "faculties_f.csv", faculties("F", 1).replace("F0", "F"))
+        wait_for(lambda: not os.path.exists(pending))  # the parent import woke it up
+        assert jobs(conf) == ["departments_x.csv", "faculties_f.csv",
+                              "departments_x.create.pending.csv"]
+        assert finished(conf, "departments_x.csv") and count(conf, "departments") == 2
+
+        drop(conf, "departments_y.csv", "code,faculty_code,title\nD3,G,Dept three\n")
+        pending_y = os.path.join(conf.storage, "departments_y.create.pending.csv")
+        wait_for(lambda: os.path.exists(pending_y))
+        time.sleep(1.3)
+        assert jobs(conf).count("departments_y.create.pending.csv") == 0
+        text = Path(pending_y).read_text().replace(",G,", ",F,")
+        Path(pending_y).write_text(text)  # a person fixes the row in place
+        wait_for(lambda: not os.path.exists(pending_y))
+    assert jobs(conf).count("departments_y.create.pending.csv") == 1
+    assert count(conf, "departments") == 3
+
+
+# -- the process -----------------------------------------------------------------------------------
+
+
+def test_a_second_service_on_the_same_storage_exits_1_naming_the_holder(
+        conf: Config, conf_path: Path) -> None:
+    with serving(conf):
+        done = subprocess.run([*SERVE, "--config", str(conf_path)], capture_output=True,
+                              text=True, timeout=60, check=False)
+    assert done.returncode == 1
+    assert f"process {os.getpid()}" in done.stderr and done.stderr.count("\n") == 1
+
+
+def test_sigterm_stops_the_service_cleanly(conf: Config, conf_path: Path) -> None:
+    Importer(conf).close()
+    proc = subprocess.Popen([*SERVE, "--config", str(conf_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: service_status(conf.storage).get("state") == "running", timeout=20)
+        drop(conf, "faculties_term.csv", faculties("T", 3))
+        wait_for(lambda: finished(conf, "faculties_term.csv"))
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "Imported 3 rows from faculties_term.csv: 3 ok, 0 failed" in out
+    status = service_status(conf.storage)
+    assert status["state"] == "stopped" and not status["running"]
+
+
+def test_once_imports_what_is_there_and_exits(conf: Config, conf_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    Importer(conf).close()
+    Path(conf.storage, "faculties_a.csv").write_text(faculties("A", 2))
+    Path(conf.storage, "departments_a.csv").write_text("code,faculty_code,title\nD,A0,D\n")
+    Path(conf.storage, "notes.csv").write_text("a\n1\n")
+    assert main(["--config", str(conf_path), "--once"]) == 0
+    out, err = capsys.readouterr()
+    # the parent first: the department finds its faculty
+    assert out.splitlines() == ["Imported 2 rows from faculties_a.csv: 2 ok, 0 failed",
+                                "Imported 1 rows from departments_a.csv: 1 ok, 0 failed"]
+    assert "notes.csv: no processor claims this file" in err
+    Path(conf.storage, "faculties_empty.csv").write_text("")
+    assert main(["--config", str(conf_path), "--once"]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err.startswith("datacenter: error: faculties_empty.csv: ")
+    assert main(["--config", str(conf_path), "--once"]) == 0  # rejected: left until changed
+    assert jobs(conf) == ["faculties_a.csv", "departments_a.csv"]
+
+
+def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
+        conf: Config, conf_path: Path) -> None:
+    Importer(conf).close()
+    rng = random.Random(7)
+    files, rows = 100, 5
+
+    def write_all() -> None:
+        for n in range(files):
+            drop(conf, f"faculties_k{n:03}.csv", faculties(f"K{n}-", rows))
+            time.sleep(0.02)
+
+    writer = threading.Thread(target=write_all)
+    writer.start()
+    kills = 0
+    while kills < 10:
+        proc = subprocess.Popen([*SERVE, "--config", str(conf_path)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.2, 0.7))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+    writer.join()
+    assert jobs(conf), "the killed services imported nothing: kills came too early"
+    done = subprocess.run([*SERVE, "--config", str(conf_path), "--once"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    sources = jobs(conf)
+    assert len(sources) == len(set(sources)) == files
+    assert count(conf, "faculties") == files * rows
+    assert sorted(os.listdir(os.path.join(conf.storage, "finished"))) == sorted(
+        [f"faculties_k{n:03}.csv" for n in range(files)]
+        + [f"faculties_k{n:03}.create.finished.csv" for n in range(files)])
+    assert [n for n in os.listdir(conf.storage) if n.endswith(".csv")] == []
+    for area in ("jobs", "journal", "staging"):
+        folder = os.path.join(conf.storage, ".datacenter", area)
+        assert not os.path.isdir(folder) or os.listdir(folder) == [], area
+    state = json.loads(Path(conf.storage, ".datacenter", "service.json").read_text())
+    assert state["state"] == "stopped"
