@@ -198,6 +198,9 @@ class Readiness:
 UNROUTED = "unrouted"
 REJECTED = "rejected"
 PENDING = "pending"
+#: An import failed for a passing reason (a full disk, an I/O error, a busy
+#: database): the file is tried again later, without anyone touching it.
+RETRYING = "retrying"
 
 
 @dataclass
@@ -262,6 +265,19 @@ class Verdicts:
             retry = _Retry(frozenset(note.parents), min(wait * 2, self.retry_cap),
                            self.clock() + wait, old.attempts + 1)
         self._retries[name] = retry
+
+    def failed_for_now(self, name: str, note: Note) -> float:
+        """Try *name* again after a back-off that doubles while it keeps failing.
+
+        Returns the seconds until the next try.
+        """
+        self._notes[name] = note
+        old = self._retries.pop(name, None)
+        delay = max(self.retry_first, 0.1) if old is None else min(old.delay * 2, self.retry_cap)
+        attempts = 0 if old is None else old.attempts + 1
+        self._retries[name] = _Retry(frozenset(), delay, self.clock() + delay, attempts,
+                                     wanted=True)
+        return delay
 
     def forget(self, name: str) -> bool:
         """Drop what was decided about *name*; True if there was something."""

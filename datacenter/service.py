@@ -16,6 +16,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sqlite3
 import stat
 import sys
 import time
@@ -44,6 +45,7 @@ from datacenter.watcher import HintQueue, Watcher
 __all__ = ["Service", "add_parser", "describe_status", "main", "run", "service_running",
            "service_status"]
 PENDING, REJECTED, UNROUTED = readiness.PENDING, readiness.REJECTED, readiness.UNROUTED
+RETRYING = readiness.RETRYING
 BIG_FILE = 1 << 20  # the state file is written before a long import, to show it in hand
 HEALTH_INTERVAL = 0.5  # seconds between two checks of the watch
 BATCH = 20  # files imported between two looks at the hints, the watch and the clock
@@ -317,8 +319,14 @@ class Service:
             if not os.path.lexists(os.path.join(self.storage, name)):
                 self._warn(f"{name} went away before it was imported ({error})")
                 return  # taken by someone else (`datacenter import`?), or deleted
-            _log.exception("datacenter: importing %s failed", name)
             reason = _naming(name, f"{type(error).__name__}: {error}")
+            if isinstance(error, (OSError, sqlite3.OperationalError)):
+                # Nothing was imported (or recovery finishes it): the file is fine,
+                # the moment was not. Try again later, by itself.
+                wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
+                self._warn(f"{reason}; trying again in {wait:.0f} s")
+                return
+            _log.exception("datacenter: importing %s failed", name)
             self._leave(name, Note(REJECTED, ident, reason), "rejected")
         else:
             self._imported(name, outcome, why)

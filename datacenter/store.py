@@ -129,10 +129,13 @@ class RecordStore:
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
+            _commit(self.db)
         except BaseException:
-            self.db.execute("ROLLBACK")
+            # Also when COMMIT itself failed (a full disk): the transaction is
+            # still open then, and would block every later one.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
-        _commit(self.db)
 
     # -- records -----------------------------------------------------------------
 

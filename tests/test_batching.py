@@ -1026,3 +1026,20 @@ def test_entry_point_without_a_schema_is_an_error(tmp_path: Path,
     fake_entry_points(monkeypatch, FakeEntryPoint("broken", io.StringIO))
     with pytest.raises(SchemaError, match="entry point broken"):
         make_importer(tmp_path)
+
+
+def test_a_failed_commit_rolls_back_and_the_next_import_works(tmp_path: Path) -> None:
+    """COMMIT itself fails (a full disk): nothing is kept, nothing stays open."""
+    import errno
+
+    from datacenter.faults import FaultConfig, FaultInjector
+
+    imp = make_importer(tmp_path)
+    path = write(os.path.join(imp.dc.storage, "faculties.csv"), "code,title\nF1,Science\n")
+    injector = FaultInjector(seed=1)
+    injector.add(FaultConfig(target="store.commit", nth=1,
+                             exception=OSError(errno.ENOSPC, "No space left on device")))
+    with injector.installed(), pytest.raises(OSError, match="No space"):
+        imp.import_file(path)
+    assert imp.store.count("faculties") == 0 and os.path.exists(path)
+    assert imp.import_file(path).ok == 1

@@ -418,3 +418,23 @@ def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
         assert not os.path.isdir(folder) or os.listdir(folder) == [], area
     state = json.loads(Path(conf.storage, ".datacenter", "service.json").read_text())
     assert state["state"] == "stopped"
+
+
+def test_a_passing_failure_is_retried_without_anyone_touching_the_file(
+        conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk at the commit: nothing is imported then, the file is tried again."""
+    import errno
+
+    from datacenter import service as service_module
+    from datacenter.faults import FaultConfig, FaultInjector
+
+    monkeypatch.setattr(service_module, "RETRY_FIRST", 0.2)
+    injector = FaultInjector(seed=1)
+    injector.add(FaultConfig(target="store.commit", nth=1,
+                             exception=OSError(errno.ENOSPC, "No space left on device")))
+    with injector.installed(), serving(conf):
+        drop(conf, "faculties.csv", faculties("R", 3))
+        wait_for(lambda: finished(conf, "faculties.csv"))
+    assert injector.stats["faults_triggered"] == 1
+    assert count(conf, "faculties") == 3
+    assert log_lines(conf, "No space left on device; trying again")
