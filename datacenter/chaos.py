@@ -4,8 +4,11 @@ A throw-away storage in a temporary folder receives generated CSV files
 (some rows corrupted on purpose) which are imported through the whole
 pipeline, while the fault harness makes filesystem steps fail at random
 (``ENOSPC``, ``EIO``, ``EACCES``, ``EXDEV``) or stall; half-way the storage
-is relocated under the same faults. Then recovery runs without faults,
-whatever is still waiting is imported, and the invariants are checked:
+is relocated under the same faults. Then the watch service takes over, in
+a child process with the same faults, and is killed (SIGKILL) and
+restarted at random moments while more files are renamed in. Then
+recovery runs without faults, whatever is still waiting is imported, and
+the invariants are checked:
 
 * ``files_lost``: a dropped file is not in exactly one place with its bytes;
 * ``rows_lost`` / ``rows_duplicated``: a row's key is neither in the record
@@ -23,7 +26,9 @@ import errno
 import json
 import os
 import random
+import signal
 import tempfile
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,18 +66,21 @@ class ChaosRun:
     seed: int
     files: int
     probability: float
+    service: bool = True
     work: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="datacenter-chaos-"))
+    kills: int = 0
+    left_over: int = 0
     dropped: list[_Dropped] = field(default_factory=list)
     results: list[dict[str, str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)  # noqa: S311 - reproducible test data
-        self.injector = FaultInjector(seed=self.seed)
         share = self.probability / len(_ERRORS)
-        for error in _ERRORS:
-            self.injector.add(FaultConfig(target="fs.*", exception=error, probability=share))
-        self.injector.add(FaultConfig(target="fs.*", fault_type=FaultType.DELAY,
-                                      probability=min(1.0, self.probability / 4), delay=0.001))
+        self.faults = [FaultConfig(target="fs.*", exception=error, probability=share)
+                       for error in _ERRORS]
+        self.faults.append(FaultConfig(target="fs.*", fault_type=FaultType.DELAY,
+                                       probability=min(1.0, self.probability / 4), delay=0.001))
+        self.injector = self._injector(self.seed)
         self.conf = Config(path=None, storage=os.path.join(self.work, "storage"),
                            database=os.path.join(self.work, "records.sqlite"),
                            processors=PROCESSORS)
@@ -89,11 +97,64 @@ class ChaosRun:
                 self._import(importer, self.dropped[-1].name)
                 if number == self.files // 2:
                     self._relocate(importer, target)
+        storage = importer.dc.storage
         importer.close()
+        if self.service:
+            self._serve_and_kill(storage)
         invariants = self._settle_and_check()
         return self._report(invariants)
 
-    def _drop(self, storage: str, number: int) -> None:
+    def _injector(self, seed: int) -> FaultInjector:
+        injector = FaultInjector(seed=seed)
+        for config in self.faults:
+            injector.add(config)
+        return injector
+
+    # -- the service, killed again and again ---------------------------------------
+
+    def _serve_and_kill(self, storage: str) -> None:
+        """Files arrive while the service runs with faults and is SIGKILLed at random.
+
+        Then one clean ``--once`` run must take whatever is left.
+        """
+        self.conf.storage = storage
+        first = len(self.dropped)
+        pid = self._fork_service(faults=True)
+        for number in range(first, first + self.files):
+            self._drop(storage, number, rename_in=True)
+            time.sleep(self.rng.uniform(0.0, 0.02))
+            if self.rng.random() < 0.25:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                self.kills += 1
+                pid = self._fork_service(faults=True)
+        time.sleep(0.5)
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        self.kills += 1
+        os.waitpid(self._fork_service(faults=False, once=True), 0)
+
+    def _fork_service(self, faults: bool, once: bool = False) -> int:
+        self.conf.watch.settle, self.conf.watch.rescan = 0.2, 1.0
+        pid = os.fork()
+        if pid:
+            return pid
+        code = 0
+        try:  # the child: never returns into the caller's code
+            from datacenter.service import Service  # here: it starts threads of its own
+
+            if faults:  # the same faults, another sequence each life
+                self._injector(self.seed + self.kills + 1).install()
+            with open(os.devnull, "w") as quiet:
+                service = Service(Importer(self.conf), self.conf.watch, once=once,
+                                  out=quiet, err=quiet)
+                service.drain() if once else service.serve()
+        except BaseException:
+            code = 1
+        finally:
+            os._exit(code)
+
+    def _drop(self, storage: str, number: int, rename_in: bool = False) -> None:
         rows = []
         for n in range(self.rng.randint(3, 12)):
             row: dict[str, object] = {"student_id": f"C{number:04d}-{n:02d}",
@@ -108,8 +169,12 @@ class ChaosRun:
         text = "student_id,name,level\n" + "".join(
             f"{r['student_id']},{str(r['name']).replace(',', ' ')},{r['level']}\n" for r in rows)
         data = text.encode()
-        with open(os.path.join(storage, name), "wb") as handle:  # a user's drop, not ours
+        # A user's drop: written elsewhere and renamed in, as a copy tool does.
+        where = os.path.join(self.work, name) if rename_in else os.path.join(storage, name)
+        with open(where, "wb") as handle:
             handle.write(data)
+        if rename_in:
+            fs.rename_noreplace(where, os.path.join(storage, name))
         self.dropped.append(_Dropped(name, data, [str(r["student_id"]) for r in rows]))
 
     def _import(self, importer: Importer, name: str) -> None:
@@ -135,6 +200,7 @@ class ChaosRun:
         self.conf.storage = storage
         importer = Importer(self.conf)  # recovery, without faults
         half_applied = _leftovers(storage)
+        self.left_over = sum(os.path.exists(os.path.join(storage, d.name)) for d in self.dropped)
         for item in self.dropped:
             if os.path.exists(os.path.join(storage, item.name)):
                 self._import(importer, item.name)
@@ -175,6 +241,8 @@ class ChaosRun:
         original = {"student_id": "S0001", "name": "Ada Obi", "level": 100, "active": True}
         return {
             "seed": self.seed,
+            "service_kills": self.kills,
+            "left_for_the_final_check": self.left_over,
             "stats": self.injector.stats,
             "invariants": invariants,
             "results_sample": self.results[:10],
@@ -224,6 +292,8 @@ def add_parser(subparsers: Any) -> None:
                        help="chance that a filesystem step fails (default 0.05)")
     chaos.add_argument("--report", action="store_true", help="print the full JSON report")
     chaos.add_argument("--keep", action="store_true", help="keep the throw-away folder")
+    chaos.add_argument("--no-service", dest="service", action="store_false",
+                       help="skip the phase where the watch service is killed and restarted")
 
 
 def _positive(text: str) -> int:
@@ -241,7 +311,7 @@ def _probability(text: str) -> float:
 
 
 def run(args: argparse.Namespace) -> int:
-    chaos = ChaosRun(args.seed, args.files, args.probability)
+    chaos = ChaosRun(args.seed, args.files, args.probability, service=args.service)
     try:
         report = chaos.run()
     finally:
@@ -252,8 +322,9 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         stats = report["stats"]
-        print(f"chaos: seed {args.seed}, {args.files} files, {stats['calls_intercepted']} "
-              f"filesystem steps, {stats['faults_triggered']} faults injected")
+        print(f"chaos: seed {args.seed}, {len(chaos.dropped)} files, "
+              f"{stats['calls_intercepted']} filesystem steps, {stats['faults_triggered']} "
+              f"faults injected, service killed {chaos.kills} times")
         for name, value in report["invariants"].items():
             print(f"  {name:<20} {value}")
         print("every invariant holds" if held else "INVARIANTS BROKEN")
