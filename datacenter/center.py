@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 from datacenter import csvmerge, distribution, fs, layout, logs, relocation
@@ -184,26 +184,41 @@ class DataCenter:
         All of it happens or none of it, even across a crash (see
         :mod:`datacenter.distribution` for the names and places).
         """
-        source_path = os.path.abspath(source_path)
-        for path, what in ((finished_file, "finished file"), (pending_file, "pending file")):
-            if path is not None and not os.path.isfile(path):
-                raise FileNotFoundError(f"{what} not found: {path}")
+        self.distribute([distribution.Request(
+            successful, os.path.abspath(source_path), os.path.abspath(finished_file),
+            os.path.abspath(pending_file) if pending_file else None, mode, move_orig)])
+
+    def distribute(self, requests: Sequence[distribution.Request]) -> None:
+        """Several ``distProcessedFiles`` at once: one group for those that can share.
+
+        Each is all-or-nothing as ever; sharing a group (one journal commit,
+        one fsync of each folder) is what makes a burst of imports cheap.
+        Distributions that touch the same paths go into successive groups.
+        """
         with self._lock:
-            names = distribution.destinations(self._storage, source_path, mode)
-            if move_orig and not os.path.isfile(
-                names.source_unfinished if names.chain and successful else source_path
-            ):
-                raise FileNotFoundError(f"source not found: {source_path}")
-            self._run_group(
-                lambda g: distribution.plan(
-                    g, self._storage, successful, source_path,
-                    os.path.abspath(finished_file),
-                    os.path.abspath(pending_file) if pending_file else None,
-                    mode, move_orig,
-                )
-            )
-        outcome = "finished" if successful else "pending rows left"
-        self.log(f"distributed: {os.path.basename(source_path)}, {mode} mode, {outcome}")
+            chunk: list[tuple[distribution.Request, distribution.Destinations]] = []
+            touched: set[str] = set()
+            for request in requests:
+                names = request.check(self._storage)
+                paths = request.touches(names)
+                if paths & touched:
+                    self._distribute_group(chunk)
+                    chunk, touched = [], set()
+                chunk.append((request, names))
+                touched |= paths
+            self._distribute_group(chunk)
+
+    def _distribute_group(
+        self, chunk: list[tuple[distribution.Request, distribution.Destinations]]
+    ) -> None:
+        if not chunk:
+            return
+        self._run_group(lambda g: [distribution.plan(g, self._storage, request, f"{n}-")
+                                   for n, (request, _) in enumerate(chunk)])
+        for request, _ in chunk:
+            outcome = "finished" if request.successful else "pending rows left"
+            self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
+                     f"{outcome}")
 
     def backupRecords(  # noqa: N802
         self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False

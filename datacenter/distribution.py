@@ -57,25 +57,59 @@ def destinations(storage: str, source_path: str, mode: str) -> Destinations:
     )
 
 
-def plan(
-    group: Group,
-    storage: str,
-    successful: bool,
-    source_path: str,
-    finished_file: str,
-    pending_file: str | None,
-    mode: str,
-    move_orig: bool,
-) -> Destinations:
-    """Stage the results and add every step of one distribution to *group*."""
-    names = destinations(storage, source_path, mode)
-    csvmerge.plan_merge(group, finished_file, names.finished, "finished.csv")
-    if pending_file is not None:
-        staged = group.stage_file(pending_file, "pending.csv")
+@dataclass(frozen=True)
+class Request:
+    """One ``distProcessedFiles`` call's arguments (paths absolute)."""
+
+    successful: bool
+    source: str
+    finished_file: str
+    pending_file: str | None
+    mode: str = "create"
+    move_orig: bool = True
+
+    def check(self, storage: str) -> Destinations:
+        """The destinations, after FileNotFoundError for a missing input."""
+        for path, what in ((self.finished_file, "finished file"),
+                           (self.pending_file, "pending file")):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{what} not found: {path}")
+        names = destinations(storage, self.source, self.mode)
+        source = names.source_unfinished if names.chain and self.successful else self.source
+        if self.move_orig and not os.path.isfile(source):
+            raise FileNotFoundError(f"source not found: {self.source}")
+        return names
+
+    def touches(self, names: Destinations) -> set[str]:
+        """Every path this distribution reads or changes, or whose state decides it.
+
+        A pending file's chain depends on ``unfinished/<original>``, which an
+        earlier distribution in the same batch may be about to create.
+        """
+        paths = {self.source, names.finished, names.pending, names.source_finished,
+                 names.source_unfinished}
+        if self.source.endswith(_PENDING_SUFFIX):
+            original = os.path.basename(self.source).rsplit(".", 3)[0] + ".csv"
+            storage = os.path.dirname(os.path.dirname(names.source_finished))
+            paths |= {os.path.join(storage, folder, original)
+                      for folder in (layout.FINISHED, layout.UNFINISHED)}
+        return paths
+
+
+def plan(group: Group, storage: str, request: Request, label: str = "") -> Destinations:
+    """Stage the results and add every step of one distribution to *group*.
+
+    Several distributions can share a group as long as they touch different
+    paths; *label* keeps their staged files apart.
+    """
+    names = destinations(storage, request.source, request.mode)
+    csvmerge.plan_merge(group, request.finished_file, names.finished, f"{label}finished.csv")
+    if request.pending_file is not None:
+        staged = group.stage_file(request.pending_file, f"{label}pending.csv")
         group.add("replace", src=staged, dst=names.pending)
-    if move_orig:
-        _plan_source(group, storage, names, successful, source_path)
-    _plan_cleanup(group, storage, [finished_file, pending_file])
+    if request.move_orig:
+        _plan_source(group, storage, names, request.successful, request.source)
+    _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
     return names
 
 

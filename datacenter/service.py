@@ -22,12 +22,12 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 from datacenter import layout, readiness
 from datacenter.batching import FatalCSVError
 from datacenter.config import WatchSettings
-from datacenter.importer import Importer, Outcome, UnroutedError
+from datacenter.importer import Importer, Outcome, Request, UnroutedError
 from datacenter.lock import LockHeldError, StorageLock
 from datacenter.readiness import Hint, Identity, Note, Readiness, Verdicts
 from datacenter.serving import (
@@ -49,8 +49,20 @@ RETRYING = readiness.RETRYING
 BIG_FILE = 1 << 20  # the state file is written before a long import, to show it in hand
 HEALTH_INTERVAL = 0.5  # seconds between two checks of the watch
 BATCH = 20  # files imported between two looks at the hints, the watch and the clock
+#: Files imported together: one database commit and one journal group for all.
+BATCH = 64
 RETRY_FIRST, RETRY_CAP = 5.0, 600.0  # back-off of pending-file retries, seconds
 _log = logging.getLogger(__name__)
+
+
+class _Ready(NamedTuple):
+    """A file about to be imported, and why (``" (retry)"`` or nothing)."""
+
+    name: str
+    processor: str
+    mode: str
+    ident: Identity
+    why: str
 
 
 class Service:
@@ -256,14 +268,35 @@ class Service:
     # -- importing -----------------------------------------------------------------------------
 
     def _work(self, limit: int) -> None:
+        ready = []
         for name in sorted(self.readiness.due(limit), key=self._depth):
             if self.stopping:
                 return
-            self._take(name)
+            ready.extend(self._take(name))
+        self._import_all(ready)
+        retries = []
         for name in self.verdicts.due():
             if self.stopping:
                 return
-            self._retry(name)
+            retries.extend(self._retry(name))
+        self._import_all(retries)
+
+    def _import_all(self, ready: list[_Ready]) -> None:
+        """Import in batches: one commit and one journal group for up to BATCH files.
+
+        A big file goes alone, so that status shows it in hand while it takes
+        its time; parents come before children, within a batch too.
+        """
+        batch: list[_Ready] = []
+        for item in ready:
+            if item.ident.size >= BIG_FILE:
+                self._import_batch([item])
+                continue
+            batch.append(item)
+            if len(batch) >= BATCH:
+                self._import_batch(batch)
+                batch = []
+        self._import_batch(batch)
 
     def _depth(self, name: str) -> int:
         """How many parent processors *name*'s has: parents first means fewer pending rows."""
@@ -277,12 +310,12 @@ class Service:
             processor = next(iter(self.importer.schemas[processor].parents.values()), "")
         return len(seen)
 
-    def _take(self, name: str) -> None:
+    def _take(self, name: str) -> list[_Ready]:
         try:
             st = os.lstat(os.path.join(self.storage, name))
         except OSError:
             self.readiness.forget(name)
-            return
+            return []
         ident = Identity.of(st)
         if not stat.S_ISREG(st.st_mode):
             self._observe(name, Hint.CHANGED, st)
@@ -292,47 +325,60 @@ class Service:
                 processor, mode = self.importer.route(name)
             except UnroutedError as error:
                 self._leave(name, Note(UNROUTED, ident, str(error)), "not imported", fatal=False)
-                return
-            self._import(name, processor, mode, ident, "")
+                return []
+            return [_Ready(name, processor, mode, ident, "")]
+        return []
 
-    def _retry(self, name: str) -> None:
+    def _retry(self, name: str) -> list[_Ready]:
         note = self.verdicts.note(name)
         try:
             st = os.lstat(os.path.join(self.storage, name))
             processor, mode = self.importer.route(name)
         except (OSError, UnroutedError):
             self.verdicts.forget(name)
-            return
+            return []
         if note is None or note.ident != Identity.of(st):
             self._observe(name, Hint.CHANGED, st)  # a person changed it: a new file now
-        else:
-            self._import(name, processor, mode, note.ident, " (retry)")
+            return []
+        return [_Ready(name, processor, mode, note.ident, " (retry)")]
 
-    def _import(self, name: str, processor: str, mode: str, ident: Identity, why: str) -> None:
-        self.in_hand = name
-        self._publish(force=ident.size >= BIG_FILE)
+    def _import_batch(self, batch: list[_Ready]) -> None:
+        if not batch or self.stopping:
+            return
+        self.in_hand = batch[0].name if len(batch) == 1 else f"{len(batch)} files"
+        self._publish(force=batch[0].ident.size >= BIG_FILE)
+        requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode)
+                    for item in batch]
         try:
-            outcome = self.importer.import_file(os.path.join(self.storage, name), processor, mode)
-        except FatalCSVError as error:
-            self._leave(name, Note(REJECTED, ident, _naming(name, str(error))), "rejected")
-        except Exception as error:
-            if not os.path.lexists(os.path.join(self.storage, name)):
-                self._warn(f"{name} went away before it was imported ({error})")
-                return  # taken by someone else (`datacenter import`?), or deleted
-            reason = _naming(name, f"{type(error).__name__}: {error}")
-            if isinstance(error, (OSError, sqlite3.OperationalError)):
-                # Nothing was imported (or recovery finishes it): the file is fine,
-                # the moment was not. Try again later, by itself.
-                wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
-                self._warn(f"{reason}; trying again in {wait:.0f} s")
-                return
-            _log.exception("datacenter: importing %s failed", name)
-            self._leave(name, Note(REJECTED, ident, reason), "rejected")
-        else:
-            self._imported(name, outcome, why)
+            results: list[Outcome | Exception] = self.importer.import_many(requests)
+        except Exception as error:  # after the commit: recovery files them next time
+            results = [error] * len(batch)
         finally:
             self.in_hand = None
             self._publish()
+        for item, result in zip(batch, results, strict=True):
+            self._handle(item, result)
+
+    def _handle(self, item: _Ready, result: Outcome | Exception) -> None:
+        name, ident = item.name, item.ident
+        if isinstance(result, Outcome):
+            self._imported(name, result, item.why)
+        elif isinstance(result, FatalCSVError):
+            self._leave(name, Note(REJECTED, ident, _naming(name, str(result))), "rejected")
+        elif not os.path.lexists(os.path.join(self.storage, name)):
+            # Taken by someone else (`datacenter import`?), deleted, or filed away by
+            # recovery of a batch whose commit went through.
+            self._warn(f"{name} went away before it was imported ({result})")
+        elif isinstance(result, (OSError, sqlite3.OperationalError)):
+            # Nothing was imported (or recovery finishes it): the file is fine,
+            # the moment was not. Try again later, by itself.
+            reason = _naming(name, f"{type(result).__name__}: {result}")
+            wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
+            self._warn(f"{reason}; trying again in {wait:.0f} s")
+        else:
+            _log.error("datacenter: importing %s failed", name, exc_info=result)
+            reason = _naming(name, f"{type(result).__name__}: {result}")
+            self._leave(name, Note(REJECTED, ident, reason), "rejected")
 
     def _imported(self, name: str, outcome: Outcome, why: str) -> None:
         self.counts["imported"] += 1

@@ -226,8 +226,12 @@ class RecordStore:
                f"VALUES ({', '.join('?' * len(names))})")
         return int(self.db.execute(sql, [fields[n] for n in names]).lastrowid or 0)
 
-    def mark_distributed(self, job_id: int) -> None:
-        self.db.execute("UPDATE datacenter_jobs SET distributed = 1 WHERE id = ?", (job_id,))
+    def mark_distributed(self, job_ids: Sequence[int]) -> None:
+        """Record that these jobs were filed away (one commit for all of them)."""
+        if job_ids:
+            with self.transaction():
+                self.db.executemany("UPDATE datacenter_jobs SET distributed = 1 WHERE id = ?",
+                                    [(job_id,) for job_id in job_ids])
 
     def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
         """Ledger rows, newest first."""

@@ -19,7 +19,8 @@ from conftest import write
 
 from datacenter.config import Config
 from datacenter.crashpoints import enumerate_crashes
-from datacenter.importer import Importer
+from datacenter.csvinput import FatalCSVError
+from datacenter.importer import Importer, Request
 
 PROCESSORS = {
     "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str"},
@@ -138,3 +139,40 @@ def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
     print(f"removal: {report.points} crash points, {report.runs} runs")
+
+
+@pytest.mark.slow
+def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
+    """Three files in one transaction and one journal group: a good one, one with
+    failing rows, one that cannot be imported at all."""
+    work = tmp_path / "work"
+    conf = _conf(work)
+    names = ["faculties_a.csv", "departments.csv", "faculties_bad.csv"]
+    texts = ["code,title\nF1,Science\nF2,Arts\n", DEPARTMENTS, "code,title\nF3,\"open\n"]
+
+    def prepare() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        importer = Importer(conf)
+        importer.close()
+        for name, text in zip(names, texts, strict=True):
+            write(os.path.join(conf.storage, name), text)
+
+    def act() -> None:
+        results = Importer(conf).import_many(
+            [Request(os.path.join(conf.storage, n)) for n in names])
+        assert isinstance(results[2], FatalCSVError)
+
+    def check() -> None:
+        if os.path.exists(os.path.join(conf.storage, "faculties_a.csv")):
+            act()  # rolled back as a whole: the next attempt imports the batch
+        state = _state(conf)
+        assert state["leftovers"] == []
+        assert sorted(state["store"] + state["pending"]) == sorted(_rows(
+            write(tmp_path / "d.csv", DEPARTMENTS)))
+        assert os.path.exists(os.path.join(conf.storage, "faculties_bad.csv"))  # untouched
+        finished = os.listdir(os.path.join(conf.storage, "finished"))
+        assert "faculties_a.csv" in finished and "faculties_bad.csv" not in finished
+
+    report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
+    assert report.points >= 20
+    print(f"batch of three: {report.points} crash points, {report.runs} runs")
