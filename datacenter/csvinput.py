@@ -25,8 +25,8 @@ class FatalCSVError(ValueError):
     """The file as a whole cannot be imported; the message says where and why."""
 
 
-def naming(error: BaseException, path: str) -> str:
-    """The error's text, beginning with the file's name (added if missing)."""
+def naming(error: object, path: str) -> str:
+    """The error's (or reason's) text, beginning with the file's name (added if missing)."""
     text, name = str(error), os.path.basename(path)
     return text if text.startswith(name) else f"{name}: {text}"
 

@@ -25,8 +25,8 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple, TextIO
 
 from datacenter import layout, readiness
-from datacenter.batching import FatalCSVError
 from datacenter.config import WatchSettings
+from datacenter.csvinput import FatalCSVError, naming
 from datacenter.importer import Importer, Outcome, Request, UnroutedError
 from datacenter.lock import LockHeldError, StorageLock
 from datacenter.readiness import Hint, Identity, Note, Readiness, Verdicts
@@ -364,7 +364,7 @@ class Service:
         if isinstance(result, Outcome):
             self._imported(name, result, item.why)
         elif isinstance(result, FatalCSVError):
-            self._leave(name, Note(REJECTED, ident, _naming(name, str(result))), "rejected")
+            self._leave(name, Note(REJECTED, ident, naming(result, name)), "rejected")
         elif not os.path.lexists(os.path.join(self.storage, name)):
             # Taken by someone else (`datacenter import`?), deleted, or filed away by
             # recovery of a batch whose commit went through.
@@ -372,12 +372,12 @@ class Service:
         elif isinstance(result, (OSError, sqlite3.OperationalError)):
             # Nothing was imported (or recovery finishes it): the file is fine,
             # the moment was not. Try again later, by itself.
-            reason = _naming(name, f"{type(result).__name__}: {result}")
+            reason = naming(f"{type(result).__name__}: {result}", name)
             wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
             self._warn(f"{reason}; trying again in {wait:.0f} s")
         else:
             _log.error("datacenter: importing %s failed", name, exc_info=result)
-            reason = _naming(name, f"{type(result).__name__}: {result}")
+            reason = naming(f"{type(result).__name__}: {result}", name)
             self._leave(name, Note(REJECTED, ident, reason), "rejected")
 
     def _imported(self, name: str, outcome: Outcome, why: str) -> None:
@@ -459,7 +459,7 @@ def _hold(path: str, patience: float = 1.0) -> StorageLock:
     """The service lock, or LockHeldError when another service holds it.
 
     Not at the first refusal: ``service_running`` (``datacenter status``)
-    holds the lock for an instant to see whether anybody else does.
+    takes a shared lock for an instant to see whether anybody holds it.
     """
     lock = StorageLock(path)
     deadline = time.monotonic() + patience
@@ -471,10 +471,6 @@ def _hold(path: str, patience: float = 1.0) -> StorageLock:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
-
-
-def _naming(name: str, reason: str) -> str:
-    return reason if reason.startswith(name) else f"{name}: {reason}"
 
 
 if __name__ == "__main__":
