@@ -192,6 +192,20 @@ def rmtree(path: str, sync: bool = True) -> None:
 
 
 @_point
+def append(path: str, data: bytes) -> None:
+    """Append *data* to *path* (created if missing), without fsync.
+
+    For the log: it tells what happened, the journal and the ledger are the
+    record, and an fsync per log line would cost more than the work logged.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        write(fd, data)
+    finally:
+        os.close(fd)
+
+
+@_point
 def truncate(path: str, size: int) -> None:
     """Cut file *path* back to *size* bytes, durably."""
     fd = os.open(path, os.O_WRONLY)

@@ -36,6 +36,8 @@ class StorageLogHandler(logging.Handler):
         self._storage = storage
         self.max_bytes = max_bytes
         self.backups = backups
+        #: Lines that could not be written (a full disk, say).
+        self.lost = 0
         self.setFormatter(logging.Formatter(_FORMAT))
 
     @property
@@ -50,9 +52,12 @@ class StorageLogHandler(logging.Handler):
             path = self.path
             if os.path.isdir(os.path.dirname(path)):
                 self._rotate_if_full(path, len(line))
-                with open(path, "ab") as handle:
-                    handle.write(line)
-        except Exception:  # a log line must never break the operation it reports
+                fs.append(path, line)
+        except OSError:
+            # A full disk must not break the operation being logged, nor fill
+            # stderr with tracebacks: the line is lost, the work goes on.
+            self.lost += 1
+        except Exception:
             self.handleError(record)
 
     def _rotate_if_full(self, path: str, incoming: int) -> None:
