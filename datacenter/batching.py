@@ -12,19 +12,17 @@ written for Kofa's processors reads the same here.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import os
 import sqlite3
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from datacenter import fs
 from datacenter.csvinput import CSVSource, FatalCSVError, Row
+from datacenter.outputs import ImportResult, Outputs, pending_cells
 from datacenter.rowplan import Converted, RowPlan
 from datacenter.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
 from datacenter.store import RecordStore
@@ -43,61 +41,6 @@ _BATCH = 500
 #: Kofa's per-row hooks; overriding any of them turns the fast path off.
 _HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "getEntry",
           "addEntry", "updateEntry", "delEntry", "checkUpdateRequirements")
-
-
-@dataclass
-class ImportResult:
-    """What one pass over a file did; the output files are in ``workdir``."""
-
-    workdir: str
-    rows: int = 0
-    failed: int = 0
-    finished_path: str = ""
-    pending_path: str | None = None
-    #: Staged backups of removed records: ``deleted.csv`` / ``graduated.csv``.
-    backups: dict[str, str] = field(default_factory=dict)
-    seconds: float = 0.0
-    sha256: str = ""
-
-    @property
-    def ok(self) -> int:
-        return self.rows - self.failed
-
-
-class _Outputs:
-    """The finished, pending and backup files of one import, written as rows come."""
-
-    def __init__(self, workdir: str, header: list[str], schema: ProcessorSchema) -> None:
-        self.workdir = workdir
-        self.schema = schema
-        self._files: dict[str, io.TextIOWrapper] = {}
-        self._writers: dict[str, Any] = {}
-        columns = [c for c in header if c != ERRORS_COLUMN]
-        self.finished = self._open("finished.csv", columns)
-        self.pending_header = [*columns, ERRORS_COLUMN]
-
-    def _open(self, name: str, header: list[str]) -> Any:
-        binary = fs.open_new(os.path.join(self.workdir, name))
-        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
-        writer = csv.writer(text, lineterminator="\r\n")
-        writer.writerow(header)
-        self._files[name], self._writers[name] = text, writer
-        return writer
-
-    def writer(self, name: str, header: list[str]) -> Any:
-        return self._writers.get(name) or self._open(name, header)
-
-    def close(self) -> None:
-        """Flush and fsync every file and their folder: they must outlive a crash."""
-        for text in self._files.values():
-            text.flush()
-            fs.fsync(text.buffer.raw.fd)  # type: ignore[attr-defined]
-            text.close()
-        fs.fsync_dir(self.workdir)
-
-    def discard(self) -> None:
-        for text in self._files.values():
-            text.close()
 
 
 class BatchProcessor:
@@ -279,13 +222,13 @@ class BatchProcessor:
             header = headerfields if headerfields is not None else source.header
             self.checkHeaders(header, mode)
             mapping = self.getMapping(header, mode)
-            outputs = _Outputs(workdir, header, self.schema)
+            outputs = Outputs(workdir, header, self.schema)
             plan = RowPlan(self.schema, header, mapping, mode, ignore_empty)
 
             def fail(row: Row, reason: str) -> None:
                 result.failed += 1
                 outputs.writer("pending.csv", outputs.pending_header).writerow(
-                    _pending_cells(row.cells, header, reason))
+                    pending_cells(row.cells, header, reason))
 
             # Rows wait here until their batch is written, failed ones too, so
             # the finished and pending files keep the order of the source.
@@ -352,7 +295,7 @@ class BatchProcessor:
         return converted
 
     def _write_batch(self, mode: str, batch: list[tuple[Row, Converted | str]],
-                     outputs: _Outputs, fail: Callable[[Row, str], None]) -> None:
+                     outputs: Outputs, fail: Callable[[Row, str], None]) -> None:
         """Create or update the rows of a batch; one by one if any of them fails.
 
         One statement for the batch inside a savepoint; if a key exists
@@ -407,14 +350,14 @@ class BatchProcessor:
         params = [[c.params[i] for i in picks] + [c.params[i] for i in keys] for c in rows]
         return self.store.update_sql(self.schema, changed), params
 
-    def _change(self, mode: str, converted: Converted, outputs: _Outputs) -> str | None:
+    def _change(self, mode: str, converted: Converted, outputs: Outputs) -> str | None:
         """Update or remove one record; the reason it failed, or None."""
         values = converted.values
         if mode == "update":
             return None if self.updateEntry(values) else NO_UPDATE
         return self._remove(values, outputs)
 
-    def _remove(self, values: Mapping[str, object], outputs: _Outputs) -> str | None:
+    def _remove(self, values: Mapping[str, object], outputs: Outputs) -> str | None:
         """Back the record up (deleted or graduated), then remove it."""
         entry = self.getEntry(values)
         if entry is None:
@@ -426,7 +369,7 @@ class BatchProcessor:
         return None
 
     def _import_row(self, row: Row, header: list[str], mapping: Mapping[int, str], mode: str,
-                    ignore_empty: bool, outputs: _Outputs) -> str | None:
+                    ignore_empty: bool, outputs: Outputs) -> str | None:
         """Apply one row; the reason it failed, or None."""
         if len(row.cells) != len(header):
             return f"line {row.line}: {len(row.cells)} cells, but the header has {len(header)}"
@@ -461,22 +404,3 @@ class _BatchFailedError(Exception):
     """A batch must be redone one row at a time to tell which rows fail."""
 
 
-def _pending_cells(cells: list[str], header: list[str], reason: str) -> list[str]:
-    """The row's original cells, then why it failed.
-
-    An old ``--ERRORS--`` cell (a pending file dropped again) gives way to
-    the new reason; a short row is padded so the reason stays in its
-    column; the cells of a long row are all kept, nothing is cut.
-    """
-    kept = [c for c, name in zip(cells, header, strict=False) if name != ERRORS_COLUMN]
-    kept += cells[len(header):]
-    width = len([name for name in header if name != ERRORS_COLUMN])
-    kept += [""] * (width - len(kept))
-    return [*kept, reason]
-
-
-def rows_of(path: str) -> Iterator[dict[str, str]]:
-    """The rows of a CSV file as dicts (for tests and small files)."""
-    with CSVSource(path) as source:
-        for row in source.rows():
-            yield dict(zip(source.header, row.cells, strict=False))

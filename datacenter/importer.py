@@ -28,13 +28,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from datacenter import fs, layout
-from datacenter.batching import BatchProcessor, ImportResult
+from datacenter.batching import BatchProcessor
 from datacenter.center import DataCenter
 from datacenter.config import Config
 from datacenter.csvinput import FatalCSVError, naming
 from datacenter.distribution import Request as DistRequest
 from datacenter.distribution import destinations
 from datacenter.logs import default_user
+from datacenter.outputs import ImportResult
 from datacenter.schema import MODES, ProcessorSchema, SchemaError, load_processors
 from datacenter.store import Job, RecordStore
 
