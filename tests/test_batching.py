@@ -19,7 +19,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 import tomllib
 import tracemalloc
 from collections.abc import Iterator, Mapping
@@ -927,9 +926,7 @@ def test_memory_stays_flat_for_a_long_file(imp: Importer) -> None:
     gc.collect()
     tracemalloc.start()
     try:
-        started = time.perf_counter()
         outcome = imp.import_file(path)
-        elapsed = time.perf_counter() - started
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
@@ -937,7 +934,6 @@ def test_memory_stays_flat_for_a_long_file(imp: Importer) -> None:
     assert imp.store.count("students") == rows
     # A loaded file would need at least its own size, and Python objects for it many times more.
     assert peak < min(20 << 20, size), (peak, size)
-    assert elapsed < 60
 
 
 # -- processors from installed packages ------------------------------------------------
