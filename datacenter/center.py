@@ -81,8 +81,12 @@ class DataCenter:
     def journal(self) -> Journal:
         return Journal(self._storage)
 
-    def _open(self) -> None:
-        """Create missing folders and recover, holding the storage's lock."""
+    def _open(self, follow: int = 8) -> None:
+        """Create missing folders and recover, holding the storage's lock.
+
+        A root the storage was moved away from says where it went; that is
+        followed (at most *follow* hops, in case of a loop of moves).
+        """
         fs.makedirs(layout.state_path(self._storage))
         self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
         with self._lock:
@@ -90,13 +94,21 @@ class DataCenter:
             # move the sub-folders here.
             self.journal.ensure_dirs()
             rolled = self.journal.recover()
-            for name in layout.SUBFOLDERS:
-                fs.makedirs(os.path.join(self._storage, name))
-            self._sweep_temporaries()
+            moved_to = _forwarding(self._storage) if follow else None
+            if moved_to is None:
+                for name in layout.SUBFOLDERS:
+                    fs.makedirs(os.path.join(self._storage, name))
+                self._sweep_temporaries()
         #: Interrupted operations finished when this storage was opened.
         self.recovered = rolled
         if rolled:
             self.log(f"recovered: {rolled} interrupted operation(s) finished")
+        if moved_to is not None:
+            # The storage was moved from here (perhaps by a move that a crash
+            # interrupted, or while whoever asked was gone): follow it.
+            old, self._storage = self._storage, moved_to
+            self.log(f"storage {old} has moved to {moved_to}; using it there")
+            self._open(follow - 1)
 
     def _sweep_temporaries(self) -> None:
         """Remove temporary files a crash left beside their destinations.
@@ -320,6 +332,8 @@ class DataCenter:
                 raise
         self._storage = new
         try:
+            if not move:  # asked for this very folder: a note to go elsewhere is stale
+                fs.unlink(layout.state_path(new, layout.MOVED_TO), missing_ok=True)
             self._open()
         except Exception as error:
             if move and new != old:
@@ -358,6 +372,16 @@ class DataCenter:
         if rolled:
             self.log(f"recovered: {rolled} interrupted operation(s) finished")
         return rolled
+
+
+def _forwarding(storage: str) -> str | None:
+    """Where the storage moved from *storage* went, if it did and that folder exists."""
+    try:
+        with open(layout.state_path(storage, layout.MOVED_TO), encoding="utf-8") as handle:
+            target = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    return target if target and target != storage and os.path.isdir(target) else None
 
 
 def _scan(path: str) -> list[os.DirEntry[str]]:

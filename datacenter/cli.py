@@ -19,7 +19,14 @@ from datacenter import chaos, export_command, fs, layout, service
 from datacenter import config as configuration
 from datacenter.center import FOLDERS, DataCenter
 from datacenter.csvinput import FatalCSVError, naming
-from datacenter.importer import Importer, UnroutedError, discover_processors, schema_of
+from datacenter.importer import (
+    Importer,
+    UnfiledError,
+    UnroutedError,
+    discover_processors,
+    schema_of,
+)
+from datacenter.journal import UnfinishedError
 from datacenter.lock import LockHeldError
 from datacenter.schema import MODES, ProcessorSchema
 from datacenter.store import Job, RecordStore
@@ -124,13 +131,29 @@ def settings(args: argparse.Namespace) -> configuration.Config:
     return conf
 
 
-def open_storage(args: argparse.Namespace) -> DataCenter:
-    return DataCenter(settings(args).storage)
+def open_storage(args: argparse.Namespace, conf: configuration.Config | None = None
+                 ) -> DataCenter:
+    """The data center of the configured storage, following it if it moved.
+
+    A storage moved while the config still names its old place (a move a
+    crash interrupted) is found through the note it left; the config file
+    is then updated, and the user told so.
+    """
+    conf = conf or settings(args)
+    dc = DataCenter(conf.storage)
+    if dc.storage != conf.storage:
+        print(f"datacenter: the storage {conf.storage} has moved to {dc.storage}",
+              file=sys.stderr)
+        if conf.path and not args.storage:
+            configuration.set_storage(conf.path, dc.storage)
+            print(f"datacenter: updated {conf.path}", file=sys.stderr)
+        conf.storage = dc.storage
+    return dc
 
 
 def open_importer(args: argparse.Namespace) -> Importer:
     conf = settings(args)
-    return Importer(conf, DataCenter(conf.storage))
+    return Importer(conf, open_storage(args, conf))
 
 
 def emit(data: Any) -> None:
@@ -143,7 +166,7 @@ def emit(data: Any) -> None:
 @command("status")
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
-    dc = DataCenter(conf.storage)
+    dc = open_storage(args, conf)
     counts = {folder: len(dc.list_files(folder)) for folder in FOLDERS}
     jobs: list[Job] = []
     if os.path.exists(conf.database):
@@ -205,7 +228,7 @@ def _move_storage(args: argparse.Namespace) -> int:
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
                            "stop it first")
-    dc = DataCenter(conf.storage)
+    dc = open_storage(args, conf)
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
         print(f"not moved (exists in the target): {name}")
@@ -227,12 +250,10 @@ def _logs(args: argparse.Namespace) -> int:
 @command("recover")
 def _recover(args: argparse.Namespace) -> int:
     conf = settings(args)
-    dc = DataCenter(conf.storage)  # opening already finishes interrupted moves
-    rolled = dc.recovered + dc.recover()
-    imports = 0
+    dc = open_storage(args, conf)  # opening finishes interrupted operations
+    rolled, imports = dc.recovered, 0
     if os.path.exists(conf.database):
-        importer = Importer(conf, dc)  # opening finishes committed imports
-        imports = importer.recovered + importer.recover()
+        imports = Importer(conf, dc).recovered  # opening files committed imports away
     print(f"recovered: {rolled} interrupted operation(s) finished, "
           f"{imports} committed import(s) filed away")
     return 0
@@ -247,17 +268,22 @@ def _import(args: argparse.Namespace) -> int:
     target = os.path.join(importer.dc.storage, os.path.basename(source))
     copied = source != target
     if copied:
-        if os.path.lexists(target):
-            raise CommandError(f"{target}: a pending file of that name is waiting already; "
-                               "import that one, or rename yours")
-        fs.copy_new(source, target)
+        with importer.dc.lock:  # opening a storage sweeps temporaries; not ours mid-copy
+            if os.path.lexists(target):
+                raise CommandError(f"{target}: a pending file of that name is waiting already; "
+                                   "import that one, or rename yours")
+            fs.copy_new(source, target)
     try:
         outcome = importer.import_file(target, args.processor, args.mode, args.user,
                                        progress=Progress(target).update)
-    except (FatalCSVError, UnroutedError) as error:
-        if copied:
-            fs.unlink(target)  # our copy; the user's file is untouched
-        raise CommandError(naming(error, source)) from None
+    except Exception as error:
+        # Nothing was imported, so our copy goes (the user's file is untouched);
+        # unless the import committed and only its filing is unfinished.
+        if copied and not isinstance(error, (UnfinishedError, UnfiledError)):
+            fs.unlink(target, missing_ok=True)
+        if isinstance(error, (FatalCSVError, UnroutedError)):
+            raise CommandError(naming(error, source)) from None
+        raise
     finally:
         Progress.clear()
     print(outcome.summary())

@@ -67,6 +67,8 @@ class Request:
     pending_file: str | None
     mode: str = "create"
     move_orig: bool = True
+    #: Where the pending rows go instead of ``x.<mode>.pending.csv`` (None: there).
+    pending_dest: str | None = None
 
     def check(self, storage: str) -> Destinations:
         """The destinations, after FileNotFoundError for a missing input."""
@@ -87,7 +89,7 @@ class Request:
         earlier distribution in the same batch may be about to create.
         """
         paths = {self.source, names.finished, names.pending, names.source_finished,
-                 names.source_unfinished}
+                 names.source_unfinished, self.pending_dest or names.pending}
         if self.source.endswith(_PENDING_SUFFIX):
             original = os.path.basename(self.source).rsplit(".", 3)[0] + ".csv"
             storage = os.path.dirname(os.path.dirname(names.source_finished))
@@ -105,12 +107,25 @@ def plan(group: Group, storage: str, request: Request, label: str = "") -> Desti
     names = destinations(storage, request.source, request.mode)
     csvmerge.plan_merge(group, request.finished_file, names.finished, f"{label}finished.csv")
     if request.pending_file is not None:
-        staged = group.stage_file(request.pending_file, f"{label}pending.csv")
-        group.add("replace", src=staged, dst=names.pending)
+        _plan_pending(group, request, request.pending_dest or names.pending, label)
     if request.move_orig:
         _plan_source(group, storage, names, request.successful, request.source)
     _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
     return names
+
+
+def _plan_pending(group: Group, request: Request, dest: str, label: str) -> None:
+    """The failed rows become the pending file.
+
+    They replace the source when it is that pending file (a chain goes on);
+    a pending file of another import already there is joined, not replaced,
+    so that no failed row is lost.
+    """
+    if os.path.exists(dest) and dest != request.source:
+        csvmerge.plan_merge(group, request.pending_file or "", dest, f"{label}pending.csv")
+    else:
+        staged = group.stage_file(request.pending_file or "", f"{label}pending.csv")
+        group.add("replace", src=staged, dst=dest)
 
 
 def _plan_source(

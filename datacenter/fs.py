@@ -267,20 +267,19 @@ def _sync_and_close(handle: IO[Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str, *, text: bool = False, newline: str | None = "", temp_dir: str | None = None
+    path: str, *, text: bool = False
 ) -> Iterator[IO[Any]]:
     """Write a new version of *path*: readers see the old file or the new one.
 
-    Bytes go to a hidden temporary file in the same directory (or
-    *temp_dir*, which must be on the same filesystem); on success it is
+    Bytes go to a hidden temporary file in the same directory; on success it is
     fsynced, renamed over *path* and the directory fsynced. On any error the
     temporary file is removed and *path* is left as it was.
     """
-    directory = temp_dir or os.path.dirname(os.path.abspath(path))
+    directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
     binary = open_new(tmp)
     handle: IO[Any] = (
-        io.TextIOWrapper(binary, encoding="utf-8", newline=newline) if text else binary
+        io.TextIOWrapper(binary, encoding="utf-8", newline="") if text else binary
     )
     try:
         yield handle

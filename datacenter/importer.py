@@ -40,6 +40,8 @@ from datacenter.schema import MODES, ProcessorSchema, SchemaError, load_processo
 from datacenter.store import Job, RecordStore
 
 ENTRY_POINT_GROUP = "datacenter.processors"
+#: A file ready to import: its path, its processor and the mode.
+_Plan = tuple[str, BatchProcessor, str]
 _log = logging.getLogger(__name__)
 
 
@@ -184,14 +186,17 @@ class Importer:
         user = user or default_user()
         planned = [self._planned(request) for request in requests]
         with self.dc.lock:
-            self._finish_unfiled()  # an earlier import whose filing failed comes first
+            # An earlier import whose filing failed comes first; a source whose
+            # import committed but could not be filed yet must not import twice.
+            unfiled = {job.source: job for job in self._finish_unfiled()}
+            planned = [_not_yet(plan, unfiled) for plan in planned]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             self.finish_jobs(jobs)
         return [item if isinstance(item, Exception) else self._outcome(*item)
                 for item in staged]
 
-    def _planned(self, request: Request) -> tuple[str, BatchProcessor, str] | Exception:
+    def _planned(self, request: Request) -> _Plan | Exception:
         path = os.path.abspath(request.path)
         name = os.path.basename(path)
         if os.path.dirname(path) != self.dc.storage:
@@ -206,7 +211,7 @@ class Importer:
             return error
 
     def _commit_imports(
-        self, planned: list[tuple[str, BatchProcessor, str] | Exception], user: str,
+        self, planned: list[_Plan | Exception], user: str,
         progress: Callable[[int, int], None] | None,
     ) -> list[tuple[Job, ImportResult, BatchProcessor] | Exception]:
         staged: list[tuple[Job, ImportResult, BatchProcessor] | Exception] = []
@@ -250,10 +255,12 @@ class Importer:
                     finished=time.time(),
                 )
                 job_id = self.store.record_job(**fields)
-        except (FatalCSVError, OSError) as error:
+        except Exception as error:  # this file's: its savepoint undid its rows
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
+            elif not isinstance(error, OSError):
+                _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:
             fs.rmtree(workdir)
@@ -268,53 +275,76 @@ class Importer:
         return Outcome(job.source, batch.name, job.mode, result.rows, result.ok,
                        result.failed, pending, job.id)
 
-    def finish_job(self, job: Job) -> None:
-        """File away what a committed import left in its job folder."""
-        self.finish_jobs([job])
-
-    def finish_jobs(self, jobs: Sequence[Job]) -> None:
+    def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """File away what committed imports left in their job folders.
 
         Every step consumes its input atomically, so this can run again
         after any crash and does only what is left. The distributions share
-        journal groups where they can, and the ledger learns of them in one
-        transaction.
+        journal groups where they can; if that fails, each job is tried
+        alone, so one that cannot be filed does not hold up the others.
+        Returns the jobs still not filed (each failure is logged).
         """
-        requests = []
-        for job in jobs:
-            workdir = os.path.join(self.dc.storage, job.workdir)
-            for kind in ("deleted", "graduated"):
-                backup = os.path.join(workdir, f"{kind}.csv")
-                if os.path.exists(backup):
-                    self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
-            finished = os.path.join(workdir, "finished.csv")
-            if not os.path.exists(finished):
-                continue
-            source = os.path.join(self.dc.storage, job.source)
-            same = _is_source_of(source, job)
-            if not same:
-                self.dc.log(f"{job.source} changed since its import (job {job.id}); "
-                            "it stays where it is", level=logging.WARNING)
-            pending = os.path.join(workdir, "pending.csv")
-            requests.append(DistRequest(job.failed == 0, source, finished,
-                                        pending if os.path.exists(pending) else None,
-                                        job.mode, move_orig=same))
-        self.dc.distribute(requests)
-        self.store.mark_distributed([job.id for job in jobs])
+        # A pending file's own chain first: it replaces that file, and a later
+        # job in the batch may have failed rows to add to it.
+        jobs = sorted(jobs, key=lambda job: not job.source.endswith(".pending.csv"))
+        try:
+            self.dc.distribute([r for r in map(self._filing, jobs) if r is not None])
+            failed: list[Job] = []
+        except Exception:
+            failed = [job for job in jobs if not self._file_alone(job)]
+        self.store.mark_distributed([job.id for job in jobs if job not in failed])
+        return failed
+
+    def _file_alone(self, job: Job) -> bool:
+        try:
+            request = self._filing(job)
+            if request is not None:
+                self.dc.distribute([request])
+        except Exception as error:
+            self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
+                        f"{error}; it is tried again before the next import",
+                        level=logging.ERROR)
+            return False
+        return True
+
+    def _filing(self, job: Job) -> DistRequest | None:
+        """Back up what the job removed; then what is left to distribute, if anything."""
+        workdir = os.path.join(self.dc.storage, job.workdir)
+        for kind in ("deleted", "graduated"):
+            backup = os.path.join(workdir, f"{kind}.csv")
+            if os.path.exists(backup):
+                self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
+        finished = os.path.join(workdir, "finished.csv")
+        if not os.path.exists(finished):
+            return None
+        source = os.path.join(self.dc.storage, job.source)
+        same = _is_source_of(source, job)
+        pending = os.path.join(workdir, "pending.csv")
+        names = destinations(self.dc.storage, source, job.mode)
+        keep_aside = None
+        if not same:
+            self.dc.log(f"{job.source} changed since its import (job {job.id}); "
+                        "it stays where it is", level=logging.WARNING)
+            if names.pending == source:  # a person's edit of the pending file: never overwrite
+                keep_aside = os.path.join(self.dc.unfinished_path,
+                                          f"{job.source[:-4]}.job{job.id}.csv")
+        return DistRequest(job.failed == 0, source, finished,
+                           pending if os.path.exists(pending) else None, job.mode,
+                           move_orig=same, pending_dest=keep_aside)
 
     def _finish_unfiled(self) -> list[Job]:
+        """File committed imports that are not yet; returns those that still cannot be."""
         # Interrupted moves first: a source may be on its way to this root.
         self.dc.recover()
         jobs = self.store.jobs(undistributed=True)
-        if jobs:
-            self.finish_jobs(list(reversed(jobs)))
-        return jobs
+        return self.finish_jobs(list(reversed(jobs))) if jobs else []
 
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left."""
         with self.dc.lock:
-            jobs = self._finish_unfiled()
-            owned = {os.path.basename(job.workdir) for job in jobs}
+            jobs = self.store.jobs(undistributed=True)
+            stuck = self._finish_unfiled()
+            owned = {os.path.basename(job.workdir) for job in stuck}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
             for name in os.listdir(folder) if os.path.isdir(folder) else []:
                 if name not in owned:
@@ -322,6 +352,21 @@ class Importer:
         if jobs:
             self.dc.log(f"recovered: {len(jobs)} committed import(s) filed away")
         return len(jobs)
+
+
+class UnfiledError(OSError):
+    """The file's import committed, but filing it away failed; it is retried."""
+
+
+def _not_yet(plan: _Plan | Exception, unfiled: dict[str, Job]) -> _Plan | Exception:
+    """A planned import, unless its source still waits to be filed from an earlier one."""
+    if isinstance(plan, Exception):
+        return plan
+    job = unfiled.get(os.path.basename(plan[0]))
+    if job is None:
+        return plan
+    return UnfiledError(errno.EBUSY, f"imported already (job {job.id}) but not filed away yet; "
+                        "see the log", plan[0])
 
 
 def _failed(plan: object, done: object, error: Exception) -> Exception:

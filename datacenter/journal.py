@@ -109,10 +109,8 @@ class Group:
 
     @property
     def committed(self) -> bool:
-        """Has the commit point passed? (An intent exists anywhere, or was applied.)"""
-        return self.applied or any(
-            os.path.exists(journal._intent_path(self.id))
-            for journal in (self.journal, *self.mirrors))
+        """Has the commit point passed (the primary copy written), or was it applied?"""
+        return self.applied or os.path.exists(self.journal._intent_path(self.id))
 
 
 
@@ -147,9 +145,10 @@ class Journal:
         self.ensure_dirs()
         payload = {"id": group.id, "steps": group.steps, "roots": group.roots}
         data = json.dumps(payload, indent=1).encode()
-        # Mirrors first: whichever root is opened next must find the intent,
-        # so no root may hold it unless the mirrors already do. The first
-        # copy written is the commit point.
+        # Mirrors first, the primary copy last: writing the primary copy is
+        # the commit point. A mirror's copy lets the other root finish a
+        # committed group; one without its primary never committed (the
+        # primary is also forgotten last), and recovery discards it.
         for mirror in group.mirrors:
             mirror.ensure_dirs()
             fs.atomic_write(mirror._intent_path(group.id), data)
@@ -173,8 +172,8 @@ class Journal:
                 fs.fsync_dir(directory)
         if on_applied is not None:
             on_applied()
-        journals = [self, *(Journal(root) for root in roots if root != self.root)]
-        for journal in journals:
+        journals = [Journal(root) for root in roots] or [self]
+        for journal in reversed(journals):  # mirrors first, the primary last
             fs.unlink(journal._intent_path(group_id), missing_ok=True)
         for journal in journals:
             # Not fsynced: staging that reappears after a power cut has no
@@ -195,19 +194,37 @@ class Journal:
         """
         rolled = 0
         for group_id in self.pending_intents():
-            path = self._intent_path(group_id)
-            try:
-                with open(path, "rb") as handle:
-                    intent = json.load(handle)
-            except FileNotFoundError:
-                continue  # a mirror finished it meanwhile
-            except (OSError, ValueError) as exc:
-                raise JournalError(f"{path}: unreadable intent: {exc}") from exc
-            self.apply(group_id, intent["steps"], intent.get("roots", []))
+            intent = self._read(group_id)
+            if intent is None:
+                continue
+            roots = intent.get("roots") or [self.root]
+            if self.root not in roots:
+                raise JournalError(
+                    f"{self._intent_path(group_id)}: an interrupted operation of the storage "
+                    f"at {roots[0]}; the folder was moved by hand since. Move it back there "
+                    "and open it, so the operation can be finished")
+            if roots[0] != self.root and not os.path.exists(
+                    Journal(roots[0])._intent_path(group_id)):
+                fs.unlink(self._intent_path(group_id), missing_ok=True)  # never committed
+                continue
+            self.apply(group_id, intent["steps"], roots)
             rolled += 1
             _log.info("recovered interrupted group %s", group_id)
         self._drop_uncommitted()
         return rolled
+
+    def _read(self, group_id: str) -> dict[str, Any] | None:
+        path = self._intent_path(group_id)
+        try:
+            with open(path, "rb") as handle:
+                intent = json.load(handle)
+        except FileNotFoundError:
+            return None  # a mirror finished it meanwhile
+        except (OSError, ValueError) as exc:
+            raise JournalError(f"{path}: unreadable intent: {exc}") from exc
+        if not isinstance(intent, dict):
+            raise JournalError(f"{path}: unreadable intent: not an object")
+        return intent
 
     def _drop_uncommitted(self) -> None:
         committed = set(self.pending_intents())

@@ -22,9 +22,12 @@ JOBS = "jobs"
 OPS_LOCK = "lock"
 #: Held for the whole life of ``datacenter serve``.
 SERVICE_LOCK = "serve.lock"
+#: Left in a root whose storage moved away: where it went. Written in the
+#: same all-or-nothing step as the move, so opening the old root finds it.
+MOVED_TO = "moved-to"
 #: Entries of the state folder that belong to one root and never move (the
 #: journal and staging are empty once recovery ran; job folders do move).
-STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING})
+STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, MOVED_TO})
 
 LOG_NAME = "datacenter.log"
 

@@ -36,8 +36,6 @@ class StorageLogHandler(logging.Handler):
         self._storage = storage
         self.max_bytes = max_bytes
         self.backups = backups
-        #: Lines that could not be written (a full disk, say).
-        self.lost = 0
         self.setFormatter(logging.Formatter(_FORMAT))
 
     @property
@@ -56,7 +54,7 @@ class StorageLogHandler(logging.Handler):
         except OSError:
             # A full disk must not break the operation being logged, nor fill
             # stderr with tracebacks: the line is lost, the work goes on.
-            self.lost += 1
+            pass
         except Exception:
             self.handleError(record)
 

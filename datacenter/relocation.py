@@ -39,7 +39,18 @@ def plan(group: Group, target: Group, old: str, new: str, overwrite: bool) -> li
     planner = _Planner(group, target, overwrite)
     planner.walk(old, new, "", top=True)
     group.add("rmdir_empty", folders=sorted(planner.merged, key=len, reverse=True))
+    _plan_forwarding(group, old, new)
     return planner.not_moved
+
+
+def _plan_forwarding(group: Group, old: str, new: str) -> None:
+    """The old root learns where the storage went; the new one forgets any such note."""
+    note = group.staged_path(layout.MOVED_TO)
+    with fs.new_file(note, sync=False) as handle:
+        handle.write(new.encode())
+    group.add("replace", src=note, dst=layout.state_path(old, layout.MOVED_TO))
+    stale = layout.state_path(new, layout.MOVED_TO)
+    group.add("unlink", path=stale, ident=None)
 
 
 class _Planner:

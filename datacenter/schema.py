@@ -251,6 +251,11 @@ def _load_one(name: str, table: Any, processors: Mapping[str, Any]) -> Processor
     for field_name, parent in schema.parents.items():
         if parent not in processors:
             raise fail(f"parent {field_name!r} refers to unknown processor {parent!r}")
+        parent_key = processors[parent].get("key") if isinstance(processors[parent], Mapping) \
+            else None
+        if isinstance(parent_key, list) and len(parent_key) != 1:
+            raise fail(f"parent {field_name!r} refers to processor {parent!r}, whose key has "
+                       f"{len(parent_key)} fields; one field must name a parent record")
     return schema
 
 

@@ -48,8 +48,8 @@ PENDING, REJECTED, UNROUTED = readiness.PENDING, readiness.REJECTED, readiness.U
 RETRYING = readiness.RETRYING
 BIG_FILE = 1 << 20  # the state file is written before a long import, to show it in hand
 HEALTH_INTERVAL = 0.5  # seconds between two checks of the watch
-BATCH = 20  # files imported between two looks at the hints, the watch and the clock
-#: Files imported together: one database commit and one journal group for all.
+#: Files taken between two looks at the hints, the watch and the clock, and
+#: imported together: one database commit and one journal group for all.
 BATCH = 64
 RETRY_FIRST, RETRY_CAP = 5.0, 600.0  # back-off of pending-file retries, seconds
 _log = logging.getLogger(__name__)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -164,3 +165,34 @@ def test_forced_exdev_takes_the_copy_path(dc: DataCenter, tmp_path: Path,
     _check_moved(old, str(new), expected)
     assert os.listdir(new / ".datacenter" / "staging") == []
     assert os.listdir(os.path.join(old, ".datacenter", "staging")) == []
+
+
+def test_after_a_crashed_move_the_storage_is_where_the_commit_says(tmp_path: Path) -> None:
+    """Kill a relocation at every step; open the old root, keep working, open the new.
+
+    Before the commit, the old root stays the storage and a later open of the
+    new root must not pull anything away; after it, opening the old root
+    finishes the move and the data center follows it to the new root.
+    """
+    from datacenter.crashpoints import run_child
+
+    old, new = str(tmp_path / "old"), str(tmp_path / "new")
+    moved_over = stayed = 0
+    for point in range(1, 400):
+        shutil.rmtree(tmp_path, ignore_errors=True)
+        tmp_path.mkdir()
+        DataCenter(old)
+        write(os.path.join(old, "a.csv"), "id\n1\n")
+        os.mkdir(new)
+        outcome = run_child(lambda: DataCenter(old).setStoragePath(new, move=True), point)
+        dc = DataCenter(old)
+        write(os.path.join(dc.storage, "later.csv"), "id\n2\n")
+        DataCenter(new)  # must not take anything that belongs to the storage in use
+        here = [root for root in (old, new) if os.path.exists(os.path.join(root, "a.csv"))]
+        assert here == [dc.storage], (point, here, dc.storage)
+        assert os.path.exists(os.path.join(dc.storage, "later.csv")), point
+        moved_over += dc.storage == new
+        stayed += dc.storage == old
+        if outcome == "completed":
+            break
+    assert moved_over and stayed, (moved_over, stayed)
