@@ -10,15 +10,15 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import read, write
+from test_batching import make_importer
+
 from datacenter import DataCenter
 from datacenter.batching import BatchProcessor
 from datacenter.csvinput import FatalCSVError
 from datacenter.importer import Importer, Request, UnfiledError
 from datacenter.journal import JournalError
 from datacenter.schema import SchemaError, load_processors
-from test_batching import make_importer
 
 
 def test_a_bug_in_one_file_fails_that_file_only(tmp_path: Path,
