@@ -116,8 +116,9 @@ class DataCenter:
         A temporary name is only ever renamed into place once complete, so
         one still standing is garbage of an interrupted write.
         """
-        folders = [self._storage, layout.state_path(self._storage),
-                   *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
+        # Not the state folder: only the service writes there (its state file),
+        # and sweeps it itself; a sweep from here could race its writes.
+        folders = [self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
         for folder in folders:
             for entry in _scan(folder):
                 if entry.name.startswith(fs.TEMP_PREFIX):
@@ -212,7 +213,7 @@ class DataCenter:
             touched: set[str] = set()
             for request in requests:
                 names = request.check(self._storage)
-                paths = request.touches(names)
+                paths = request.touches(self._storage, names)
                 if paths & touched:
                     self._distribute_group(chunk)
                     chunk, touched = [], set()

@@ -35,14 +35,21 @@ class Destinations:
     source_unfinished: str  # unfinished/x.csv
 
 
+def pending_origin(name: str) -> tuple[str, str] | None:
+    """``x.create.pending.csv`` -> ``("x.csv", "create")``; None for other names."""
+    if not name.lower().endswith(_PENDING_SUFFIX):
+        return None
+    base, _, mode = name[: -len(_PENDING_SUFFIX)].rpartition(".")
+    return (base + ".csv", mode) if base else None
+
+
 def destinations(storage: str, source_path: str, mode: str) -> Destinations:
     basename = pending_name = os.path.basename(source_path)
     chain = False
     unfinished = os.path.join(storage, layout.UNFINISHED)
-    if basename.endswith(_PENDING_SUFFIX):
-        original = basename.rsplit(".", 3)[0] + ".csv"
-        if os.path.isfile(os.path.join(unfinished, original)):
-            basename, chain = original, True
+    origin = pending_origin(basename)
+    if origin and os.path.isfile(os.path.join(unfinished, origin[0])):
+        basename, chain = origin[0], True
     base, ext = os.path.splitext(basename)
     if not chain:
         pending_name = f"{base}.{mode}.pending{ext}"
@@ -82,7 +89,7 @@ class Request:
             raise FileNotFoundError(f"source not found: {self.source}")
         return names
 
-    def touches(self, names: Destinations) -> set[str]:
+    def touches(self, storage: str, names: Destinations) -> set[str]:
         """Every path this distribution reads or changes, or whose state decides it.
 
         A pending file's chain depends on ``unfinished/<original>``, which an
@@ -90,10 +97,9 @@ class Request:
         """
         paths = {self.source, names.finished, names.pending, names.source_finished,
                  names.source_unfinished, self.pending_dest or names.pending}
-        if self.source.endswith(_PENDING_SUFFIX):
-            original = os.path.basename(self.source).rsplit(".", 3)[0] + ".csv"
-            storage = os.path.dirname(os.path.dirname(names.source_finished))
-            paths |= {os.path.join(storage, folder, original)
+        origin = pending_origin(os.path.basename(self.source))
+        if origin:
+            paths |= {os.path.join(storage, folder, origin[0])
                       for folder in (layout.FINISHED, layout.UNFINISHED)}
         return paths
 

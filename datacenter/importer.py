@@ -33,7 +33,7 @@ from datacenter.center import DataCenter
 from datacenter.config import Config
 from datacenter.csvinput import FatalCSVError, naming
 from datacenter.distribution import Request as DistRequest
-from datacenter.distribution import destinations
+from datacenter.distribution import destinations, pending_origin
 from datacenter.logs import default_user
 from datacenter.outputs import ImportResult
 from datacenter.schema import MODES, ProcessorSchema, SchemaError, load_processors
@@ -378,12 +378,9 @@ def _failed(plan: object, done: object, error: Exception) -> Exception:
 
 def _original_name(filename: str) -> tuple[str, str | None]:
     """``x.create.pending.csv`` -> ``("x.csv", "create")``; others unchanged."""
-    lower = filename.lower()
-    if lower.endswith(".pending.csv"):
-        stem = filename[: -len(".pending.csv")]
-        base, _, mode = stem.rpartition(".")
-        if base and mode in MODES:
-            return base + ".csv", mode
+    origin = pending_origin(filename)
+    if origin and origin[1] in MODES:
+        return origin
     return filename, None
 
 
