@@ -14,7 +14,8 @@ import tempfile
 from functools import partial
 
 from benchmarks._common import row, timed
-from datacenter import DataCenter, fs
+from datacenter import DataCenter
+from datacenter.storage import fs
 
 ROWS_PER_CALL = 100
 CALLS = 1_000

@@ -23,8 +23,8 @@ import time
 
 from benchmarks._common import row, timed
 from datacenter import config
-from datacenter.schema import load_processors
-from datacenter.store import RecordStore, table
+from datacenter.records.schema import load_processors
+from datacenter.records.store import RecordStore, table
 
 RECORDS = 1_000_000
 ROUNDS = 3
@@ -47,7 +47,7 @@ state      = "choice:admitted,returning,graduated"
 # The child: the export command as the command line runs it, timed from inside.
 CHILD = """
 import argparse, sys, time
-from datacenter import export_command
+from datacenter.cli.main import export as export_command
 parser = argparse.ArgumentParser()
 parser.add_argument("--config")
 export_command.add_parser(parser.add_subparsers(dest="command"))

@@ -20,8 +20,8 @@ import tempfile
 import time
 from collections.abc import Callable
 
-from datacenter import fs
-from datacenter.faults import FaultConfig, FaultInjector
+from datacenter.storage import fs
+from datacenter.testing.faults import FaultConfig, FaultInjector
 
 CALLS = 20_000  # per round: 1.3 MB written, then the file offset is rewound
 ROUNDS = 41

@@ -36,7 +36,7 @@ def generate(path: str, rows: int, bad_every: int = 0, update: bool = False) -> 
 _CHILD = """
 import resource, sys, time
 from datacenter import config
-from datacenter.importer import Importer
+from datacenter.importing.importer import Importer
 conf = config.load(sys.argv[1])
 importer = Importer(conf)
 started = time.perf_counter()

@@ -29,11 +29,11 @@ from pathlib import Path
 
 from benchmarks._common import row
 from datacenter import config
-from datacenter.importer import Importer
+from datacenter.importing.importer import Importer
 from datacenter.service import read_state
 
 REPO = Path(__file__).resolve().parent.parent
-SERVE = [sys.executable, "-m", "datacenter.service"]
+PYTHON_M = [sys.executable, "-m", "datacenter"]  # the `datacenter` command
 
 
 def _env(name: str, default: int) -> int:
@@ -69,7 +69,7 @@ class Bench:
 
     @contextlib.contextmanager
     def serving(self, *options: str) -> Iterator[subprocess.Popen[bytes]]:
-        proc = subprocess.Popen([*SERVE, "--config", str(self.config), *options],
+        proc = subprocess.Popen([*PYTHON_M, "--config", str(self.config), "serve", *options],
                                 stdout=subprocess.DEVNULL)
         try:
             self.wait_running()
@@ -164,14 +164,14 @@ def bench_kills(work: str, files: int, kills: int) -> None:
     start = time.perf_counter()
     thread.start()
     for _ in range(kills):
-        proc = subprocess.Popen([*SERVE, "--config", str(bench.config)],
+        proc = subprocess.Popen([*PYTHON_M, "--config", str(bench.config), "serve"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.15, 0.6))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     thread.join()
     before = len(bench.ledger())
-    subprocess.run([*SERVE, "--config", str(bench.config), "--once"], check=True,
+    subprocess.run([*PYTHON_M, "--config", str(bench.config), "serve", "--once"], check=True,
                    stdout=subprocess.DEVNULL, timeout=3600)
     seconds = time.perf_counter() - start
     row(f"{kills} SIGKILLs during a {files:,}-file drop ({seconds:.0f} s)",

@@ -1,32 +1,56 @@
-"""``datacenter.toml``: where the storage and the record store are, how to watch.
+"""``datacenter.toml``, parsed once into typed values, and refused when it is wrong.
 
 Looked up from ``--config``, then ``$DATACENTER_CONFIG``, then
 ``./datacenter.toml``; without any, the defaults below apply. Relative
 paths are relative to the folder of the config file.
+
+Every mistake is refused at load, before anything is touched, with one
+line naming the file, the table (or ``[[routes]]`` entry) and the key: an
+unknown key or table (``storge = ...``, ``[watch] setle = ...``), a value of
+the wrong type, a route without a processor or with an unknown mode. The
+``[processors.*]`` tables are checked by :mod:`datacenter.records.schema`,
+and whether a route's processor exists by the importer, which alone knows
+the processors that installed packages add.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from datacenter import fs
+from datacenter.errors import DataCenterError
 
 DEFAULT_NAME = "datacenter.toml"
+#: The modes of an import; a route or a file name may ask for one.
+MODES = ("create", "update", "remove")
+_TOP_KEYS = frozenset({"storage", "database", "watch", "processors", "routes"})
 
 
-class ConfigError(ValueError):
+class ConfigError(DataCenterError, ValueError):
     """The config file is missing, unreadable or wrong; the message says where."""
 
 
 @dataclass
 class WatchSettings:
+    """``[watch]``: how the service notices files."""
+
     settle: float = 2.0
     rescan: float = 60.0
     polling: bool = False
+
+
+@dataclass(frozen=True)
+class Route:
+    """One ``[[routes]]`` entry: file names matching *pattern* go to *processor*."""
+
+    pattern: str
+    processor: str
+    mode: str = "create"
+    #: Where it was written, for messages: ``datacenter.toml: [[routes]] #2``.
+    where: str = ""
 
 
 @dataclass
@@ -36,7 +60,12 @@ class Config:
     database: str
     watch: WatchSettings = field(default_factory=WatchSettings)
     processors: dict[str, Any] = field(default_factory=dict)
-    routes: list[dict[str, Any]] = field(default_factory=list)
+    routes: list[Route] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        """How messages name the config: its path, or the default name."""
+        return self.path or DEFAULT_NAME
 
 
 def find(explicit: str | None = None) -> str | None:
@@ -64,42 +93,87 @@ def load(explicit: str | None = None) -> Config:
         raise ConfigError(f"{path}: {exc}") from None
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
+    return parse(data, path)
+
+
+def parse(data: Mapping[str, Any], path: str) -> Config:
+    """A :class:`Config` from the TOML *data* of the file at *path*."""
+    _known(path, "", data, _TOP_KEYS)
     base = os.path.dirname(path)
-    watch = data.get("watch", {})
-    try:
-        settings = WatchSettings(
-            settle=float(watch.get("settle", 2.0)),
-            rescan=float(watch.get("rescan", 60.0)),
-            polling=bool(watch.get("polling", False)),
-        )
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"{path}: [watch]: {exc}") from None
+    processors = data.get("processors", {})
+    if not isinstance(processors, dict):
+        raise ConfigError(f"{path}: processors must be a table of [processors.<name>] tables")
     return Config(
         path=path,
         storage=_path(path, base, data, "storage", "storage"),
         database=_path(path, base, data, "database", "records.sqlite"),
-        watch=settings,
-        processors=dict(data.get("processors", {})),
-        routes=list(data.get("routes", [])),
+        watch=_watch(path, data.get("watch", {})),
+        processors=dict(processors),
+        routes=_routes(path, data.get("routes", [])),
     )
 
 
-def _path(path: str, base: str, data: dict[str, Any], key: str, default: str) -> str:
+def _known(path: str, table: str, data: Mapping[str, Any], keys: frozenset[str]) -> None:
+    unknown = sorted(set(data) - keys)
+    if unknown:
+        where = f"{table}: " if table else ""
+        raise ConfigError(f"{path}: {where}unknown key {unknown[0]!r} (known: "
+                          f"{', '.join(sorted(keys))})")
+
+
+def _path(path: str, base: str, data: Mapping[str, Any], key: str, default: str) -> str:
     value = data.get(key, default)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{path}: {key} must be a non-empty string, not {value!r}")
     return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
 
 
-_STORAGE_LINE = re.compile(r'^(storage\s*=\s*)("(?:[^"\\]|\\.)*"|\'[^\']*\')', re.MULTILINE)
+def _watch(path: str, watch: Any) -> WatchSettings:
+    if not isinstance(watch, dict):
+        raise ConfigError(f"{path}: watch must be a table ([watch]), not {watch!r}")
+    _known(path, "[watch]", watch, frozenset({"settle", "rescan", "polling"}))
+    defaults = WatchSettings()
+    return WatchSettings(
+        settle=_seconds(path, watch, "settle", defaults.settle),
+        rescan=_seconds(path, watch, "rescan", defaults.rescan),
+        polling=_flag(path, watch, "polling", defaults.polling),
+    )
 
 
-def set_storage(path: str, storage: str) -> None:
-    """Point the config file's ``storage`` at *storage*, keeping everything else."""
-    with open(path, encoding="utf-8") as handle:
-        text = handle.read()
-    quoted = '"' + storage.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    new, count = _STORAGE_LINE.subn(lambda m: m.group(1) + quoted, text, count=1)
-    if not count:
-        new = f"storage = {quoted}\n" + text
-    fs.atomic_write(path, new.encode("utf-8"))
+def _seconds(path: str, table: Mapping[str, Any], key: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+        raise ConfigError(f"{path}: [watch]: {key} must be a number of seconds (0 or more), "
+                          f"not {value!r}")
+    return float(value)
+
+
+def _flag(path: str, table: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{path}: [watch]: {key} must be true or false, not {value!r}")
+    return value
+
+
+def _routes(path: str, routes: Any) -> list[Route]:
+    if not isinstance(routes, list):
+        raise ConfigError(f"{path}: routes must be [[routes]] entries, not {routes!r}")
+    return [_route(path, f"[[routes]] #{n}", entry) for n, entry in enumerate(routes, 1)]
+
+
+def _route(path: str, where: str, entry: Any) -> Route:
+    if not isinstance(entry, dict):
+        raise ConfigError(f"{path}: {where}: must be a table, not {entry!r}")
+    _known(path, where, entry, frozenset({"pattern", "processor", "mode"}))
+    for key in ("pattern", "processor"):
+        value = entry.get(key)
+        if value is None:
+            raise ConfigError(f"{path}: {where}: {key} is missing")
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{path}: {where}: {key} must be a non-empty string, "
+                              f"not {value!r}")
+    mode = entry.get("mode", "create")
+    if mode not in MODES:
+        raise ConfigError(f"{path}: {where}: mode must be one of {', '.join(MODES)}, "
+                          f"not {mode!r}")
+    return Route(entry["pattern"], entry["processor"], mode, f"{path}: {where}")

@@ -33,10 +33,11 @@ import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from datacenter import fs
-from datacenter.fieldtypes import IsoType
-from datacenter.schema import ProcessorSchema
-from datacenter.store import RecordStore, table
+from datacenter.errors import DataCenterError
+from datacenter.records.fieldtypes import IsoType
+from datacenter.records.schema import ProcessorSchema
+from datacenter.records.store import RecordStore, table
+from datacenter.storage import fs
 
 FORMATS = ("csv", "json")
 #: The ``--output`` meaning standard output (not atomic: a stream has no old file).
@@ -54,7 +55,7 @@ Emit = Callable[[str], object]
 Formatter = Callable[[str, object], object]
 
 
-class ExportError(ValueError):
+class ExportError(DataCenterError, ValueError):
     """An export that cannot be done; the message is one line naming the path."""
 
 

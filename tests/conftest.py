@@ -59,7 +59,7 @@ def fake_devices(monkeypatch: pytest.MonkeyPatch, *roots: str | Path) -> list[st
     """
     import errno
 
-    from datacenter import fs
+    from datacenter.storage import fs
 
     folders = [os.path.abspath(r) for r in roots]
     refused: list[str] = []

@@ -1,7 +1,7 @@
 """Batch processors and the import pipeline, as a user of the storage folder sees them.
 
 Every test drops files at the storage's root, imports them through an
-:class:`~datacenter.importer.Importer` built on the documented processors of
+:class:`~datacenter.importing.importer.Importer` built on the documented processors of
 ``datacenter.toml``, and then looks at both the record store and the files a
 user finds in the folders: ``finished/``, ``unfinished/``, ``deleted/``,
 ``graduated/`` and the pending files at the root. Malformed input lives in
@@ -28,18 +28,18 @@ from typing import Any
 import pytest
 from conftest import write
 
-from datacenter.batching import BatchProcessor
-from datacenter.config import Config
-from datacenter.csvinput import CSVSource, FatalCSVError
-from datacenter.fieldtypes import field_type
-from datacenter.importer import Importer, UnroutedError
-from datacenter.schema import ProcessorSchema, SchemaError
+from datacenter.config import Config, Route
+from datacenter.importing.csvinput import CSVSource, FatalCSVError
+from datacenter.importing.importer import Importer, UnroutedError
+from datacenter.importing.processors import BatchProcessor
+from datacenter.records.fieldtypes import field_type
+from datacenter.records.schema import ProcessorSchema, SchemaError
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
 TOML = tomllib.loads((ROOT / "datacenter.toml").read_text(encoding="utf-8"))
 PROCESSORS: dict[str, Any] = TOML["processors"]
-ROUTES: list[dict[str, Any]] = TOML["routes"]
+ROUTES = [Route(**route) for route in TOML["routes"]]
 STUDENT_HEADER = "student_id,name,email,birthday,level,state"
 EXISTS = "This object already exists. Skipping."
 NO_PARENT = "Not all parents do exist yet. Skipping"
@@ -1028,7 +1028,7 @@ def test_a_failed_commit_rolls_back_and_the_next_import_works(tmp_path: Path) ->
     """COMMIT itself fails (a full disk): nothing is kept, nothing stays open."""
     import errno
 
-    from datacenter.faults import FaultConfig, FaultInjector
+    from datacenter.testing.faults import FaultConfig, FaultInjector
 
     imp = make_importer(tmp_path)
     path = write(os.path.join(imp.dc.storage, "faculties.csv"), "code,title\nF1,Science\n")

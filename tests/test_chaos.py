@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from datacenter.chaos import ChaosRun
-from datacenter.cli import main
+from datacenter.cli.main import main
+from datacenter.testing.chaos import ChaosRun
 
 REGRESSIONS = [(5, 0.1), (13, 0.1), (45, 0.1), (93, 0.1), (99, 0.1), (2, 0.1), (56, 0.1)]
 

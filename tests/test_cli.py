@@ -12,7 +12,7 @@ import pytest
 from conftest import write
 
 from datacenter import DataCenter
-from datacenter.cli import main
+from datacenter.cli.main import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

@@ -14,11 +14,11 @@ from conftest import read, write
 from test_batching import make_importer
 
 from datacenter import DataCenter
-from datacenter.batching import BatchProcessor
-from datacenter.csvinput import FatalCSVError
-from datacenter.importer import Importer, Request, UnfiledError
-from datacenter.journal import JournalError
-from datacenter.schema import SchemaError, load_processors
+from datacenter.importing.csvinput import FatalCSVError
+from datacenter.importing.importer import Importer, Request, UnfiledError
+from datacenter.importing.processors import BatchProcessor
+from datacenter.records.schema import SchemaError, load_processors
+from datacenter.storage.journal import JournalError
 
 
 def test_a_bug_in_one_file_fails_that_file_only(tmp_path: Path,
@@ -78,7 +78,7 @@ def test_both_pending_outputs_are_kept(tmp_path: Path) -> None:
 
 
 def test_a_storage_moved_by_hand_after_a_crash_is_not_half_recovered(tmp_path: Path) -> None:
-    from datacenter.crashpoints import run_child
+    from datacenter.testing.crashpoints import run_child
 
     old = str(tmp_path / "s1")
     outside = tmp_path / "out"

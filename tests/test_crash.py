@@ -21,8 +21,8 @@ import pytest
 from conftest import write
 
 from datacenter import DataCenter
-from datacenter.crashpoints import CrashReport, enumerate_crashes, run_child
-from datacenter.layout import SUBFOLDERS
+from datacenter.storage.layout import SUBFOLDERS
+from datacenter.testing.crashpoints import CrashReport, enumerate_crashes, run_child
 
 Snapshot = dict[str, bytes]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import datetime as dt
 import errno
@@ -14,10 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from datacenter import config, export, export_command, fs
-from datacenter.faults import FaultConfig, FaultInjector
-from datacenter.schema import load_processors
-from datacenter.store import RecordStore
+from datacenter import config, export
+from datacenter.cli import main as datacenter_main
+from datacenter.records.schema import load_processors
+from datacenter.records.store import RecordStore
+from datacenter.storage import fs
+from datacenter.testing.faults import FaultConfig, FaultInjector
 
 PEOPLE = [
     {"id": 1, "name": "Ada", "level": 3},
@@ -60,16 +61,8 @@ def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
 
 
-def parser() -> argparse.ArgumentParser:
-    main = argparse.ArgumentParser(prog="datacenter")
-    main.add_argument("--config")
-    main.add_argument("--storage")
-    export_command.add_parser(main.add_subparsers(dest="command", required=True))
-    return main
-
-
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = export_command.run(parser().parse_args(["export", *argv]))
+    code = datacenter_main(["export", *argv])
     out, err = capsys.readouterr()
     return code, out, err
 
@@ -373,7 +366,7 @@ def test_the_export_after_a_late_failure_is_clean(capsys: pytest.CaptureFixture[
 
 def _crash_export(nth: int) -> None:
     FaultInjector.crash_at(nth).install()
-    export_command.run(parser().parse_args(["export", "--input", "x.json"]))
+    datacenter_main(["export", "--input", "x.json"])
 
 
 def test_a_crash_at_every_step_leaves_old_or_new() -> None:

@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from datacenter import fs
-from datacenter.faults import (
+from datacenter.injection import injection_point
+from datacenter.storage import fs
+from datacenter.testing.faults import (
     FaultConfig,
     FaultEvent,
     FaultInjector,
     FaultType,
     corrupt_data,
-    injection_point,
 )
 
 

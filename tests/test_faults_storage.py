@@ -17,7 +17,7 @@ import pytest
 from test_crash import SCENARIOS, Dist, Scenario, _check_clean, snapshot
 
 from datacenter import DataCenter
-from datacenter.faults import FaultConfig, FaultInjector
+from datacenter.testing.faults import FaultConfig, FaultInjector
 
 ERRORS = {
     "ENOSPC": OSError(errno.ENOSPC, "No space left on device"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import fake_devices, read, write
 
-from datacenter import fs
+from datacenter.storage import fs
 
 PACKAGE = Path(__file__).resolve().parent.parent / "datacenter"
 MUTATIONS = {"rename", "replace", "unlink", "remove", "rmdir", "mkdir", "makedirs",

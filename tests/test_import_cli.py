@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from conftest import write
 
-from datacenter.cli import main
+from datacenter.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"

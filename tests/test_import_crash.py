@@ -18,9 +18,9 @@ import pytest
 from conftest import write
 
 from datacenter.config import Config
-from datacenter.crashpoints import enumerate_crashes
-from datacenter.csvinput import FatalCSVError
-from datacenter.importer import Importer, Request
+from datacenter.importing.csvinput import FatalCSVError
+from datacenter.importing.importer import Importer, Request
+from datacenter.testing.crashpoints import enumerate_crashes
 
 PROCESSORS = {
     "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str"},

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from datacenter import DataCenter
-from datacenter.lock import LockHeldError, StorageLock
+from datacenter.storage.lock import LockHeldError, StorageLock
 
 
 def test_second_holder_waits_for_the_first(dc: DataCenter, tmp_path: Path) -> None:

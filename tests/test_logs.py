@@ -9,7 +9,7 @@ import pytest
 from conftest import write
 
 from datacenter import DataCenter
-from datacenter.logs import StorageLogHandler
+from datacenter.storage.logs import StorageLogHandler
 
 
 def _logs(dc: DataCenter, lines: dict[str, list[str]]) -> None:

@@ -7,17 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from datacenter.readiness import (
-    PENDING,
-    REJECTED,
-    UNROUTED,
-    Hint,
-    Identity,
-    Note,
-    Readiness,
-    Verdicts,
-    ignored_reason,
-)
+from datacenter.service.readiness import Hint, Identity, Readiness, ignored_reason
+from datacenter.service.verdicts import PENDING, REJECTED, UNROUTED, Note, Verdicts
 
 
 class Clock:

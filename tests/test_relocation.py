@@ -174,7 +174,7 @@ def test_after_a_crashed_move_the_storage_is_where_the_commit_says(tmp_path: Pat
     new root must not pull anything away; after it, opening the old root
     finishes the move and the data center follows it to the new root.
     """
-    from datacenter.crashpoints import run_child
+    from datacenter.testing.crashpoints import run_child
 
     old, new = str(tmp_path / "old"), str(tmp_path / "new")
     moved_over = stayed = 0

@@ -1,4 +1,4 @@
-"""Field types and processor schemas (datacenter.schema)."""
+"""Field types and processor schemas (datacenter.records.schema)."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from datacenter import config
-from datacenter.fieldtypes import FieldType, field_type
-from datacenter.schema import ProcessorSchema, SchemaError, load_processors
+from datacenter.records.fieldtypes import FieldType, field_type
+from datacenter.records.schema import ProcessorSchema, SchemaError, load_processors
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(__file__)), "datacenter.toml")
 KNOWN = "(known: str, int, float, bool, date, datetime, email, choice:a,b,...)"

@@ -8,6 +8,7 @@ subprocess) against a storage in tmp_path, with ``settle = 0.2`` and
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
 import logging
@@ -26,14 +27,16 @@ from pathlib import Path
 import pytest
 
 from datacenter import config
+from datacenter.cli import main as datacenter_main
 from datacenter.config import Config
-from datacenter.importer import Importer
-from datacenter.service import Service, main, service_running, service_status
-from datacenter.serving import read_state
-from datacenter.watcher import OVERFLOW_LOGGER, HintQueue
+from datacenter.importing.importer import Importer
+from datacenter.service import Service, read_state, service_running, service_status
+from datacenter.service import service as service_module
+from datacenter.service.watcher import OVERFLOW_LOGGER, HintQueue
+from datacenter.testing import FaultConfig, FaultInjector
 
 REPO = Path(__file__).resolve().parent.parent
-SERVE = [sys.executable, "-m", "datacenter.service"]  # the same options as `datacenter serve`
+PYTHON_M = [sys.executable, "-m", "datacenter"]  # the `datacenter` command
 
 
 @pytest.fixture
@@ -336,7 +339,7 @@ def test_pending_files_wait_for_their_parents_or_for_a_person(conf: Config) -> N
 def test_a_second_service_on_the_same_storage_exits_1_naming_the_holder(
         conf: Config, conf_path: Path) -> None:
     with serving(conf):
-        done = subprocess.run([*SERVE, "--config", str(conf_path)], capture_output=True,
+        done = subprocess.run([*PYTHON_M, "--config", str(conf_path), "serve"], capture_output=True,
                               text=True, timeout=60, check=False)
     assert done.returncode == 1
     assert f"process {os.getpid()}" in done.stderr and done.stderr.count("\n") == 1
@@ -344,8 +347,8 @@ def test_a_second_service_on_the_same_storage_exits_1_naming_the_holder(
 
 def test_sigterm_stops_the_service_cleanly(conf: Config, conf_path: Path) -> None:
     Importer(conf).close()
-    proc = subprocess.Popen([*SERVE, "--config", str(conf_path)], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*PYTHON_M, "--config", str(conf_path), "serve"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(lambda: service_status(conf.storage).get("state") == "running", timeout=20)
         drop(conf, "faculties_term.csv", faculties("T", 3))
@@ -366,17 +369,18 @@ def test_once_imports_what_is_there_and_exits(conf: Config, conf_path: Path,
     Path(conf.storage, "faculties_a.csv").write_text(faculties("A", 2))
     Path(conf.storage, "departments_a.csv").write_text("code,faculty_code,title\nD,A0,D\n")
     Path(conf.storage, "notes.csv").write_text("a\n1\n")
-    assert main(["--config", str(conf_path), "--once"]) == 0
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 0
     out, err = capsys.readouterr()
     # the parent first: the department finds its faculty
     assert out.splitlines() == ["Imported 2 rows from faculties_a.csv: 2 ok, 0 failed",
                                 "Imported 1 rows from departments_a.csv: 1 ok, 0 failed"]
     assert "notes.csv: no processor claims this file" in err
     Path(conf.storage, "faculties_empty.csv").write_text("")
-    assert main(["--config", str(conf_path), "--once"]) == 1
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 1
     out, err = capsys.readouterr()
     assert out == "" and err.startswith("datacenter: error: faculties_empty.csv: ")
-    assert main(["--config", str(conf_path), "--once"]) == 0  # rejected: left until changed
+    # rejected: left alone until it changes
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 0
     assert jobs(conf) == ["faculties_a.csv", "departments_a.csv"]
 
 
@@ -395,7 +399,7 @@ def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
     writer.start()
     kills = 0
     while kills < 10:
-        proc = subprocess.Popen([*SERVE, "--config", str(conf_path)],
+        proc = subprocess.Popen([*PYTHON_M, "--config", str(conf_path), "serve"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.2, 0.7))
         proc.send_signal(signal.SIGKILL)
@@ -403,7 +407,7 @@ def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
         kills += 1
     writer.join()
     assert jobs(conf), "the killed services imported nothing: kills came too early"
-    done = subprocess.run([*SERVE, "--config", str(conf_path), "--once"],
+    done = subprocess.run([*PYTHON_M, "--config", str(conf_path), "serve", "--once"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     sources = jobs(conf)
@@ -423,11 +427,6 @@ def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
 def test_a_passing_failure_is_retried_without_anyone_touching_the_file(
         conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     """A full disk at the commit: nothing is imported then, the file is tried again."""
-    import errno
-
-    from datacenter import service as service_module
-    from datacenter.faults import FaultConfig, FaultInjector
-
     monkeypatch.setattr(service_module, "RETRY_FIRST", 0.2)
     injector = FaultInjector(seed=1)
     injector.add(FaultConfig(target="store.commit", nth=1,

@@ -10,7 +10,7 @@ import pytest
 from conftest import write
 
 from datacenter import DataCenter, DataCenterFile, IDataCenter
-from datacenter.files import human_size
+from datacenter.storage.files import human_size
 
 
 def test_new_storage_has_every_folder(dc: DataCenter) -> None:
@@ -124,7 +124,8 @@ def test_file_wrapper_reads_nothing_until_asked(dc: DataCenter,
 
 def test_data_center_file_repr_is_kofa_like(dc: DataCenter) -> None:
     write(os.path.join(dc.storage, "x.csv"), "")
-    assert repr(dc.getPendingFiles()[0]).startswith("<datacenter.files.DataCenterFile object at 0x")
+    kofa_like = "<datacenter.storage.files.DataCenterFile object at 0x"
+    assert repr(dc.getPendingFiles()[0]).startswith(kofa_like)
     assert isinstance(dc.getPendingFiles()[0], DataCenterFile)
 
 

@@ -1,0 +1,7 @@
+"""``python -m datacenter`` is the ``datacenter`` command."""
+
+import sys
+
+from datacenter.cli import main
+
+sys.exit(main())

@@ -1,0 +1,59 @@
+"""What the commands share: the config, the storage and the importer they open."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from datacenter import config as configuration
+from datacenter.importing import Importer
+from datacenter.storage import DataCenter, fs
+
+
+def settings(args: argparse.Namespace) -> configuration.Config:
+    """The config named by ``--config`` (or found), with ``--storage`` applied."""
+    conf = configuration.load(args.config)
+    if args.storage:
+        conf.storage = os.path.abspath(args.storage)
+    return conf
+
+
+def open_storage(args: argparse.Namespace, conf: configuration.Config | None = None
+                 ) -> DataCenter:
+    """The data center of the configured storage, following it if it moved.
+
+    A storage moved while the config still names its old place (a move a
+    crash interrupted) is found through the note it left; the config file
+    is then updated, and the user told so.
+    """
+    conf = conf or settings(args)
+    dc = DataCenter(conf.storage)
+    if dc.storage != conf.storage:
+        print(f"datacenter: the storage {conf.storage} has moved to {dc.storage}",
+              file=sys.stderr)
+        if conf.path and not args.storage:
+            point_config_at(conf.path, dc.storage)
+            print(f"datacenter: updated {conf.path}", file=sys.stderr)
+        conf.storage = dc.storage
+    return dc
+
+
+def open_importer(args: argparse.Namespace) -> Importer:
+    conf = settings(args)
+    return Importer(conf, open_storage(args, conf))
+
+
+_STORAGE_LINE = re.compile(r'^(storage\s*=\s*)("(?:[^"\\]|\\.)*"|\'[^\']*\')', re.MULTILINE)
+
+
+def point_config_at(path: str, storage: str) -> None:
+    """Point the config file's ``storage`` at *storage*, keeping everything else."""
+    with open(path, encoding="utf-8") as handle:
+        text = handle.read()
+    quoted = '"' + storage.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    new, count = _STORAGE_LINE.subn(lambda m: m.group(1) + quoted, text, count=1)
+    if not count:
+        new = f"storage = {quoted}\n" + text
+    fs.atomic_write(path, new.encode("utf-8"))

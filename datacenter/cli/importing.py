@@ -1,0 +1,122 @@
+"""Commands that import: ``import`` one file now, ``processors`` to see what imports."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from datacenter.cli.common import open_importer, settings
+from datacenter.cli.registry import CommandError, command, emit
+from datacenter.importing import (
+    FatalCSVError,
+    UnfiledError,
+    UnroutedError,
+    naming,
+    resolve_processors,
+)
+from datacenter.records import MODES, ProcessorSchema
+from datacenter.storage import UnfinishedError, fs
+
+
+def _import_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="a CSV file (copied into the storage if it is elsewhere)")
+    parser.add_argument("--processor", metavar="P", help="default: routed by the file name")
+    parser.add_argument("--mode", choices=MODES, help="default: from the file name, else create")
+    parser.add_argument("--user", metavar="U", help="who imports (for the log)")
+
+
+@command("import", "import one CSV file now", _import_options)
+def _import(args: argparse.Namespace) -> int:
+    importer = open_importer(args)
+    source = os.path.abspath(args.file)
+    if not os.path.isfile(source):
+        raise CommandError(f"{args.file}: no such file")
+    target = os.path.join(importer.storage, os.path.basename(source))
+    copied = source != target
+    if copied:
+        with importer.dc.lock:  # opening a storage sweeps temporaries; not ours mid-copy
+            if os.path.lexists(target):
+                raise CommandError(f"{target}: a pending file of that name is waiting already; "
+                                   "import that one, or rename yours")
+            fs.copy_new(source, target)
+    try:
+        outcome = importer.import_file(target, args.processor, args.mode, args.user,
+                                       progress=Progress(target).update)
+    except Exception as error:
+        # Nothing was imported, so our copy goes (the user's file is untouched);
+        # unless the import committed and only its filing is unfinished.
+        if copied and not isinstance(error, (UnfinishedError, UnfiledError)):
+            fs.unlink(target, missing_ok=True)
+        if isinstance(error, (FatalCSVError, UnroutedError)):
+            raise CommandError(naming(error, source)) from None
+        raise
+    finally:
+        Progress.clear()
+    print(outcome.summary())
+    return 3 if outcome.failed else 0
+
+
+class Progress:
+    """A progress line on a terminal; nothing in a pipe."""
+
+    def __init__(self, path: str) -> None:
+        self.size = max(os.path.getsize(path), 1)
+        self.name = os.path.basename(path)
+        self.shown = sys.stderr.isatty()
+
+    def update(self, rows: int, position: int) -> None:
+        if self.shown:
+            percent = min(100, 100 * position // self.size)
+            print(f"\rimporting {self.name}: {percent:3d}% ({rows:,} rows)", end="",
+                  file=sys.stderr, flush=True)
+
+    @staticmethod
+    def clear() -> None:
+        if sys.stderr.isatty():
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+def _processors_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", nargs="?", metavar="NAME", help="one processor (default: all)")
+    parser.add_argument("--template", action="store_true",
+                        help="print a header-only CSV for NAME")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+@command("processors", "show processors, or a CSV template", _processors_options)
+def _processors(args: argparse.Namespace) -> int:
+    schemas = resolve_processors(settings(args)).schemas
+    if args.name is not None and args.name not in schemas:
+        known = ", ".join(sorted(schemas)) or "none"
+        raise CommandError(f"unknown processor {args.name!r} (known: {known})")
+    chosen = [schemas[args.name]] if args.name else list(schemas.values())
+    if args.template:
+        if args.name is None:
+            raise CommandError("--template needs a processor NAME")
+        print(",".join(chosen[0].csv_header()))
+        return 0
+    described = [_describe_schema(s) for s in chosen]
+    if args.json:
+        emit(described)
+        return 0
+    for item in described:
+        print(f"{item['name']}  (key: {', '.join(item['key'])})")
+        for name, ftype in item["fields"].items():
+            marks = " required" if name in item["required"] else ""
+            parent = item["parents"].get(name)
+            marks += f" -> {parent}" if parent else ""
+            print(f"  {name:<16} {ftype}{marks}")
+    return 0
+
+
+def _describe_schema(schema: ProcessorSchema) -> dict[str, Any]:
+    return {
+        "name": schema.name,
+        "key": list(schema.key),
+        "fields": {n: t.name for n, t in schema.fields.items()},
+        "required": list(schema.required_fields),
+        "parents": dict(schema.parents),
+        "graduated": dict(schema.graduated),
+    }

@@ -1,0 +1,58 @@
+"""The ``datacenter`` command: a thin face over the library.
+
+Every sub-command lives in a module of this folder and registers itself
+(:mod:`.registry`); this module builds the parser from the registry and
+reports any failure in one line. Exit codes: 0 done, 1 the operation
+failed (one line on stderr naming the path and the reason), 2 usage,
+3 an import left rows pending.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+# Each import registers its commands, in the order --help lists them.
+from datacenter.cli import chaos, export, importing, serve, storage
+from datacenter.cli.registry import COMMANDS, EXPECTED, report
+from datacenter.storage import LockHeldError
+
+_MODULES = (storage, importing, serve, export, chaos)
+#: The order --help lists the commands in: the daily ones first.
+_ORDER = ("status", "ls", "import", "serve", "processors", "export", "logs", "move-storage",
+          "recover", "chaos")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="datacenter",
+        description="Drop CSV files into a storage folder; import them exactly once.",
+    )
+    parser.add_argument("--storage", metavar="DIR",
+                        help="the storage folder (overrides the config)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="config file (default: $DATACENTER_CONFIG, else ./datacenter.toml)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for command in sorted(COMMANDS.values(), key=lambda c: (c.name not in _ORDER,
+                                                             _ORDER.index(c.name)
+                                                             if c.name in _ORDER else 0)):
+        child = sub.add_parser(command.name, help=command.help,
+                               description=command.description or command.help)
+        if command.options is not None:
+            command.options(child)
+        child.set_defaults(parser=child)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command].run(args)
+    except BrokenPipeError:  # a reader that stopped reading (| head) is no failure
+        return 0
+    except (*EXPECTED, LockHeldError) as error:
+        return report(error)
+    except KeyboardInterrupt:
+        print("datacenter: interrupted", file=sys.stderr)
+        return 130

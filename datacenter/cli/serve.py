@@ -1,0 +1,85 @@
+"""``datacenter serve``: the watch service's options, signals and exit codes.
+
+SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C
+stops at once (recovery on the next start loses nothing). Exit codes: 0
+done; 1 when another service holds the storage, or with ``--once`` when a
+file was rejected as a whole.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from datacenter.cli.common import settings
+from datacenter.cli.registry import CommandError, command
+from datacenter.importing import Importer
+from datacenter.service import KINDS, Service, service_running
+from datacenter.storage import LockHeldError
+
+
+def _options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--polling", action="store_true",
+                        help="poll instead of inotify (NFS, SMB); also [watch] polling")
+    parser.add_argument("--once", action="store_true",
+                        help="import what is ready now and exit: 0 when every file was "
+                             "handled, 1 when one was rejected as a whole")
+
+
+@command("serve", "watch the storage, import what arrives", _options,
+         description="Import each complete file dropped into the storage, exactly once.")
+def run(args: argparse.Namespace) -> int:
+    conf = settings(args)
+    holder = service_running(conf.storage)
+    if holder is not None:
+        raise CommandError(f"{conf.storage} is served already by {holder}")
+    importer = Importer(conf)  # opening it recovers what a kill interrupted
+    try:
+        service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
+                          once=args.once)
+        with _signals(service):
+            return service.drain() if args.once else service.serve()
+    except LockHeldError as error:
+        raise CommandError(f"{conf.storage} is served already: {error}") from None
+    finally:
+        importer.close()
+
+
+@contextlib.contextmanager
+def _signals(service: Service) -> Iterator[None]:
+    """SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C aborts."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        service.stop(wake=False)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def describe_status(status: dict[str, Any]) -> list[str]:
+    """Lines for ``datacenter status``, from :func:`~datacenter.service.service_status`."""
+    state = f"running ({status['holder']})" if status.get("running") else \
+        status.get("state", "never ran here")
+    queue, in_hand = status.get("queue", {}).get("count", 0), status.get("in_hand")
+    lines = [f"service: {state}" + (f", {queue} file(s) settling" if queue else "")
+             + (f", importing {in_hand}" if in_hand else "")]
+    for kind in KINDS:
+        lines += [f"  {kind:<9} {note.get('reason')}" for note in status.get(kind, [])]
+    for job in status.get("last_imports", [])[:5]:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.get("at", 0)))
+        lines.append(f"  imported  {when}  {job.get('source')}: {job.get('ok')} ok, "
+                     f"{job.get('failed')} failed")
+    return lines

@@ -1,0 +1,140 @@
+"""Reading dropped CSV files: streamed, strict about what cannot be trusted.
+
+Rows are read one at a time, so memory stays flat for files of any length.
+What makes a whole file unreadable is a :class:`FatalCSVError` naming the
+file, the line and the reason: bytes that are not UTF-8, a quote that is
+never closed, an empty file. What affects one row (too many or too few
+cells) is reported with that row and never stops the import.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from datacenter.errors import DataCenterError
+
+csv.field_size_limit(1 << 30)  # a cell longer than 128 KiB is data, not an error
+
+_BOM = b"\xef\xbb\xbf"
+
+
+class FatalCSVError(DataCenterError, ValueError):
+    """The file as a whole cannot be imported; the message says where and why."""
+
+
+def naming(error: object, path: str) -> str:
+    """The error's (or reason's) text, beginning with the file's name (added if missing)."""
+    text, name = str(error), os.path.basename(path)
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+@dataclass
+class Row:
+    """One data row: its first physical line number and its cells."""
+
+    line: int
+    cells: list[str]
+
+
+class _Lines:
+    """Decoded physical lines of a binary file, counting them as they go.
+
+    Decoding line by line is what lets an encoding error name its line.
+    """
+
+    def __init__(self, name: str, handle: IO[bytes]) -> None:
+        self.name = name
+        self.handle = handle
+        self.number = 0
+        self.sha256 = hashlib.sha256()
+
+    def __iter__(self) -> Iterator[str]:
+        for raw in self.handle:
+            self.number += 1
+            self.sha256.update(raw)
+            if self.number == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM):]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise FatalCSVError(
+                    f"{self.name}: line {self.number}: not UTF-8 "
+                    f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                    "save the file as UTF-8 and drop it again"
+                ) from None
+
+
+class CSVSource:
+    """A CSV file opened for import: its header, then its rows.
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), 'x.csv')
+    >>> _ = open(path, 'wb').write(b'\\xef\\xbb\\xbfid , name\\r\\n1,Ada\\r\\n\\r\\n2,"Bo\\nla"')
+    >>> with CSVSource(path) as source:
+    ...     print(source.header, [(r.line, r.cells) for r in source.rows()])
+    ['id', 'name'] [(2, ['1', 'Ada']), (4, ['2', 'Bo\\nla'])]
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = os.path.basename(path)
+        self._handle = open(path, "rb")  # noqa: SIM115 - closed by __exit__/close
+        self._lines = _Lines(self.name, self._handle)
+        self._reader = csv.reader(self._lines, strict=True)
+        try:
+            self.header = self._read_header()
+        except BaseException:
+            self._handle.close()
+            raise
+
+    def _read_header(self) -> list[str]:
+        for cells in self._guarded():
+            if any(cell.strip() for cell in cells):
+                return [cell.strip() for cell in cells]
+        raise FatalCSVError(f"{self.name}: the file is empty: no header line")
+
+    def _guarded(self) -> Iterator[list[str]]:
+        started = self._lines.number + 1
+        try:
+            for cells in self._reader:
+                yield cells
+                started = self._lines.number + 1
+        except csv.Error as exc:
+            reason = str(exc)
+            if "unexpected end of data" in reason:
+                reason = "a quoted cell is never closed (a missing \")"
+            raise FatalCSVError(f"{self.name}: line {started}: {reason}") from None
+
+    def rows(self) -> Iterator[Row]:
+        """The data rows; blank lines are skipped."""
+        line = self._lines.number + 1
+        for cells in self._guarded():
+            # The first cell decides for almost every row; only then look at all.
+            if cells and ((cells[0] and not cells[0].isspace())
+                          or any(cell.strip() for cell in cells)):
+                yield Row(line, cells)
+            line = self._lines.number + 1
+
+    @property
+    def position(self) -> int:
+        """Bytes read so far."""
+        return self._handle.tell()
+
+    @property
+    def sha256(self) -> str:
+        """The SHA-256 of the bytes read so far (all of them once rows() is done)."""
+        return self._lines.sha256.hexdigest()
+
+    def close(self) -> None:
+        self._handle.close()
+
+    def __enter__(self) -> CSVSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,369 @@
+"""The import pipeline: one file in, exactly once, whatever crashes.
+
+1. The rows are applied to the record store inside one transaction, while
+   the finished, pending and backup files are written to a job folder
+   ``.datacenter/jobs/<id>/`` and made durable.
+2. The transaction commits together with the job's ledger row: the single
+   commit point. A crash before it rolls everything back; the source is
+   still pending and imports again later as if nothing had happened.
+3. The job is finished: backups join ``deleted/``/``graduated/``, and
+   ``distProcessedFiles`` files the source and the results. Each of these
+   steps consumes its input in the same all-or-nothing journal group, so
+   recovery can tell what is left to do, and does it, from the ledger rows
+   not yet marked distributed.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from datacenter.config import Config
+from datacenter.errors import DataCenterError
+from datacenter.importing.csvinput import FatalCSVError, naming
+from datacenter.importing.outputs import ImportResult
+from datacenter.importing.plugins import UnknownProcessorError, resolve_processors
+from datacenter.importing.processors import BatchProcessor
+from datacenter.importing.routing import Router, UnroutedError
+from datacenter.records.store import Job, RecordStore
+from datacenter.storage import fs, layout
+from datacenter.storage.center import DataCenter
+from datacenter.storage.distribution import Request as DistRequest
+from datacenter.storage.distribution import destinations, kept_aside
+from datacenter.storage.logs import default_user
+
+#: A file ready to import: its path, its processor and the mode.
+_Plan = tuple[str, BatchProcessor, str]
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A file to import; processor and mode default to the routing."""
+
+    path: str
+    processor: str | None = None
+    mode: str | None = None
+
+
+@dataclass
+class Outcome:
+    """What importing one file did."""
+
+    source: str
+    processor: str
+    mode: str
+    rows: int
+    ok: int
+    failed: int
+    pending: str | None  # the pending file's name at the root, if rows failed
+    job: int
+
+    def summary(self) -> str:
+        text = f"Imported {self.rows} rows from {self.source}: {self.ok} ok, {self.failed} failed"
+        return text + (f" -> {self.pending}" if self.pending else "")
+
+
+class Importer:
+    """Imports files into one storage and its record store."""
+
+    def __init__(self, conf: Config, datacenter: DataCenter | None = None) -> None:
+        self.conf = conf
+        # Everything the config says is checked before the storage is touched.
+        self.processors = resolve_processors(conf)
+        self.schemas = self.processors.schemas
+        self.router = Router(conf.routes, self.processors.names())
+        self.dc = datacenter or DataCenter(conf.storage)
+        fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+        self.store = RecordStore(conf.database, self.schemas)
+        #: Committed imports filed away when this importer was opened.
+        self.recovered = self.recover()
+
+    def close(self) -> None:
+        self.store.close()
+
+    def processor(self, name: str) -> BatchProcessor:
+        try:
+            cls = self.processors.processor_class(name)
+        except UnknownProcessorError as error:
+            raise UnroutedError(str(error)) from None
+        return cls(self.schemas[name], self.store, self.dc)
+
+    # -- what a service asks of it --------------------------------------------------
+
+    @property
+    def storage(self) -> str:
+        """The storage's root now (it follows a relocation)."""
+        return self.dc.storage
+
+    def log(self, message: str, level: int = logging.INFO) -> None:
+        """One line in the storage's log."""
+        self.dc.log(message, level=level)
+
+    def recent_jobs(self, limit: int) -> list[Job]:
+        """The last *limit* imports that committed, newest first."""
+        return self.store.jobs(limit=limit)
+
+    def parents_of(self, processor: str) -> list[str]:
+        """The processors whose records *processor*'s rows name as parents."""
+        schema = self.schemas.get(processor)
+        return sorted(set(schema.parents.values())) if schema is not None else []
+
+    def subscribe(self, callback: Callable[[str, str], None]) -> None:
+        """Call ``callback(old, new)`` when the storage is relocated."""
+        self.dc.subscribe(callback)
+
+    def unsubscribe(self, callback: Callable[[str, str], None]) -> None:
+        self.dc.unsubscribe(callback)
+
+    # -- routing -------------------------------------------------------------------
+
+    def route(self, filename: str) -> tuple[str, str]:
+        """``(processor, mode)`` for a file name, or UnroutedError (see :mod:`.routing`)."""
+        return self.router.route(filename)
+
+    # -- importing ---------------------------------------------------------------------
+
+    def import_file(self, path: str, processor: str | None = None, mode: str | None = None,
+                    user: str | None = None,
+                    progress: Callable[[int, int], None] | None = None) -> Outcome:
+        """Import a file lying at the storage's root, exactly once.
+
+        Raises FatalCSVError (the file stays where it is, nothing imported),
+        UnroutedError, or OSError (nothing imported, or: see UnfinishedError).
+        """
+        result = self.import_many([Request(path, processor, mode)], user, progress)[0]
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def import_many(self, requests: Sequence[Request], user: str | None = None,
+                    progress: Callable[[int, int], None] | None = None,
+                    ) -> list[Outcome | Exception]:
+        """Import several files in one transaction, and file them in one journal group.
+
+        Each file still happens entirely or not at all: it has a savepoint of
+        its own, so a file that cannot be imported is rolled back alone and
+        its error takes its place in the result. Sharing the commit and the
+        filing is what makes a burst of small files cheap (one fsync of the
+        database and of each folder, not one per file).
+        """
+        user = user or default_user()
+        planned = [self._planned(request) for request in requests]
+        with self.dc.lock:
+            # An earlier import whose filing failed comes first; a source whose
+            # import committed but could not be filed yet must not import twice.
+            unfiled = {job.source: job for job in self._finish_unfiled()}
+            planned = [_not_yet(plan, unfiled) for plan in planned]
+            staged = self._commit_imports(planned, user, progress)
+            jobs = [item[0] for item in staged if isinstance(item, tuple)]
+            self.finish_jobs(jobs)
+        return [item if isinstance(item, Exception) else self._outcome(*item)
+                for item in staged]
+
+    def _planned(self, request: Request) -> _Plan | Exception:
+        path = os.path.abspath(request.path)
+        name = os.path.basename(path)
+        if os.path.dirname(path) != self.dc.storage:
+            return ValueError(f"{path}: only files at the storage's root are imported")
+        try:
+            if request.processor is None:
+                processor, routed_mode = self.route(name)
+            else:
+                processor = request.processor
+                routed_mode = self.router.mode_for(name, processor)
+            return path, self.processor(processor), request.mode or routed_mode
+        except UnroutedError as error:
+            return error
+
+    def _commit_imports(
+        self, planned: list[_Plan | Exception], user: str,
+        progress: Callable[[int, int], None] | None,
+    ) -> list[tuple[Job, ImportResult, BatchProcessor] | Exception]:
+        staged: list[tuple[Job, ImportResult, BatchProcessor] | Exception] = []
+        try:
+            with self.store.transaction():
+                for plan in planned:
+                    staged.append(plan if isinstance(plan, Exception)
+                                  else self._stage_one(*plan, user, progress))
+        except BaseException as error:
+            for done in staged:  # the shared commit failed: none of them happened
+                if isinstance(done, tuple):
+                    fs.rmtree(os.path.join(self.dc.storage, done[0].workdir))
+            if not isinstance(error, Exception):
+                raise
+            return [_failed(plan, staged[n] if n < len(staged) else None, error)
+                    for n, plan in enumerate(planned)]
+        for done in staged:
+            if isinstance(done, tuple):
+                job, result, batch = done
+                batch.log_result(os.path.join(self.dc.storage, job.source), job.mode, user,
+                                 result)
+        return staged
+
+    def _stage_one(self, path: str, batch: BatchProcessor, mode: str, user: str,
+                   progress: Callable[[int, int], None] | None,
+                   ) -> tuple[Job, ImportResult, BatchProcessor] | Exception:
+        """One file's rows and ledger row, in a savepoint of the shared transaction."""
+        if not os.path.exists(path):
+            return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
+        workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS), uuid.uuid4().hex)
+        ident, started = _ident(path), time.time()
+        try:
+            fs.makedirs(workdir)
+            with self.store.savepoint():
+                result = batch.import_rows(path, None, mode, True, workdir, progress)
+                fields = dict(
+                    source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
+                    mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
+                    outcome="finished" if not result.failed else "pending", started=started,
+                    workdir=os.path.relpath(workdir, self.dc.storage), ident=ident,
+                    finished=time.time(),
+                )
+                job_id = self.store.record_job(**fields)
+        except Exception as error:  # this file's: its savepoint undid its rows
+            fs.rmtree(workdir)
+            if isinstance(error, FatalCSVError):
+                self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
+            elif not isinstance(error, OSError):
+                _log.error("importing %s failed", path, exc_info=error)
+            return error
+        except BaseException:
+            fs.rmtree(workdir)
+            raise
+        return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
+
+    def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor) -> Outcome:
+        pending = None
+        if result.failed:
+            path = os.path.join(self.dc.storage, job.source)
+            pending = os.path.basename(destinations(self.dc.storage, path, job.mode).pending)
+        return Outcome(job.source, batch.name, job.mode, result.rows, result.ok,
+                       result.failed, pending, job.id)
+
+    def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+        """File away what committed imports left in their job folders.
+
+        Every step consumes its input atomically, so this can run again
+        after any crash and does only what is left. The distributions share
+        journal groups where they can; if that fails, each job is tried
+        alone, so one that cannot be filed does not hold up the others.
+        Returns the jobs still not filed (each failure is logged).
+        """
+        # A pending file's own chain first: it replaces that file, and a later
+        # job in the batch may have failed rows to add to it.
+        jobs = sorted(jobs, key=lambda job: not job.source.endswith(".pending.csv"))
+        try:
+            self.dc.distribute([r for r in map(self._filing, jobs) if r is not None])
+            failed: list[Job] = []
+        except Exception:
+            failed = [job for job in jobs if not self._file_alone(job)]
+        self.store.mark_distributed([job.id for job in jobs if job not in failed])
+        return failed
+
+    def _file_alone(self, job: Job) -> bool:
+        try:
+            request = self._filing(job)
+            if request is not None:
+                self.dc.distribute([request])
+        except Exception as error:
+            self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
+                        f"{error}; it is tried again before the next import",
+                        level=logging.ERROR)
+            return False
+        return True
+
+    def _filing(self, job: Job) -> DistRequest | None:
+        """Back up what the job removed; then what is left to distribute, if anything."""
+        workdir = os.path.join(self.dc.storage, job.workdir)
+        for kind in ("deleted", "graduated"):
+            backup = os.path.join(workdir, f"{kind}.csv")
+            if os.path.exists(backup):
+                self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
+        finished = os.path.join(workdir, "finished.csv")
+        if not os.path.exists(finished):
+            return None
+        source = os.path.join(self.dc.storage, job.source)
+        same = _is_source_of(source, job)
+        pending = os.path.join(workdir, "pending.csv")
+        names = destinations(self.dc.storage, source, job.mode)
+        keep_aside = None
+        if not same:
+            self.dc.log(f"{job.source} changed since its import (job {job.id}); "
+                        "it stays where it is", level=logging.WARNING)
+            if names.pending == source:  # a person's edit of the pending file: never overwrite
+                keep_aside = kept_aside(self.dc.storage, job.source, job.id)
+        return DistRequest(job.failed == 0, source, finished,
+                           pending if os.path.exists(pending) else None, job.mode,
+                           move_orig=same, pending_dest=keep_aside)
+
+    def _finish_unfiled(self) -> list[Job]:
+        """File committed imports that are not yet; returns those that still cannot be."""
+        # Interrupted moves first: a source may be on its way to this root.
+        self.dc.recover()
+        jobs = self.store.jobs(undistributed=True)
+        return self.finish_jobs(list(reversed(jobs))) if jobs else []
+
+    def recover(self) -> int:
+        """Finish every committed import; drop what uncommitted ones left."""
+        with self.dc.lock:
+            jobs = self.store.jobs(undistributed=True)
+            stuck = self._finish_unfiled()
+            owned = {os.path.basename(job.workdir) for job in stuck}
+            folder = layout.state_path(self.dc.storage, layout.JOBS)
+            for name in os.listdir(folder) if os.path.isdir(folder) else []:
+                if name not in owned:
+                    fs.rmtree(os.path.join(folder, name))
+        if jobs:
+            self.dc.log(f"recovered: {len(jobs)} committed import(s) filed away")
+        return len(jobs)
+
+
+class UnfiledError(DataCenterError, OSError):
+    """The file's import committed, but filing it away failed; it is retried."""
+
+
+def _not_yet(plan: _Plan | Exception, unfiled: dict[str, Job]) -> _Plan | Exception:
+    """A planned import, unless its source still waits to be filed from an earlier one."""
+    if isinstance(plan, Exception):
+        return plan
+    job = unfiled.get(os.path.basename(plan[0]))
+    if job is None:
+        return plan
+    return UnfiledError(errno.EBUSY, f"imported already (job {job.id}) but not filed away yet; "
+                        "see the log", plan[0])
+
+
+def _failed(plan: object, done: object, error: Exception) -> Exception:
+    """What a file's result is when the transaction it shared failed."""
+    if isinstance(done, Exception):
+        return done  # its own failure, found before
+    return plan if isinstance(plan, Exception) else error
+
+
+def _is_source_of(path: str, job: Job) -> bool:
+    """Is the file at *path* the very file *job* imported?
+
+    The same inode, size and time say so at once; otherwise (a move across
+    filesystems gives a new inode) the content must hash the same.
+    """
+    if not os.path.isfile(path):
+        return False
+    if _ident(path) == job.ident:
+        return True
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == job.sha256
+
+
+def _ident(path: str) -> str:
+    st = os.stat(path)
+    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

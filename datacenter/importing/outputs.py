@@ -1,0 +1,86 @@
+"""The files an import writes as it goes: finished rows, pending rows, backups.
+
+They are written row by row beside the import (in its job folder) and made
+durable before the import commits, so that whatever the commit decided can
+be filed away afterwards, even after a crash.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
+from datacenter.storage import fs
+
+
+@dataclass
+class ImportResult:
+    """What one pass over a file did; the output files are in ``workdir``."""
+
+    workdir: str
+    rows: int = 0
+    failed: int = 0
+    finished_path: str = ""
+    pending_path: str | None = None
+    #: Staged backups of removed records: ``deleted.csv`` / ``graduated.csv``.
+    backups: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    sha256: str = ""
+
+    @property
+    def ok(self) -> int:
+        return self.rows - self.failed
+
+
+class Outputs:
+    """The finished, pending and backup files of one import, written as rows come."""
+
+    def __init__(self, workdir: str, header: list[str], schema: ProcessorSchema) -> None:
+        self.workdir = workdir
+        self.schema = schema
+        self._files: dict[str, io.TextIOWrapper] = {}
+        self._writers: dict[str, Any] = {}
+        columns = [c for c in header if c != ERRORS_COLUMN]
+        self.finished = self._open("finished.csv", columns)
+        self.pending_header = [*columns, ERRORS_COLUMN]
+
+    def _open(self, name: str, header: list[str]) -> Any:
+        binary = fs.open_new(os.path.join(self.workdir, name))
+        text = io.TextIOWrapper(binary, encoding="utf-8", newline="")
+        writer = csv.writer(text, lineterminator="\r\n")
+        writer.writerow(header)
+        self._files[name], self._writers[name] = text, writer
+        return writer
+
+    def writer(self, name: str, header: list[str]) -> Any:
+        return self._writers.get(name) or self._open(name, header)
+
+    def close(self) -> None:
+        """Flush and fsync every file and their folder: they must outlive a crash."""
+        for text in self._files.values():
+            text.flush()
+            fs.fsync(text.buffer.raw.fd)  # type: ignore[attr-defined]
+            text.close()
+        fs.fsync_dir(self.workdir)
+
+    def discard(self) -> None:
+        for text in self._files.values():
+            text.close()
+
+
+def pending_cells(cells: list[str], header: list[str], reason: str) -> list[str]:
+    """The row's original cells, then why it failed.
+
+    An old ``--ERRORS--`` cell (a pending file dropped again) gives way to
+    the new reason; a short row is padded so the reason stays in its
+    column; the cells of a long row are all kept, nothing is cut.
+    """
+    kept = [c for c, name in zip(cells, header, strict=False) if name != ERRORS_COLUMN]
+    kept += cells[len(header):]
+    width = len([name for name in header if name != ERRORS_COLUMN])
+    kept += [""] * (width - len(kept))
+    return [*kept, reason]

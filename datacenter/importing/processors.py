@@ -1,0 +1,406 @@
+"""Batch processors: Kofa's way of importing CSV rows, row by row.
+
+Rows are not validated in advance: real files hold thousands of rows, and
+some can only succeed later (a department whose faculty does not exist
+yet). Every row either reaches the record store, and its canonical text
+the *finished* file, or stays in the *pending* file with its original cells
+and a ``--ERRORS--`` column saying why.
+
+The method names are Kofa's (``checkHeaders``, ``doImport``, ...), so code
+written for Kofa's processors reads the same here.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
+
+from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
+from datacenter.importing.outputs import ImportResult, Outputs, pending_cells
+from datacenter.importing.rowplan import Converted, RowPlan
+from datacenter.records.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
+from datacenter.records.store import RecordStore
+from datacenter.storage import fs
+
+if TYPE_CHECKING:
+    from datacenter.storage.center import DataCenter
+
+__all__ = ["BatchProcessor", "FatalCSVError", "ImportResult"]
+
+EXISTS = "This object already exists. Skipping."
+NO_PARENT = "Not all parents do exist yet. Skipping"
+NO_UPDATE = "Cannot update: no such entry"
+NO_REMOVE = "Cannot remove: no such entry"
+#: Rows of a create import inserted together (one statement, one savepoint).
+_BATCH = 500
+#: Kofa's per-row hooks; overriding any of them turns the fast path off.
+_HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "getEntry",
+          "addEntry", "updateEntry", "delEntry", "checkUpdateRequirements")
+
+
+class BatchProcessor:
+    """Imports the rows of CSV files into one processor's records."""
+
+    def __init__(self, schema: ProcessorSchema, store: RecordStore,
+                 datacenter: DataCenter | None = None) -> None:
+        self.schema = schema
+        self.store = store
+        self.datacenter = datacenter
+        self._parent_cache: dict[tuple[str, object], bool] = {}
+
+    # -- Kofa's attributes -------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.schema.name
+
+    @property
+    def location_fields(self) -> list[str]:
+        return list(self.schema.location_fields)
+
+    @property
+    def required_fields(self) -> list[str]:
+        return list(self.schema.required_fields)
+
+    @property
+    def available_fields(self) -> list[str]:
+        return list(self.schema.available_fields)
+
+    @property
+    def req(self) -> dict[str, list[str]]:
+        return {mode: list(fields) for mode, fields in self.schema.req.items()}
+
+    def get_csv_skeleton(self) -> str:
+        """A header-only CSV of every field: a template to fill in."""
+        return ",".join(self.schema.csv_header()) + "\r\n"
+
+    # -- checks ----------------------------------------------------------------
+
+    def checkHeaders(self, headerfields: list[str], mode: str = "create") -> bool:  # noqa: N802
+        """Raise FatalCSVError unless the columns suit *mode*."""
+        if mode not in MODES:
+            raise FatalCSVError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+        missing = [f for f in self.req[mode] if f not in headerfields]
+        if missing:
+            needed = ", ".join(f"'{f}'" for f in self.req[mode])
+            raise FatalCSVError(
+                f"Need at least columns {needed} for import! (missing: {', '.join(missing)})")
+        used = [h for h in headerfields if not h.startswith("--")]
+        doubles = sorted({h for h in used if used.count(h) > 1})
+        if doubles:
+            raise FatalCSVError(
+                "Double headers: each column name may only appear once "
+                f"({', '.join(doubles)})")
+        return True
+
+    def getMapping(self, headerfields: list[str], mode: str) -> dict[int, str]:  # noqa: N802
+        """Column number -> field name, for the columns this import uses."""
+        mapping = {}
+        for number, name in enumerate(headerfields):
+            if name in (IGNORE_COLUMN, ERRORS_COLUMN) or name not in self.schema.fields:
+                continue
+            if mode == "remove" and name not in self.schema.key:
+                continue  # only the key says what to remove
+            mapping[number] = name
+        return mapping
+
+    def applyMapping(self, cells: list[str], mapping: Mapping[int, str]) -> dict[str, str]:  # noqa: N802
+        return {name: cells[number] for number, name in mapping.items()}
+
+    def checkConversion(  # noqa: N802
+        self, row: Mapping[str, str], mode: str = "create", ignore_empty: bool = True
+    ) -> tuple[list[str], dict[str, object]]:
+        """``(errors, typed values)`` of a mapped row."""
+        values, errors = self.schema.convert(row, mode, ignore_empty)
+        return errors, values
+
+    def parentsExist(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        for field_name, parent in self.schema.parents.items():
+            value = values.get(field_name)
+            if value is None:
+                continue
+            cached = self._parent_cache.get((parent, value))
+            if cached is None:
+                parent_schema = self.store.schemas[parent]
+                cached = len(parent_schema.key) == 1 and self.store.exists(
+                    parent_schema, (value,))
+                self._parent_cache[(parent, value)] = cached
+            if not cached:
+                return False
+        return True
+
+    def entryExists(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.exists(self.schema, self.store.key_of(self.schema, values))
+
+    def getEntry(self, values: Mapping[str, object]) -> dict[str, object] | None:  # noqa: N802
+        return self.store.get(self.schema, self.store.key_of(self.schema, values))
+
+    def addEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.insert(self.schema, values)
+
+    def updateEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.update(self.schema, self.store.key_of(self.schema, values), values)
+
+    def delEntry(self, values: Mapping[str, object]) -> bool:  # noqa: N802
+        return self.store.delete(self.schema, self.store.key_of(self.schema, values))
+
+    def checkUpdateRequirements(  # noqa: N802
+        self, entry: Mapping[str, object], values: Mapping[str, object], mode: str
+    ) -> str | None:
+        """A reason to refuse this change of *entry*, or None; for subclasses."""
+        return None
+
+    # -- importing -------------------------------------------------------------
+
+    def doImport(  # noqa: N802
+        self,
+        path: str,
+        headerfields: list[str],
+        mode: str = "create",
+        user: str = "Unknown",
+        logger: logging.Logger | None = None,
+        ignore_empty: bool = True,
+    ) -> tuple[int, int, str, str | None]:
+        """Import *path* in one transaction; Kofa's signature and result.
+
+        Returns ``(rows, failed, finished_path, pending_path or None)``;
+        the two files are in a new temporary folder, ready for
+        ``DataCenter.distProcessedFiles``. Records removed in ``remove``
+        mode are backed up through the data center before the transaction
+        commits, so none is ever lost (use :mod:`datacenter.importer` for
+        exactly-once imports that also survive a crash after the commit).
+        """
+        workdir = tempfile.mkdtemp(prefix="datacenter-import-")
+        try:
+            with self.store.transaction():
+                result = self._import_and_back_up(path, headerfields, mode, ignore_empty,
+                                                  workdir)
+        except BaseException:
+            fs.rmtree(workdir)
+            raise
+        self.log_result(path, mode, user, result, logger)
+        return result.rows, result.failed, result.finished_path, result.pending_path
+
+    def _import_and_back_up(self, path: str, headerfields: list[str], mode: str,
+                            ignore_empty: bool, workdir: str) -> ImportResult:
+        result = self.import_rows(path, headerfields, mode, ignore_empty, workdir)
+        if result.backups and self.datacenter is not None:
+            for kind, backup in result.backups.items():
+                self.datacenter.backup_file(self.name, backup, kind == "graduated")
+        return result
+
+    def log_result(self, path: str, mode: str, user: str, result: ImportResult,
+                   logger: logging.Logger | None = None) -> None:
+        per_item = result.seconds / result.rows if result.rows else 0.0
+        message = (f"processed: {os.path.basename(path)}, {mode} mode, {result.rows} lines "
+                   f"({result.ok} successful/ {result.failed} failed), "
+                   f"{result.seconds:.3f} s ({per_item:.4f} s/item)")
+        if logger is not None:
+            logger.info(message, extra={"user": user})
+        elif self.datacenter is not None:
+            self.datacenter.log(message, user=user)
+
+    def import_rows(self, path: str, headerfields: list[str] | None, mode: str,
+                    ignore_empty: bool, workdir: str,
+                    progress: Callable[[int, int], None] | None = None) -> ImportResult:
+        """Apply the rows of *path* inside the caller's transaction.
+
+        The finished, pending and backup files are written to *workdir* and
+        made durable before this returns. Raises FatalCSVError (nothing
+        kept) when the file as a whole cannot be imported. *progress* is
+        called now and then with the rows and bytes read so far.
+        """
+        started = time.perf_counter()
+        result = ImportResult(workdir)
+        self._parent_cache.clear()
+        with CSVSource(path) as source:
+            header = headerfields if headerfields is not None else source.header
+            self.checkHeaders(header, mode)
+            mapping = self.getMapping(header, mode)
+            outputs = Outputs(workdir, header, self.schema)
+            plan = RowPlan(self.schema, header, mapping, mode, ignore_empty)
+
+            def fail(row: Row, reason: str) -> None:
+                result.failed += 1
+                outputs.writer("pending.csv", outputs.pending_header).writerow(
+                    pending_cells(row.cells, header, reason))
+
+            # Rows wait here until their batch is written, failed ones too, so
+            # the finished and pending files keep the order of the source.
+            batch: list[tuple[Row, Converted | str]] = []
+            fast = self._plain_hooks()
+            try:
+                for row in source.rows():
+                    result.rows += 1
+                    if progress is not None and not result.rows % 10_000:
+                        progress(result.rows, source.position)
+                    if not fast:
+                        reason = self._import_row(row, header, mapping, mode, ignore_empty,
+                                                  outputs)
+                        if reason is not None:
+                            fail(row, reason)
+                        continue
+                    converted = self._planned_row(row, plan, mode)
+                    if mode != "remove":
+                        batch.append((row, converted))
+                        if len(batch) >= _BATCH:
+                            self._write_batch(mode, batch, outputs, fail)
+                            batch = []
+                        continue
+                    if isinstance(converted, str):
+                        fail(row, converted)
+                    elif (reason := self._change(mode, converted, outputs)) is not None:
+                        fail(row, reason)
+                    else:
+                        outputs.finished.writerow(converted.finished)
+                self._write_batch(mode, batch, outputs, fail)
+            except BaseException:
+                outputs.discard()
+                raise
+            outputs.close()
+            result.sha256 = source.sha256
+        result.finished_path = os.path.join(workdir, "finished.csv")
+        if result.failed:
+            result.pending_path = os.path.join(workdir, "pending.csv")
+        for kind in ("deleted", "graduated"):
+            backup = os.path.join(workdir, f"{kind}.csv")
+            if os.path.exists(backup):
+                result.backups[kind] = backup
+        result.seconds = time.perf_counter() - started
+        return result
+
+    def _plain_hooks(self) -> bool:
+        """Does this processor use Kofa's hooks as they are here (no override)?
+
+        Then rows take the compiled fast path; a subclass that overrides a
+        hook gets every row through its hooks instead.
+        """
+        cls = type(self)
+        return all(getattr(cls, hook) is getattr(BatchProcessor, hook) for hook in _HOOKS)
+
+    def _planned_row(self, row: Row, plan: RowPlan, mode: str) -> Converted | str:
+        """The converted row, or the reason it fails before reaching the store."""
+        if len(row.cells) != plan.width:
+            return f"line {row.line}: {len(row.cells)} cells, but the header has {plan.width}"
+        converted = plan.convert(row.cells)
+        if isinstance(converted, list):
+            return "; ".join(converted)
+        if mode != "remove" and not self.parentsExist(converted.values):
+            return NO_PARENT
+        return converted
+
+    def _write_batch(self, mode: str, batch: list[tuple[Row, Converted | str]],
+                     outputs: Outputs, fail: Callable[[Row, str], None]) -> None:
+        """Create or update the rows of a batch; one by one if any of them fails.
+
+        One statement for the batch inside a savepoint; if a key exists
+        (create) or is missing (update), the savepoint is undone and the
+        rows go one at a time, so each gets its own outcome. Then every row
+        of the batch, failed or not, is written out in the source's order.
+        """
+        rows = [c for _, c in batch if not isinstance(c, str)]
+        outcome: dict[int, str | None] = {}
+        if rows and not self._all_at_once(mode, rows):
+            for converted in rows:
+                if mode == "create":
+                    sql = self.store.insert_sql(self.name, converted.names)
+                    done = self.store.db.execute(sql, converted.params).rowcount == 1
+                else:
+                    done = self.updateEntry(converted.values)
+                outcome[id(converted)] = None if done else (EXISTS if mode == "create"
+                                                            else NO_UPDATE)
+        for row, entry in batch:
+            if isinstance(entry, str):
+                fail(row, entry)
+            elif (reason := outcome.get(id(entry))) is not None:
+                fail(row, reason)
+            else:
+                outputs.finished.writerow(entry.finished)
+
+    def _all_at_once(self, mode: str, rows: list[Converted]) -> bool:
+        """Write *rows* with one statement; False (nothing written) if any fails."""
+        names = rows[0].names
+        if any(converted.names != names for converted in rows):
+            return False
+        sql, params = self._batch_statement(mode, names, rows)
+        before = self.store.db.total_changes
+        try:
+            with self.store.savepoint():
+                self.store.db.executemany(sql, params)
+                if self.store.db.total_changes - before != len(rows):
+                    raise _BatchFailedError
+        except (sqlite3.IntegrityError, _BatchFailedError):
+            return False
+        return True
+
+    def _batch_statement(self, mode: str, names: tuple[str, ...],
+                         rows: list[Converted]) -> tuple[str, list[list[object]]]:
+        if mode == "create":
+            return self.store.insert_sql(self.name, names, False), [c.params for c in rows]
+        key = self.schema.key
+        picks = [i for i, name in enumerate(names) if name not in key]
+        keys = [names.index(k) for k in key]
+        changed = tuple(names[i] for i in picks) or (key[0],)
+        picks = picks or [keys[0]]
+        params = [[c.params[i] for i in picks] + [c.params[i] for i in keys] for c in rows]
+        return self.store.update_sql(self.schema, changed), params
+
+    def _change(self, mode: str, converted: Converted, outputs: Outputs) -> str | None:
+        """Update or remove one record; the reason it failed, or None."""
+        values = converted.values
+        if mode == "update":
+            return None if self.updateEntry(values) else NO_UPDATE
+        return self._remove(values, outputs)
+
+    def _remove(self, values: Mapping[str, object], outputs: Outputs) -> str | None:
+        """Back the record up (deleted or graduated), then remove it."""
+        entry = self.getEntry(values)
+        if entry is None:
+            return NO_REMOVE
+        kind = "graduated" if self.schema.is_graduated(entry) else "deleted"
+        outputs.writer(f"{kind}.csv", list(self.schema.fields)).writerow(
+            list(self.schema.format_record(entry).values()))
+        self.delEntry(values)
+        return None
+
+    def _import_row(self, row: Row, header: list[str], mapping: Mapping[int, str], mode: str,
+                    ignore_empty: bool, outputs: Outputs) -> str | None:
+        """Apply one row; the reason it failed, or None."""
+        if len(row.cells) != len(header):
+            return f"line {row.line}: {len(row.cells)} cells, but the header has {len(header)}"
+        errors, values = self.checkConversion(
+            self.applyMapping(row.cells, mapping), mode, ignore_empty)
+        if errors:
+            return "; ".join(errors)
+        if mode != "remove" and not self.parentsExist(values):
+            return NO_PARENT
+        if mode == "create":
+            if not self.addEntry(values):
+                return EXISTS
+        elif mode == "update":
+            entry = self.getEntry(values)
+            if entry is None:
+                return NO_UPDATE
+            refused = self.checkUpdateRequirements(entry, values, mode)
+            if refused:
+                return refused
+            self.updateEntry(values)
+        elif (reason := self._remove(values, outputs)) is not None:
+            return reason
+        finished = self.schema.format_record(values)
+        outputs.finished.writerow(
+            [finished.get(name, cell) if name in self.schema.fields else cell
+             for name, cell in zip(header, row.cells, strict=True)
+             if name != ERRORS_COLUMN])
+        return None
+
+
+class _BatchFailedError(Exception):
+    """A batch must be redone one row at a time to tell which rows fail."""
+
+

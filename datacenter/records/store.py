@@ -1,0 +1,252 @@
+"""The record store: SQLite through the standard library.
+
+One table per processor (``rec_<name>``, so no name can collide with
+SQLite's own ``sqlite_*`` tables), its key fields as the primary key, and
+a ledger of import jobs. The database runs in WAL mode with
+``synchronous=FULL``: a committed import survives a power cut.
+
+One import is one transaction, which also writes its ledger row: that
+commit is the single point where an import happens or does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import sqlite3
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from datacenter.injection import injection_point
+from datacenter.records.fieldtypes import FieldType
+from datacenter.records.schema import ProcessorSchema
+
+_LEDGER = """
+CREATE TABLE IF NOT EXISTS datacenter_jobs (
+    id          INTEGER PRIMARY KEY,
+    source      TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    processor   TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    user        TEXT NOT NULL,
+    rows        INTEGER NOT NULL,
+    ok          INTEGER NOT NULL,
+    failed      INTEGER NOT NULL,
+    outcome     TEXT NOT NULL,
+    started     REAL NOT NULL,
+    finished    REAL NOT NULL,
+    workdir     TEXT NOT NULL,
+    ident       TEXT NOT NULL DEFAULT '',
+    distributed INTEGER NOT NULL DEFAULT 0
+)"""
+
+
+@dataclass
+class Job:
+    """One row of the ledger: an import that committed."""
+
+    id: int
+    source: str
+    sha256: str
+    processor: str
+    mode: str
+    user: str
+    rows: int
+    ok: int
+    failed: int
+    outcome: str
+    started: float
+    finished: float
+    workdir: str
+    #: ``"device:inode:size:mtime_ns"`` of the source when it was imported.
+    ident: str
+    distributed: bool
+
+
+_JOB_COLUMNS = [f.name for f in dataclasses.fields(Job)]
+
+
+def table(name: str) -> str:
+    return f'"rec_{name}"'
+
+
+def _quote(column: str) -> str:
+    return '"' + column.replace('"', '""') + '"'
+
+
+def to_db(ftype: FieldType, value: object) -> object:
+    """A typed value as SQLite stores it: dates as ISO text, bools as 0/1."""
+    if value is None or ftype.sql_type != "TEXT" or isinstance(value, str):
+        return int(value) if isinstance(value, bool) else value
+    return ftype.format(value)
+
+
+def from_db(ftype: FieldType, value: object) -> object:
+    if value is None:
+        return None
+    if ftype.name == "bool":
+        return bool(value)
+    if ftype.name in ("date", "datetime") and isinstance(value, str):
+        return ftype.parse(value)
+    return value
+
+
+class RecordStore:
+    """Records of every processor, and the ledger of jobs, in one SQLite file."""
+
+    def __init__(self, path: str, schemas: Mapping[str, ProcessorSchema]) -> None:
+        self.path = path
+        self.schemas = dict(schemas)
+        # isolation_level=None: transactions are begun and ended explicitly.
+        self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA busy_timeout=30000")
+        self.db.execute(_LEDGER)
+        for schema in self.schemas.values():
+            self._create_table(schema)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def _create_table(self, schema: ProcessorSchema) -> None:
+        columns = ", ".join(
+            f"{_quote(name)} {ftype.sql_type}" for name, ftype in schema.fields.items()
+        )
+        key = ", ".join(_quote(k) for k in schema.key)
+        self.db.execute(
+            f"CREATE TABLE IF NOT EXISTS {table(schema.name)} ({columns}, PRIMARY KEY ({key}))"
+        )
+
+    # -- transactions ----------------------------------------------------------
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: all of it is committed, or none of it."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+            _commit(self.db)
+        except BaseException:
+            # Also when COMMIT itself failed (a full disk): the transaction is
+            # still open then, and would block every later one.
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
+            raise
+
+    # -- records -----------------------------------------------------------------
+
+    def _where(self, schema: ProcessorSchema) -> str:
+        return " AND ".join(f"{_quote(k)} = ?" for k in schema.key)
+
+    def key_of(self, schema: ProcessorSchema, values: Mapping[str, object]) -> tuple[object, ...]:
+        return tuple(to_db(schema.fields[k], values[k]) for k in schema.key)
+
+    def exists(self, schema: ProcessorSchema, key: Sequence[object]) -> bool:
+        sql = f"SELECT 1 FROM {table(schema.name)} WHERE {self._where(schema)}"
+        return self.db.execute(sql, tuple(key)).fetchone() is not None
+
+    def get(self, schema: ProcessorSchema, key: Sequence[object]) -> dict[str, object] | None:
+        names = list(schema.fields)
+        sql = (f"SELECT {', '.join(map(_quote, names))} FROM {table(schema.name)} "
+               f"WHERE {self._where(schema)}")
+        found = self.db.execute(sql, tuple(key)).fetchone()
+        if found is None:
+            return None
+        return {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=True)}
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019 - the store lives as long as its SQL
+    def insert_sql(self, name: str, names: tuple[str, ...], ignore: bool = True) -> str:
+        verb = "INSERT OR IGNORE" if ignore else "INSERT"
+        return (f"{verb} INTO {table(name)} ({', '.join(map(_quote, names))}) "
+                f"VALUES ({', '.join('?' * len(names))})")
+
+    @functools.lru_cache(maxsize=256)  # noqa: B019
+    def update_sql(self, schema: ProcessorSchema, names: tuple[str, ...]) -> str:
+        sets = ", ".join(f"{_quote(n)} = ?" for n in names)
+        return f"UPDATE {table(schema.name)} SET {sets} WHERE {self._where(schema)}"
+
+    def insert(self, schema: ProcessorSchema, values: Mapping[str, object]) -> bool:
+        """Add a record; False when one with its key exists already."""
+        names = tuple(values)
+        params = [to_db(schema.fields[n], values[n]) for n in names]
+        return self.db.execute(self.insert_sql(schema.name, names), params).rowcount == 1
+
+    def update(self, schema: ProcessorSchema, key: Sequence[object],
+               values: Mapping[str, object]) -> bool:
+        """Change the given fields of a record; False when there is no such record."""
+        names = tuple(n for n in values if n not in schema.key)
+        if not names:
+            return self.exists(schema, key)
+        params = [to_db(schema.fields[n], values[n]) for n in names]
+        return self.db.execute(self.update_sql(schema, names), [*params, *key]).rowcount == 1
+
+    @contextlib.contextmanager
+    def savepoint(self) -> Iterator[None]:
+        """A nested transaction: undone alone if the block raises."""
+        self.db.execute("SAVEPOINT batch")
+        try:
+            yield
+        except BaseException:
+            self.db.execute("ROLLBACK TO batch")
+            self.db.execute("RELEASE batch")
+            raise
+        self.db.execute("RELEASE batch")
+
+    def delete(self, schema: ProcessorSchema, key: Sequence[object]) -> bool:
+        sql = f"DELETE FROM {table(schema.name)} WHERE {self._where(schema)}"
+        return self.db.execute(sql, tuple(key)).rowcount == 1
+
+    def count(self, name: str) -> int:
+        return int(self.db.execute(f"SELECT COUNT(*) FROM {table(name)}").fetchone()[0])
+
+    def iter_records(self, name: str, batch: int = 1000) -> Iterator[dict[str, object]]:
+        """Every record of processor *name*, typed, in key order, streamed."""
+        schema = self.schemas[name]
+        names = list(schema.fields)
+        types = [schema.fields[n] for n in names]
+        order = ", ".join(_quote(k) for k in schema.key)
+        cursor = self.db.cursor()
+        cursor.execute(f"SELECT {', '.join(map(_quote, names))} FROM {table(name)} "
+                       f"ORDER BY {order}")
+        while rows := cursor.fetchmany(batch):
+            for found in rows:
+                yield {n: from_db(t, v) for n, t, v in zip(names, types, found, strict=True)}
+
+    # -- the ledger ---------------------------------------------------------------
+
+    def record_job(self, **fields: Any) -> int:
+        """Add a ledger row inside the current transaction; returns its id."""
+        fields.setdefault("finished", time.time())
+        names = list(fields)
+        sql = (f"INSERT INTO datacenter_jobs ({', '.join(names)}) "
+               f"VALUES ({', '.join('?' * len(names))})")
+        return int(self.db.execute(sql, [fields[n] for n in names]).lastrowid or 0)
+
+    def mark_distributed(self, job_ids: Sequence[int]) -> None:
+        """Record that these jobs were filed away (one commit for all of them)."""
+        if job_ids:
+            with self.transaction():
+                self.db.executemany("UPDATE datacenter_jobs SET distributed = 1 WHERE id = ?",
+                                    [(job_id,) for job_id in job_ids])
+
+    def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
+        """Ledger rows, newest first."""
+        where = " WHERE distributed = 0" if undistributed else ""
+        tail = f" LIMIT {int(limit)}" if limit else ""
+        rows = self.db.execute(
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs{where} ORDER BY id DESC{tail}"
+        ).fetchall()
+        jobs = [Job(**dict(zip(_JOB_COLUMNS, row, strict=True))) for row in rows]
+        for job in jobs:
+            job.distributed = bool(job.distributed)
+        return jobs
+
+
+@injection_point("store.commit")
+def _commit(db: sqlite3.Connection) -> None:
+    """The commit of an import: a crash point of its own for the fault harness."""
+    db.execute("COMMIT")

@@ -1,0 +1,393 @@
+"""The data center: a storage folder, what is in it, and how files move through it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from datacenter.storage import csvmerge, distribution, fs, layout, logs, relocation
+from datacenter.storage.files import DataCenterFile, LogFile
+from datacenter.storage.journal import Group, Journal, UnfinishedError
+from datacenter.storage.lock import StorageLock
+
+Subscriber = Callable[[str, str], None]
+SortOrder = Literal["name", "date"]
+#: Folders that ``list_files`` knows, and the root's pending files.
+FOLDERS = ("pending", *layout.SUBFOLDERS)
+
+
+class DataCenter:
+    """A storage folder managed the way Kofa's data center manages it.
+
+    ``DataCenter()`` uses ``$DATACENTER_STORAGE`` or else a new temporary
+    folder; ``DataCenter(path)`` creates *path* and its sub-folders if
+    needed. Opening a storage first finishes or rolls back whatever a crash
+    interrupted there.
+    """
+
+    #: At most this many finished files are listed by getFinishedFiles.
+    max_files = 100
+
+    def __init__(self, storage: str | os.PathLike[str] | None = None) -> None:
+        if storage is None:
+            storage = os.environ.get("DATACENTER_STORAGE") or tempfile.mkdtemp()
+        path = os.path.abspath(os.fspath(storage))
+        if os.path.exists(path) and not os.path.isdir(path):
+            raise ValueError(f"The storage path is not a directory: {path}")
+        fs.makedirs(path)
+        self._storage = path
+        self._subscribers: list[Subscriber] = []
+        self.logger = logs.storage_logger(lambda: self._storage)
+        self._open()
+
+    # -- where things are ----------------------------------------------------
+
+    @property
+    def storage(self) -> str:
+        return self._storage
+
+    @property
+    def deleted_path(self) -> str:
+        return os.path.join(self._storage, layout.DELETED)
+
+    @property
+    def graduated_path(self) -> str:
+        return os.path.join(self._storage, layout.GRADUATED)
+
+    @property
+    def finished_path(self) -> str:
+        return os.path.join(self._storage, layout.FINISHED)
+
+    @property
+    def unfinished_path(self) -> str:
+        return os.path.join(self._storage, layout.UNFINISHED)
+
+    @property
+    def logs_path(self) -> str:
+        return os.path.join(self._storage, layout.LOGS)
+
+    @property
+    def lock(self) -> StorageLock:
+        """The storage's operation lock: hold it to make several calls one operation.
+
+        It is re-entrant, so the calls made while holding it take it again freely.
+        """
+        return self._lock
+
+    @property
+    def journal(self) -> Journal:
+        return Journal(self._storage)
+
+    def _open(self, follow: int = 8) -> None:
+        """Create missing folders and recover, holding the storage's lock.
+
+        A root the storage was moved away from says where it went; that is
+        followed (at most *follow* hops, in case of a loop of moves).
+        """
+        fs.makedirs(layout.state_path(self._storage))
+        self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
+        with self._lock:
+            # Recovery first: a relocation into this root may still have to
+            # move the sub-folders here.
+            self.journal.ensure_dirs()
+            rolled = self.journal.recover()
+            moved_to = _forwarding(self._storage) if follow else None
+            if moved_to is None:
+                for name in layout.SUBFOLDERS:
+                    fs.makedirs(os.path.join(self._storage, name))
+                self._sweep_temporaries()
+        #: Interrupted operations finished when this storage was opened.
+        self.recovered = rolled
+        if rolled:
+            self.log(f"recovered: {rolled} interrupted operation(s) finished")
+        if moved_to is not None:
+            # The storage was moved from here (perhaps by a move that a crash
+            # interrupted, or while whoever asked was gone): follow it.
+            old, self._storage = self._storage, moved_to
+            self.log(f"storage {old} has moved to {moved_to}; using it there")
+            self._open(follow - 1)
+
+    def _sweep_temporaries(self) -> None:
+        """Remove temporary files a crash left beside their destinations.
+
+        A temporary name is only ever renamed into place once complete, so
+        one still standing is garbage of an interrupted write.
+        """
+        # Not the state folder: only the service writes there (its state file),
+        # and sweeps it itself; a sweep from here could race its writes.
+        folders = [self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
+        for folder in folders:
+            for entry in _scan(folder):
+                if entry.name.startswith(fs.TEMP_PREFIX):
+                    fs.rmtree(entry.path)
+
+    def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
+        """One line in ``logs/datacenter.log``."""
+        self.logger.log(level, message, extra={"user": user or logs.default_user()})
+
+    # -- listing ---------------------------------------------------------------
+
+    def getPendingFiles(self, sort: SortOrder = "name") -> list[DataCenterFile]:  # noqa: N802
+        """The CSV files waiting at the root, by name or newest first."""
+        return self.list_files("pending", sort)
+
+    def getFinishedFiles(self) -> list[DataCenterFile]:  # noqa: N802
+        """The ``*.finished.csv`` files, newest first, at most ``max_files``."""
+        files = [
+            f for f in self.list_files(layout.FINISHED, "date")
+            if f.name.endswith(".finished.csv")
+        ]
+        return files[: self.max_files]
+
+    def getLogFiles(self, exclude_backups: bool = True) -> list[LogFile]:  # noqa: N802
+        """The logs, by name; rotations (``x.log.1``) only when asked."""
+        return [LogFile(p) for p in logs.log_files(self.logs_path, exclude_backups)]
+
+    def queryLogfiles(  # noqa: N802
+        self, basename: str, query: str | None = None, limit: int = 0, start: int = 0
+    ) -> Iterator[str]:
+        """Lines of log *basename* and its rotations (oldest first) matching *query*.
+
+        *query* is a regular expression; *start* skips that many matches and
+        *limit* (0: no limit) caps how many are returned.
+        """
+        return logs.query(logs.rotations(self.logs_path, basename), query, limit, start)
+
+    def list_files(self, folder: str = "pending", sort: SortOrder = "name") -> list[DataCenterFile]:
+        """Regular files of *folder* (``pending`` means the root's CSV files).
+
+        Symlinks are never listed: one could point anywhere on the machine.
+        """
+        if folder not in FOLDERS:
+            raise ValueError(f"unknown folder {folder!r}: choose one of {', '.join(FOLDERS)}")
+        if sort not in ("name", "date"):
+            raise ValueError(f"unknown sort order {sort!r}: choose name or date")
+        pending = folder == "pending"
+        path = self._storage if pending else os.path.join(self._storage, folder)
+        result = []
+        for entry in _scan(path):
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            if pending and not entry.name.lower().endswith(".csv"):
+                continue
+            st = entry.stat(follow_symlinks=False)
+            result.append(DataCenterFile(entry.path, "" if pending else folder, st))
+        if sort == "date":
+            result.sort(key=lambda f: (-f.getTimeStamp(), f.name))
+        else:
+            result.sort(key=lambda f: f.name)
+        return result
+
+    # -- changing things -------------------------------------------------------
+
+    def distProcessedFiles(  # noqa: N802
+        self,
+        successful: bool,
+        source_path: str,
+        finished_file: str,
+        pending_file: str | None,
+        mode: str = "create",
+        move_orig: bool = True,
+    ) -> None:
+        """Put the source and the results of processing it where they belong.
+
+        All of it happens or none of it, even across a crash (see
+        :mod:`datacenter.distribution` for the names and places).
+        """
+        self.distribute([distribution.Request(
+            successful, os.path.abspath(source_path), os.path.abspath(finished_file),
+            os.path.abspath(pending_file) if pending_file else None, mode, move_orig)])
+
+    def distribute(self, requests: Sequence[distribution.Request]) -> None:
+        """Several ``distProcessedFiles`` at once: one group for those that can share.
+
+        Each is all-or-nothing as ever; sharing a group (one journal commit,
+        one fsync of each folder) is what makes a burst of imports cheap.
+        Distributions that touch the same paths go into successive groups.
+        """
+        with self._lock:
+            chunk: list[tuple[distribution.Request, distribution.Destinations]] = []
+            touched: set[str] = set()
+            for request in requests:
+                names = request.check(self._storage)
+                paths = request.touches(self._storage, names)
+                if paths & touched:
+                    self._distribute_group(chunk)
+                    chunk, touched = [], set()
+                chunk.append((request, names))
+                touched |= paths
+            self._distribute_group(chunk)
+
+    def _distribute_group(
+        self, chunk: list[tuple[distribution.Request, distribution.Destinations]]
+    ) -> None:
+        if not chunk:
+            return
+        self._run_group(lambda g: [distribution.plan(g, self._storage, request, f"{n}-")
+                                   for n, (request, _) in enumerate(chunk)])
+        for request, _ in chunk:
+            outcome = "finished" if request.successful else "pending rows left"
+            self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
+                     f"{outcome}")
+
+    def backupRecords(  # noqa: N802
+        self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False
+    ) -> str:
+        """Append *rows* to ``deleted/<processor>.csv`` (or ``graduated/``), durably.
+
+        Records are backed up before an import removes them. The rows join
+        the file with the finished files' merge rules (new columns are added
+        at the end). Returns the backup file's path.
+        """
+        records = list(rows)
+
+        def stage(group: Group) -> str:
+            staged = group.staged_path("rows.csv")
+            csvmerge.write_records(staged, records)
+            return staged
+
+        return self._backup(processor, stage, graduated, len(records))
+
+    def backup_file(self, processor: str, rows_file: str, graduated: bool = False,
+                    consume: bool = False) -> str:
+        """Like backupRecords, with the rows in a CSV file.
+
+        With *consume* the file is removed in the same all-or-nothing step,
+        so a crash can neither lose its rows nor back them up twice.
+        """
+        return self._backup(processor, lambda group: rows_file, graduated, None,
+                            consumed=rows_file if consume else None)
+
+    def _backup(self, processor: str, stage: Callable[[Group], str], graduated: bool,
+                count: int | None, consumed: str | None = None) -> str:
+        layout.plain_name(processor, "processor name")
+        folder = self.graduated_path if graduated else self.deleted_path
+        dest = os.path.join(folder, f"{processor}.csv")
+        if count == 0:
+            return dest
+
+        def plan(group: Group) -> None:
+            csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
+            if consumed is not None:
+                group.add("cleanup", files=[consumed], folder=None)
+
+        with self._lock:
+            self._run_group(plan)
+        where = os.path.relpath(dest, self._storage)
+        what = f"{count} {processor} record(s)" if count is not None else f"{processor} records"
+        self.log(f"backed up: {what} to {where}")
+        return dest
+
+    def _run_group(self, planner: Callable[[Group], Any], *others: Journal) -> None:
+        """Plan, commit and apply one group; the caller holds the lock.
+
+        If anything fails, recovery runs at once: an uncommitted group is
+        dropped and the error raised (nothing changed); a committed one is
+        finished, and then the call has succeeded after all. Only when that
+        too fails is the error raised with a note that the change is
+        committed and will be finished when the storage is next opened.
+        """
+        journals = [self.journal, *others]
+        for journal in journals:
+            if journal.pending_intents():
+                journal.recover()
+        group = self.journal.new_group()
+        group.mirrors.extend(others)
+        try:
+            planner(group)
+            group.run()
+        except Exception as error:
+            committed = group.committed
+            try:
+                for journal in journals:
+                    journal.recover()
+            except Exception:
+                if committed:
+                    raise UnfinishedError.wrapping(error) from error
+                raise error from None
+            if not committed:
+                raise
+            self.log(f"finished after an error: {error}", level=logging.WARNING)
+
+    def setStoragePath(  # noqa: N802
+        self, path: str | os.PathLike[str], move: bool = False, overwrite: bool = False
+    ) -> list[str]:
+        """Use *path* as the storage from now on; with *move*, take the contents along.
+
+        Returns the names that were not moved because they exist in the
+        target already (``[]``: everything moved). Raises ValueError when
+        *path* is missing or not a folder.
+        """
+        new = os.path.abspath(os.fspath(path))
+        old = self._storage
+        relocation.check_target(old, new)
+        not_moved: list[str] = []
+        if move and new != old:
+            try:
+                not_moved = self._relocate(old, new, overwrite)
+            except UnfinishedError:
+                self._storage = new  # committed: the storage has moved, recovery finishes
+                raise
+        self._storage = new
+        try:
+            if not move:  # asked for this very folder: a note to go elsewhere is stale
+                fs.unlink(layout.state_path(new, layout.MOVED_TO), missing_ok=True)
+            self._open()
+        except Exception as error:
+            if move and new != old:
+                error.add_note(f"the storage was moved to {new}; opening it there failed")
+            raise
+        if new != old:
+            self.log(f"storage moved: {old} -> {new}, {len(not_moved)} name(s) not moved")
+            for callback in list(self._subscribers):
+                callback(old, new)
+        return not_moved
+
+    def _relocate(self, old: str, new: str, overwrite: bool) -> list[str]:
+        fs.makedirs(layout.state_path(new))
+        target = Journal(new)
+        not_moved: list[str] = []
+
+        def plan(group: Group) -> None:
+            mirror = Group(target, group.id)
+            not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
+
+        with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+            self._run_group(plan, target)
+        return not_moved
+
+    def subscribe(self, callback: Subscriber) -> None:
+        """Call ``callback(old, new)`` after every change of the storage path."""
+        self._subscribers.append(callback)
+
+    def unsubscribe(self, callback: Subscriber) -> None:
+        self._subscribers.remove(callback)
+
+    def recover(self) -> int:
+        """Finish or roll back interrupted work; returns the groups finished."""
+        with self._lock:
+            rolled = self.journal.recover()
+        if rolled:
+            self.log(f"recovered: {rolled} interrupted operation(s) finished")
+        return rolled
+
+
+def _forwarding(storage: str) -> str | None:
+    """Where the storage moved from *storage* went, if it did and that folder exists."""
+    try:
+        with open(layout.state_path(storage, layout.MOVED_TO), encoding="utf-8") as handle:
+            target = handle.read().strip()
+    except FileNotFoundError:
+        return None
+    return target if target and target != storage and os.path.isdir(target) else None
+
+
+def _scan(path: str) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(path) as entries:
+            return list(entries)
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,196 @@
+"""Where the results of an import go: Kofa's ``distProcessedFiles``, as a journal group.
+
+Importing ``x.csv`` in mode ``create`` yields ``finished/x.create.finished.csv``
+(the imported rows, appended to earlier ones) and, if rows failed,
+``x.create.pending.csv`` at the root. The source goes to ``finished/`` or
+``unfinished/``. A pending file imported while ``unfinished/x.csv`` exists
+continues that chain: when it finally succeeds, ``unfinished/x.csv`` moves
+to ``finished/`` and the pending file disappears.
+
+This module only *plans*: it stages bytes and adds steps to a
+:class:`~datacenter.journal.Group`. Nothing visible changes until the group
+is committed, and then all of it changes, even across a crash.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from datacenter.storage import csvmerge, fs, layout
+from datacenter.storage.journal import Group
+
+_PENDING_SUFFIX = ".pending.csv"
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """The names one distribution uses, derived from the source's name."""
+
+    basename: str  # the original source's name (x.csv), also for a pending chain
+    chain: bool  # the source is a pending file continuing unfinished/x.csv
+    finished: str  # finished/x.<mode>.finished.csv
+    pending: str  # x.<mode>.pending.csv at the root (the source itself in a chain)
+    source_finished: str  # finished/x.csv
+    source_unfinished: str  # unfinished/x.csv
+
+
+def pending_origin(name: str) -> tuple[str, str] | None:
+    """``x.create.pending.csv`` -> ``("x.csv", "create")``; None for other names."""
+    if not name.lower().endswith(_PENDING_SUFFIX):
+        return None
+    base, _, mode = name[: -len(_PENDING_SUFFIX)].rpartition(".")
+    return (base + ".csv", mode) if base else None
+
+
+def kept_aside(storage: str, source: str, job: int) -> str:
+    """Where job *job*'s failed rows of *source* go when a person edited that pending
+    file meanwhile: ``unfinished/<stem>.job<N>.csv``, beside the chain, never over it."""
+    stem = source[:-4] if source.lower().endswith(".csv") else source
+    return os.path.join(storage, layout.UNFINISHED, f"{stem}.job{job}.csv")
+
+
+def destinations(storage: str, source_path: str, mode: str) -> Destinations:
+    basename = pending_name = os.path.basename(source_path)
+    chain = False
+    unfinished = os.path.join(storage, layout.UNFINISHED)
+    origin = pending_origin(basename)
+    if origin and os.path.isfile(os.path.join(unfinished, origin[0])):
+        basename, chain = origin[0], True
+    base, ext = os.path.splitext(basename)
+    if not chain:
+        pending_name = f"{base}.{mode}.pending{ext}"
+    finished = os.path.join(storage, layout.FINISHED)
+    return Destinations(
+        basename=basename,
+        chain=chain,
+        finished=os.path.join(finished, f"{base}.{mode}.finished{ext}"),
+        pending=os.path.join(storage, pending_name),
+        source_finished=os.path.join(finished, basename),
+        source_unfinished=os.path.join(unfinished, basename),
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    """One ``distProcessedFiles`` call's arguments (paths absolute)."""
+
+    successful: bool
+    source: str
+    finished_file: str
+    pending_file: str | None
+    mode: str = "create"
+    move_orig: bool = True
+    #: Where the pending rows go instead of ``x.<mode>.pending.csv`` (None: there).
+    pending_dest: str | None = None
+
+    def check(self, storage: str) -> Destinations:
+        """The destinations, after FileNotFoundError for a missing input."""
+        for path, what in ((self.finished_file, "finished file"),
+                           (self.pending_file, "pending file")):
+            if path is not None and not os.path.isfile(path):
+                raise FileNotFoundError(f"{what} not found: {path}")
+        names = destinations(storage, self.source, self.mode)
+        source = names.source_unfinished if names.chain and self.successful else self.source
+        if self.move_orig and not os.path.isfile(source):
+            raise FileNotFoundError(f"source not found: {self.source}")
+        return names
+
+    def touches(self, storage: str, names: Destinations) -> set[str]:
+        """Every path this distribution reads or changes, or whose state decides it.
+
+        A pending file's chain depends on ``unfinished/<original>``, which an
+        earlier distribution in the same batch may be about to create.
+        """
+        paths = {self.source, names.finished, names.pending, names.source_finished,
+                 names.source_unfinished, self.pending_dest or names.pending}
+        origin = pending_origin(os.path.basename(self.source))
+        if origin:
+            paths |= {os.path.join(storage, folder, origin[0])
+                      for folder in (layout.FINISHED, layout.UNFINISHED)}
+        return paths
+
+
+def plan(group: Group, storage: str, request: Request, label: str = "") -> Destinations:
+    """Stage the results and add every step of one distribution to *group*.
+
+    Several distributions can share a group as long as they touch different
+    paths; *label* keeps their staged files apart.
+    """
+    names = destinations(storage, request.source, request.mode)
+    csvmerge.plan_merge(group, request.finished_file, names.finished, f"{label}finished.csv")
+    if request.pending_file is not None:
+        _plan_pending(group, request, request.pending_dest or names.pending, label)
+    if request.move_orig:
+        _plan_source(group, storage, names, request.successful, request.source)
+    _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
+    return names
+
+
+def _plan_pending(group: Group, request: Request, dest: str, label: str) -> None:
+    """The failed rows become the pending file.
+
+    They replace the source when it is that pending file (a chain goes on);
+    a pending file of another import already there is joined, not replaced,
+    so that no failed row is lost.
+    """
+    if os.path.exists(dest) and dest != request.source:
+        csvmerge.plan_merge(group, request.pending_file or "", dest, f"{label}pending.csv")
+    else:
+        staged = group.stage_file(request.pending_file or "", f"{label}pending.csv")
+        group.add("replace", src=staged, dst=dest)
+
+
+def _plan_source(
+    group: Group, storage: str, names: Destinations, successful: bool, source: str
+) -> None:
+    if successful and names.chain:
+        plan_move(group, storage, names.source_unfinished, names.source_finished)
+        group.add("unlink", path=source, ident=fs.identity(source))
+    elif successful:
+        plan_move(group, storage, source, names.source_finished)
+    elif not names.chain:
+        plan_move(group, storage, source, names.source_unfinished)
+
+
+def plan_move(group: Group, storage: str, src: str, dst: str) -> None:
+    """Add a step moving *src* to *dst* (inside *storage*), replacing it like Kofa.
+
+    The temporary copy for a cross-filesystem move is staged in the group's
+    folder (on the destination's filesystem); the source is set aside beside
+    itself, on its own filesystem.
+    """
+    n = len(group.steps)
+    if layout.is_within(src, storage):
+        trash = group.staged_path(f"trash-{n}")
+    else:
+        trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{group.id}.trash")
+    group.add(
+        "move",
+        src=src,
+        dst=dst,
+        ident=fs.identity(src),
+        overwrite=True,
+        tmp=group.staged_path(f"tmp-{n}"),
+        trash=trash,
+        old=group.staged_path(f"old-{n}"),
+    )
+
+
+def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:
+    """Remove the consumed result files, and their folder when it is a scratch one.
+
+    A folder outside the storage (the caller's temporary folder) or a
+    work folder in the state folder (``.datacenter/staging/<id>``,
+    ``.datacenter/jobs/<id>``) is removed once empty; the storage and
+    anything that contains it never are.
+    """
+    folders: dict[str, list[str]] = {}
+    for path in consumed:
+        if path is not None:
+            folders.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
+    for folder, files in folders.items():
+        scratch = not layout.is_within(folder, storage) or layout.is_scratch(folder, storage)
+        if layout.is_within(storage, folder):
+            scratch = False
+        group.add("cleanup", files=files, folder=folder if scratch else None)

@@ -1,0 +1,459 @@
+"""The one module that changes the filesystem.
+
+Every rename, replace, unlink, durable write, fsync, mkdir and tree removal
+of the package happens here, and nowhere else. Two things follow from that:
+
+* durability has one implementation: data is fsynced before it is renamed
+  into place, and the directory is fsynced after its entries change, so a
+  power cut leaves either the old state or the new one;
+* every step is an injection point named ``fs.<function>`` for the fault
+  harness (:mod:`datacenter.faults`), so tests can fail or kill the process
+  at each single step and prove that recovery copes.
+
+``shutil.move`` is never used: across filesystems it copies onto the final
+name with no temporary file and no fsync, so a crash leaves a torn file
+under a name that looks complete.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import os
+import shutil
+import stat
+import uuid
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+from datacenter.injection import injection_point
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+#: Prefix of every temporary name this module creates; readers skip them.
+TEMP_PREFIX = ".dc-tmp-"
+_COPY_CHUNK = 1 << 20
+#: Errors of ``link()`` that mean "no hard link here": across devices, or a
+#: filesystem without hard links. Anything else is a real failure.
+NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
+
+
+def _point(func: _F) -> _F:
+    return injection_point("fs." + func.__name__)(func)
+
+
+def temp_name(directory: str, hint: str = "") -> str:
+    """A fresh hidden name in *directory*, for staging bytes beside their home."""
+    return os.path.join(directory, f"{TEMP_PREFIX}{uuid.uuid4().hex[:12]}{hint}")
+
+
+# -- primitives ------------------------------------------------------------
+
+
+@_point
+def fsync(fd: int) -> None:
+    """Flush a file's data and metadata to the device."""
+    os.fsync(fd)
+
+
+@_point
+def fsync_dir(path: str) -> None:
+    """Make the entries of directory *path* durable (new, renamed, removed)."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@_point
+def write(fd: int, data: bytes | memoryview) -> int:
+    """Write all of *data* to *fd*; returns the number of bytes written."""
+    view = memoryview(data)
+    total = 0
+    while total < len(view):
+        total += os.write(fd, view[total:])
+    return total
+
+
+@_point
+def mkdir(path: str) -> bool:
+    """Create directory *path* durably; False when it already was there."""
+    try:
+        os.mkdir(path)
+    except FileExistsError:
+        if not os.path.isdir(path):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "exists and is not a directory", path
+            ) from None
+        return False
+    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    return True
+
+
+def makedirs(path: str) -> None:
+    """Create *path* and its missing parents, each one durably."""
+    path = os.path.abspath(path)
+    missing: list[str] = []
+    while not os.path.isdir(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    for directory in reversed(missing):
+        mkdir(directory)
+
+
+@_point
+def replace(src: str, dst: str, sync: bool = True) -> None:
+    """Rename *src* to *dst*, replacing a file there; both directories durable.
+
+    ``sync=False`` leaves the directory fsyncs to the caller: a journal
+    group fsyncs every folder it touched once, before it forgets its intent.
+    """
+    os.replace(src, dst)
+    if sync:
+        _fsync_parents(src, dst)
+
+
+@_point
+def rename_noreplace(src: str, dst: str, sync: bool = True) -> None:
+    """Rename *src* to *dst*, refusing with FileExistsError if *dst* exists.
+
+    A regular file is hard-linked then unlinked, so the check and the rename
+    are one atomic step; a crash between the two leaves two names for the
+    same inode, never a lost file. Directories cannot be hard-linked: the
+    check precedes the rename, which the storage lock makes safe.
+    """
+    if os.path.lexists(dst):
+        raise FileExistsError(errno.EEXIST, "destination exists", dst)
+    if stat.S_ISREG(os.lstat(src).st_mode):
+        try:
+            os.link(src, dst, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in NO_HARD_LINK - {errno.EXDEV}:
+                raise
+            os.rename(src, dst)  # the filesystem has no hard links
+        else:
+            os.unlink(src)
+    else:
+        os.rename(src, dst)
+    if sync:
+        _fsync_parents(src, dst)
+
+
+@_point
+def link(src: str, dst: str, sync: bool = True) -> None:
+    """Give file *src* a second name *dst* (same filesystem), durably."""
+    os.link(src, dst, follow_symlinks=False)
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+@_point
+def unlink(path: str, missing_ok: bool = False, sync: bool = True) -> None:
+    """Remove file *path* durably (``sync=False``: the caller fsyncs the folder)."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        if not missing_ok:
+            raise
+        return
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+@_point
+def rmdir(path: str, sync: bool = True) -> None:
+    """Remove the empty directory *path* durably."""
+    os.rmdir(path)
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+@_point
+def rmtree(path: str, sync: bool = True) -> None:
+    """Remove *path* and everything below it, durably; absent is fine.
+
+    Symlinks inside are removed, never followed.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        shutil.rmtree(path)
+    else:
+        os.unlink(path)
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+@_point
+def append(path: str, data: bytes) -> None:
+    """Append *data* to *path* (created if missing), without fsync.
+
+    For the log: it tells what happened, the journal and the ledger are the
+    record, and an fsync per log line would cost more than the work logged.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        write(fd, data)
+    finally:
+        os.close(fd)
+
+
+@_point
+def truncate(path: str, size: int) -> None:
+    """Cut file *path* back to *size* bytes, durably."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.ftruncate(fd, size)
+        fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@_point
+def rewrite_fd(fd: int, data: bytes) -> None:
+    """Make the open file *fd* hold exactly *data* (not durable: for lock notes)."""
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, data, 0)
+
+
+# -- writing new files -----------------------------------------------------
+
+
+class _FaultAwareRaw(io.RawIOBase):
+    """A raw file whose writes pass the ``fs.write`` injection point."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        return write(self.fd, data)
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self.fd)
+            finally:
+                super().close()
+
+
+def open_new(path: str, append: bool = False) -> io.BufferedWriter:
+    """A buffered writer on the new file *path* whose writes pass ``fs.write``.
+
+    The caller fsyncs it (``fsync(handle.raw.fd)``) before relying on it.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    flags |= os.O_APPEND if append else os.O_EXCL
+    fd = os.open(path, flags, 0o644)
+    return io.BufferedWriter(_FaultAwareRaw(fd), buffer_size=_COPY_CHUNK)
+
+
+def _sync_and_close(handle: IO[Any]) -> None:
+    handle.flush()
+    raw = handle.buffer.raw if isinstance(handle, io.TextIOWrapper) else handle.raw  # type: ignore[attr-defined]
+    fsync(raw.fd)
+    handle.close()
+
+
+@contextlib.contextmanager
+def atomic_writer(
+    path: str, *, text: bool = False
+) -> Iterator[IO[Any]]:
+    """Write a new version of *path*: readers see the old file or the new one.
+
+    Bytes go to a hidden temporary file in the same directory; on success it is
+    fsynced, renamed over *path* and the directory fsynced. On any error the
+    temporary file is removed and *path* is left as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    tmp = temp_name(directory, ".part")
+    binary = open_new(tmp)
+    handle: IO[Any] = (
+        io.TextIOWrapper(binary, encoding="utf-8", newline="") if text else binary
+    )
+    try:
+        yield handle
+        _sync_and_close(handle)
+        replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            handle.close()
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str, data: bytes) -> None:
+    """Replace *path* with *data*, atomically and durably."""
+    with atomic_writer(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def new_file(path: str, sync: bool = True) -> Iterator[io.BufferedWriter]:
+    """Create *path* (it must not exist) and make its bytes durable on exit.
+
+    For staging files whose name is already private (a staging folder):
+    no rename is needed, the caller's journal decides when they count.
+    ``sync=False`` still fsyncs the bytes but leaves the folder's fsync to
+    the caller (a journal group fsyncs its staging folder once).
+    """
+    handle = open_new(path)
+    try:
+        yield handle
+        _sync_and_close(handle)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            handle.close()
+        raise
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
+
+
+def append_file(dest: str, staged: str, at_size: int) -> None:
+    """Make *dest* hold its first *at_size* bytes followed by *staged*.
+
+    Cutting back first makes this idempotent: run twice after a crash, the
+    result is the same, with the new bytes present exactly once.
+    """
+    if os.path.getsize(dest) != at_size:
+        truncate(dest, at_size)
+    with open(staged, "rb") as source, open_new(dest, append=True) as target:
+        shutil.copyfileobj(source, target, _COPY_CHUNK)
+        target.flush()
+        fsync(target.raw.fd)  # type: ignore[attr-defined]
+
+
+# -- copying and moving ----------------------------------------------------
+
+
+@_point
+def copy_file(src: str, dst: str, sync: bool = True) -> None:
+    """Copy file *src* to the new name *dst* with its mode and times, durably.
+
+    *dst* must not exist; callers copy onto a temporary name and rename.
+    """
+    with open(src, "rb") as source, open_new(dst) as target:
+        shutil.copyfileobj(source, target, _COPY_CHUNK)
+        target.flush()
+        shutil.copystat(src, dst, follow_symlinks=False)
+        fsync(target.raw.fd)  # type: ignore[attr-defined]
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+def link_or_copy(src: str, dst: str, sync: bool = True) -> None:
+    """Give *dst* the bytes of file *src*: a hard link where possible, else a copy.
+
+    A link costs the same for any size and leaves *src* as it is; a copy is
+    the fallback across filesystems or where there are no hard links. Any
+    other error is a real failure and is raised.
+    """
+    try:
+        link(src, dst, sync=sync)
+    except OSError as exc:
+        if exc.errno not in NO_HARD_LINK:
+            raise
+        copy_file(src, dst, sync=sync)
+
+
+def copy_new(src: str, dst: str) -> None:
+    """Copy file *src* to *dst* durably; FileExistsError if *dst* exists.
+
+    The bytes go to a temporary name beside *dst* first, so *dst* appears
+    complete or not at all.
+    """
+    tmp = temp_name(os.path.dirname(os.path.abspath(dst)))
+    try:
+        copy_file(src, tmp)
+        rename_noreplace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def copy_tree(src: str, dst: str) -> None:
+    """Copy *src* (file, symlink or directory tree) to the new name *dst*.
+
+    Contents, modes and modification times are kept, every file and folder
+    is fsynced. Symlinks are copied as links, never followed.
+    """
+    st = os.lstat(src)
+    if stat.S_ISLNK(st.st_mode):
+        _symlink(os.readlink(src), dst)
+    elif stat.S_ISDIR(st.st_mode):
+        mkdir(dst)
+        for entry in sorted(os.listdir(src)):
+            copy_tree(os.path.join(src, entry), os.path.join(dst, entry))
+        shutil.copystat(src, dst, follow_symlinks=False)
+        fsync_dir(dst)
+    else:
+        copy_file(src, dst)
+
+
+@_point
+def _symlink(target: str, dst: str) -> None:
+    os.symlink(target, dst)
+    fsync_dir(os.path.dirname(os.path.abspath(dst)))
+
+
+def move(src: str, dst: str, *, overwrite: bool = False) -> None:
+    """Move *src* (file or tree) to *dst*, on one filesystem or across two.
+
+    On one filesystem this is a single durable rename. Across filesystems
+    (``EXDEV``) the tree is copied to a temporary name beside *dst*,
+    fsynced, renamed into place, and only then is *src* removed: a crash
+    leaves *src* intact, and at worst a hidden temporary copy or both
+    copies, never a torn file under the final name. Group moves that must
+    be all-or-nothing go through :mod:`datacenter.journal` instead.
+    """
+    try:
+        if overwrite:
+            replace(src, dst)
+        else:
+            rename_noreplace(src, dst)
+        return
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+    tmp = temp_name(os.path.dirname(os.path.abspath(dst)))
+    try:
+        copy_tree(src, tmp)
+        if overwrite:
+            replace(tmp, dst)
+        else:
+            rename_noreplace(tmp, dst)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            rmtree(tmp)
+        raise
+    rmtree(src)
+
+
+def identity(path: str) -> list[int] | None:
+    """``[device, inode]`` of *path* itself (links not followed), or None."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return [st.st_dev, st.st_ino]
+
+
+def _fsync_parents(*paths: str) -> None:
+    seen: set[str] = set()
+    for path in paths:
+        parent = os.path.dirname(os.path.abspath(path))
+        if parent not in seen:
+            seen.add(parent)
+            fsync_dir(parent)

@@ -1,0 +1,97 @@
+"""Moving a whole storage to a new root, as one journal group.
+
+Every entry of the old root moves, the hidden state folder's contents
+included (but not its journal, staging and locks, which belong to each
+root). A folder that exists on both sides is merged: its entries move into
+the existing one, and only a name that exists on both sides as a file is a
+conflict. Conflicts stay where they are and are reported as paths relative
+to the root, unless ``overwrite`` is set.
+
+The intent is committed in the old root's journal and mirrored into the
+new root's, so recovery finishes an interrupted relocation whichever of
+the two roots is opened next.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+
+from datacenter.storage import fs, layout
+from datacenter.storage.journal import Group
+
+
+def check_target(old: str, new: str) -> None:
+    """ValueError unless *new* is an existing folder that does not lie inside *old*."""
+    if not os.path.exists(new):
+        raise ValueError(f"The path given does not exist: {new}")
+    if not os.path.isdir(new):
+        raise ValueError(f"The path given is not a directory: {new}")
+    if new != old and layout.is_within(new, old):
+        raise ValueError(f"cannot move the storage {old} into its own sub-folder {new}")
+
+
+def plan(group: Group, target: Group, old: str, new: str, overwrite: bool) -> list[str]:
+    """Add the steps moving *old*'s entries to *new*; returns the names left behind.
+
+    *target* is a group of the new root's journal, for staging on its side.
+    """
+    planner = _Planner(group, target, overwrite)
+    planner.walk(old, new, "", top=True)
+    group.add("rmdir_empty", folders=sorted(planner.merged, key=len, reverse=True))
+    _plan_forwarding(group, old, new)
+    return planner.not_moved
+
+
+def _plan_forwarding(group: Group, old: str, new: str) -> None:
+    """The old root learns where the storage went; the new one forgets any such note."""
+    note = group.staged_path(layout.MOVED_TO)
+    with fs.new_file(note, sync=False) as handle:
+        handle.write(new.encode())
+    group.add("replace", src=note, dst=layout.state_path(old, layout.MOVED_TO))
+    stale = layout.state_path(new, layout.MOVED_TO)
+    group.add("unlink", path=stale, ident=None)
+
+
+class _Planner:
+    def __init__(self, group: Group, target: Group, overwrite: bool) -> None:
+        self.group, self.target, self.overwrite = group, target, overwrite
+        self.not_moved: list[str] = []
+        self.merged: list[str] = []
+
+    def walk(self, src_dir: str, dst_dir: str, rel: str, top: bool = False,
+             skip: frozenset[str] = frozenset()) -> None:
+        for name in sorted(os.listdir(src_dir)):
+            src, dst = os.path.join(src_dir, name), os.path.join(dst_dir, name)
+            relname = os.path.join(rel, name)
+            if name in skip:
+                continue
+            if top and name == layout.STATE:
+                fs.makedirs(dst)
+                self.walk(src, dst, relname, skip=layout.STATE_LOCAL)
+            elif not os.path.lexists(dst):
+                self._move(src, dst, overwrite=False)
+            elif _is_real_dir(src) and _is_real_dir(dst):
+                self.walk(src, dst, relname)
+                self.merged.append(src)
+            elif self.overwrite:
+                self._move(src, dst, overwrite=True)
+            else:
+                self.not_moved.append(relname)
+
+    def _move(self, src: str, dst: str, overwrite: bool) -> None:
+        n = len(self.group.steps)
+        self.group.add(
+            "move",
+            src=src,
+            dst=dst,
+            ident=fs.identity(src),
+            overwrite=overwrite,
+            tmp=self.target.staged_path(f"tmp-{n}"),
+            trash=self.group.staged_path(f"trash-{n}"),
+            old=self.target.staged_path(f"old-{n}"),
+        )
+
+
+def _is_real_dir(path: str) -> bool:
+    return stat.S_ISDIR(os.lstat(path).st_mode)
