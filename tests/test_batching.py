@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter.config import Config, Route
 from datacenter.importing.csvinput import CSVSource, FatalCSVError
