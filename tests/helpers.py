@@ -1,10 +1,10 @@
 """Plain helpers the test modules share (fixtures live in ``conftest.py``).
 
 Test modules import from here, never from one another or from conftest
-(``tests/test_layout.py`` checks it). Three groups: files on disk; an
+(``tests/test_layout.py`` checks it). Four groups: files on disk; an
 importer built on the documented processors of ``datacenter.toml`` and
-what a user sees of its storage; and the crash scenarios that the crash
-and fault tests both run.
+what a user sees of its storage; processors offered by (fake) installed
+packages; and the crash scenarios that the crash and fault tests both run.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import errno
+import importlib.metadata
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -175,6 +176,35 @@ def load_students(imp: Importer) -> None:
         "S2,Bola Eze,bola@example.org,2003-11-02,400,graduated",
     )))
     assert (outcome.ok, outcome.failed) == (2, 0)
+
+
+# -- processors of installed packages -------------------------------------------------------
+
+
+class FakeEntryPoint:
+    """An installed package's ``datacenter.processors`` entry point, without the package."""
+
+    def __init__(self, name: str, target: object) -> None:
+        self.name, self.value, self.group = name, f"fake:{name}", "datacenter.processors"
+        self._target = target
+
+    def load(self) -> object:
+        return self._target
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *found: FakeEntryPoint) -> list[str]:
+    """Installed packages offer *found* as processors; returns a list of each look-up."""
+    asked: list[str] = []
+    real = importlib.metadata.entry_points
+
+    def entry_points(**params: Any) -> Any:
+        if params.get("group") == "datacenter.processors":
+            asked.append(params["group"])
+            return list(found)
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    return asked
 
 
 # -- crash scenarios: a storage before and after one call ---------------------------------------

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pytest
-from helpers import at, drop, make_importer, table
+from helpers import FakeEntryPoint, at, drop, fake_entry_points, make_importer, table
 
 from datacenter.importing.processors import BatchProcessor
 from datacenter.records.fieldtypes import field_type
@@ -32,29 +30,6 @@ class CourseProcessor(BatchProcessor):
         if isinstance(new, int) and isinstance(old, int) and new < old:
             return f"credits: may not go down ({old} -> {new})"
         return None
-
-
-class FakeEntryPoint:
-    def __init__(self, name: str, target: object) -> None:
-        self.name, self.value, self.group = name, f"fake:{name}", "datacenter.processors"
-        self._target = target
-
-    def load(self) -> object:
-        return self._target
-
-
-def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *found: FakeEntryPoint) -> list[str]:
-    asked: list[str] = []
-    real = importlib.metadata.entry_points
-
-    def entry_points(**params: Any) -> Any:
-        if params.get("group") == "datacenter.processors":
-            asked.append(params["group"])
-            return list(found)
-        return real(**params)
-
-    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
-    return asked
 
 
 def test_entry_point_processor_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
