@@ -117,8 +117,17 @@ def _known(path: str, table: str, data: Mapping[str, Any], keys: frozenset[str])
     unknown = sorted(set(data) - keys)
     if unknown:
         where = f"{table}: " if table else ""
-        raise ConfigError(f"{path}: {where}unknown key {unknown[0]!r} (known: "
-                          f"{', '.join(sorted(keys))})")
+        raise ConfigError(f"{path}: {where}unknown {_named(unknown[0], data[unknown[0]])} "
+                          f"(known: {', '.join(sorted(keys))})")
+
+
+def _named(key: str, value: Any) -> str:
+    """A key as the user wrote it: a misspelt table is ``table [wach]`` or ``[[ruotes]]``."""
+    if isinstance(value, dict):
+        return f"table [{key}]"
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return f"table [[{key}]]"
+    return f"key {key!r}"
 
 
 def _path(path: str, base: str, data: Mapping[str, Any], key: str, default: str) -> str:
