@@ -9,8 +9,9 @@ line naming the file, the table (or ``[[routes]]`` entry) and the key: an
 unknown key or table (``storge = ...``, ``[watch] setle = ...``), a value of
 the wrong type, a route without a processor or with an unknown mode. The
 ``[processors.*]`` tables are checked by :mod:`datacenter.records.schema`,
-and whether a route's processor exists by the importer, which alone knows
-the processors that installed packages add.
+and whether a route's processor exists by
+:func:`datacenter.importing.check_config`, which knows the processors that
+installed packages add; every command runs both before it touches the disk.
 """
 
 from __future__ import annotations
