@@ -9,8 +9,9 @@ line naming the file, the table (or ``[[routes]]`` entry) and the key: an
 unknown key or table (``storge = ...``, ``[watch] setle = ...``), a value of
 the wrong type, a route without a processor or with an unknown mode. The
 ``[processors.*]`` tables are checked by :mod:`datacenter.records.schema`,
-and whether a route's processor exists by the importer, which alone knows
-the processors that installed packages add.
+and whether a route's processor exists by
+:func:`datacenter.importing.check_config`, which knows the processors that
+installed packages add; every command runs both before it touches the disk.
 """
 
 from __future__ import annotations
@@ -117,8 +118,17 @@ def _known(path: str, table: str, data: Mapping[str, Any], keys: frozenset[str])
     unknown = sorted(set(data) - keys)
     if unknown:
         where = f"{table}: " if table else ""
-        raise ConfigError(f"{path}: {where}unknown key {unknown[0]!r} (known: "
-                          f"{', '.join(sorted(keys))})")
+        raise ConfigError(f"{path}: {where}unknown {_named(unknown[0], data[unknown[0]])} "
+                          f"(known: {', '.join(sorted(keys))})")
+
+
+def _named(key: str, value: Any) -> str:
+    """A key as the user wrote it: a misspelt table is ``table [wach]`` or ``[[ruotes]]``."""
+    if isinstance(value, dict):
+        return f"table [{key}]"
+    if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+        return f"table [[{key}]]"
+    return f"key {key!r}"
 
 
 def _path(path: str, base: str, data: Mapping[str, Any], key: str, default: str) -> str:

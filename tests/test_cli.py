@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter import DataCenter
 from datacenter.cli.main import main

@@ -10,8 +10,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import read, write
-from test_batching import make_importer
+from helpers import make_importer, read, write
 
 from datacenter import DataCenter
 from datacenter.importing.csvinput import FatalCSVError

@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_crash import SCENARIOS, Dist, Scenario, _check_clean, snapshot
+from helpers import SCENARIOS, Dist, Scenario, check_clean, snapshot
 
 from datacenter import DataCenter
 from datacenter.testing.faults import FaultConfig, FaultInjector
@@ -63,12 +63,12 @@ def test_one_failing_step_leaves_before_or_after(scenario: Scenario, error: str,
                 assert snapshot(storage, outside) == after, f"step {step}"
                 continue  # moved, and the error says so: opening the new root failed
             assert snapshot(storage, outside) == before, f"step {step} changed something"
-            _check_clean(storage)
+            check_clean(storage)
             scenario.act(storage, outside)  # the same call again works
         else:
             completed += 1
         assert snapshot(storage, outside) == after, f"step {step}"
-        _check_clean(storage)
+        check_clean(storage)
         if not injector.stats["faults_triggered"]:
             break  # the call no longer reaches step N: every step was tried
     assert raised >= 5 and completed >= 1, (raised, completed)

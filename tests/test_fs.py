@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import fake_devices, read, write
+from helpers import fake_devices, read, write
 
 from datacenter.storage import fs
 

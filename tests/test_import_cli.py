@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter.cli.main import main
 

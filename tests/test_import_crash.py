@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter import DataCenter
 from datacenter.storage.logs import StorageLogHandler

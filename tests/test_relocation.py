@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fake_devices, read, tree, write
+from helpers import fake_devices, read, tree, write
 
 from datacenter import DataCenter
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import write
 
 from datacenter import DataCenter, DataCenterFile, IDataCenter
 from datacenter.storage.files import human_size

@@ -8,13 +8,18 @@ import re
 import sys
 
 from datacenter import config as configuration
-from datacenter.importing import Importer
+from datacenter.importing import Importer, check_config, resolve_processors
 from datacenter.storage import DataCenter, fs
 
 
 def settings(args: argparse.Namespace) -> configuration.Config:
-    """The config named by ``--config`` (or found), with ``--storage`` applied."""
+    """The config named by ``--config`` (or found), with ``--storage`` applied.
+
+    All of it is checked here, processors and routes included, so that a
+    command refuses a wrong config before it touches the disk.
+    """
     conf = configuration.load(args.config)
+    check_config(conf)
     if args.storage:
         conf.storage = os.path.abspath(args.storage)
     return conf
@@ -41,8 +46,10 @@ def open_storage(args: argparse.Namespace, conf: configuration.Config | None = N
 
 
 def open_importer(args: argparse.Namespace) -> Importer:
+    """The importer of the configured storage; its processors resolved before it opens."""
     conf = settings(args)
-    return Importer(conf, open_storage(args, conf))
+    processors = resolve_processors(conf)
+    return Importer(conf, open_storage(args, conf), processors)
 
 
 _STORAGE_LINE = re.compile(r'^(storage\s*=\s*)("(?:[^"\\]|\\.)*"|\'[^\']*\')', re.MULTILINE)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import cast
 
 from datacenter import config as configuration
+from datacenter.cli.common import settings
 from datacenter.cli.registry import command, report
 from datacenter.export import (
     FORMATS,
@@ -70,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _schemas(args: argparse.Namespace) -> tuple[configuration.Config, dict[str, ProcessorSchema]]:
-    # The same processors as `import` sees, those of installed packages included.
-    conf = configuration.load(getattr(args, "config", None))
+    # The same config checks and processors as `import`, installed packages' included.
+    conf = settings(args)
     return conf, resolve_processors(conf).schemas
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from datacenter.cli.common import open_storage, point_config_at, settings
 from datacenter.cli.registry import CommandError, command, emit, natural
 from datacenter.cli.serve import describe_status
-from datacenter.importing import Importer
+from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job, RecordStore
 from datacenter.service import service_running, service_status
 from datacenter.storage import FOLDERS, layout
@@ -131,10 +131,12 @@ def _logs(args: argparse.Namespace) -> int:
 @command("recover", "finish or roll back interrupted work")
 def _recover(args: argparse.Namespace) -> int:
     conf = settings(args)
+    processors = resolve_processors(conf)  # all of them, before the storage is touched
     dc = open_storage(args, conf)  # opening finishes interrupted operations
     rolled, imports = dc.recovered, 0
     if os.path.exists(conf.database):
-        imports = Importer(conf, dc).recovered  # opening files committed imports away
+        # Opening files committed imports away.
+        imports = Importer(conf, dc, processors).recovered
     print(f"recovered: {rolled} interrupted operation(s) finished, "
           f"{imports} committed import(s) filed away")
     return 0

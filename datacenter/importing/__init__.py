@@ -9,10 +9,15 @@ find theirs by name (:mod:`.routing`).
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, naming
 from datacenter.importing.importer import Importer, Outcome, Request, UnfiledError
 from datacenter.importing.outputs import ImportResult
-from datacenter.importing.plugins import Processors, resolve_processors, schema_of
+from datacenter.importing.plugins import (
+    Processors,
+    check_config,
+    resolve_processors,
+    schema_of,
+)
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
 
 __all__ = ["BatchProcessor", "CSVSource", "FatalCSVError", "ImportResult", "Importer",
            "Outcome", "Processors", "Request", "Router", "UnfiledError", "UnroutedError",
-           "naming", "resolve_processors", "schema_of"]
+           "check_config", "naming", "resolve_processors", "schema_of"]

@@ -28,7 +28,7 @@ from datacenter.config import Config
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import FatalCSVError, naming
 from datacenter.importing.outputs import ImportResult
-from datacenter.importing.plugins import UnknownProcessorError, resolve_processors
+from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
 from datacenter.records.store import Job, RecordStore
@@ -73,10 +73,15 @@ class Outcome:
 class Importer:
     """Imports files into one storage and its record store."""
 
-    def __init__(self, conf: Config, datacenter: DataCenter | None = None) -> None:
+    def __init__(self, conf: Config, datacenter: DataCenter | None = None,
+                 processors: Processors | None = None) -> None:
+        """An importer of *conf*'s storage (or *datacenter*), recovering what a kill left.
+
+        Everything the config says is checked before the storage is touched;
+        a caller that opens the storage itself resolves the *processors* first.
+        """
         self.conf = conf
-        # Everything the config says is checked before the storage is touched.
-        self.processors = resolve_processors(conf)
+        self.processors = processors if processors is not None else resolve_processors(conf)
         self.schemas = self.processors.schemas
         self.router = Router(conf.routes, self.processors.names())
         self.dc = datacenter or DataCenter(conf.storage)

@@ -5,6 +5,9 @@ An entry point of the group ``datacenter.processors`` names either a
 :class:`~datacenter.importing.processors.BatchProcessor` subclass with a
 ``schema`` attribute. They are resolved once, when the importer (or a
 command) opens, and kept in a :class:`Processors` registry.
+
+:func:`check_config` is what every command runs on the config before it
+touches the disk: the processors and the routes to them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any, cast
 from datacenter.config import Config
 from datacenter.errors import DataCenterError
 from datacenter.importing.processors import BatchProcessor
+from datacenter.importing.routing import Router
 from datacenter.records import ProcessorSchema, SchemaError, load_processors
 
 ENTRY_POINT_GROUP = "datacenter.processors"
@@ -66,6 +70,20 @@ def resolve_processors(conf: Config) -> Processors:
                               "defined twice")
         found[schema.name] = cast(Definition, target)
     return Processors(found)
+
+
+def check_config(conf: Config) -> None:
+    """Refuse *conf* if a processor or a route is wrong (SchemaError, ConfigError).
+
+    What :func:`datacenter.config.load` cannot know alone: the
+    ``[processors.*]`` tables are parsed, and every ``[[routes]]`` entry must
+    name a processor that exists. Installed packages' processors are looked
+    up only when a route names one the config does not define, so commands
+    that need no processor stay quick; the importer resolves them all anyway.
+    """
+    defined = load_processors(conf.processors, conf.name)
+    if any(route.processor not in defined for route in conf.routes):
+        Router(conf.routes, resolve_processors(conf).names())
 
 
 def schema_of(definition: Any) -> ProcessorSchema:

@@ -1,0 +1,335 @@
+"""Plain helpers the test modules share (fixtures live in ``conftest.py``).
+
+Test modules import from here, never from one another or from conftest
+(``tests/test_layout.py`` checks it). Four groups: files on disk; an
+importer built on the documented processors of ``datacenter.toml`` and
+what a user sees of its storage; processors offered by (fake) installed
+packages; and the crash scenarios that the crash and fault tests both run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import errno
+import importlib.metadata
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from datacenter import DataCenter
+from datacenter.config import Config, Route
+from datacenter.importing.importer import Importer
+from datacenter.storage import fs
+from datacenter.storage.layout import SUBFOLDERS
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+# -- files -----------------------------------------------------------------------------------
+
+
+def write(path: str | Path, text: str) -> str:
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8", newline="") as handle:
+        handle.write(text)
+    return str(path)
+
+
+def read(path: str | Path) -> str:
+    return Path(path).read_text(encoding="utf-8")
+
+
+def tree(root: str | Path) -> dict[str, str]:
+    """Every file below *root* (hidden state excluded) with its content."""
+    result = {}
+    root = str(root)
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if d != ".datacenter"]
+        for name in files:
+            path = os.path.join(folder, name)
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                result[os.path.relpath(path, root)] = handle.read()
+    return result
+
+
+def fake_devices(monkeypatch: pytest.MonkeyPatch, *roots: str | Path) -> list[str]:
+    """Make renames and hard links between *roots* fail with EXDEV, as between disks.
+
+    Tests run on one filesystem as root, so the cross-device path of the
+    filesystem module is forced by patching the calls it makes. Returns a
+    list that records each refused call.
+    """
+    folders = [os.path.abspath(r) for r in roots]
+    refused: list[str] = []
+
+    def device(path: str) -> int:
+        path = os.path.abspath(path)
+        for n, folder in enumerate(folders):
+            if path == folder or path.startswith(folder + os.sep):
+                return n
+        return -1
+
+    def guard(real):  # type: ignore[no-untyped-def]
+        def call(src, dst, *args, **kwargs):  # type: ignore[no-untyped-def]
+            if device(src) != device(dst):
+                refused.append(f"{src} -> {dst}")
+                raise OSError(errno.EXDEV, "Invalid cross-device link", src, dst)
+            return real(src, dst, *args, **kwargs)
+        return call
+
+    fake_os = type("FakeOs", (), {})()
+    for name in dir(os):
+        with contextlib.suppress(AttributeError, TypeError):
+            setattr(fake_os, name, getattr(os, name))
+    for name in ("rename", "replace", "link"):
+        setattr(fake_os, name, guard(getattr(os, name)))
+    monkeypatch.setattr(fs, "os", fake_os)
+    return refused
+
+
+# -- an importer, and what a user sees of its storage ------------------------------------------
+
+TOML = tomllib.loads((ROOT / "datacenter.toml").read_text(encoding="utf-8"))
+PROCESSORS: dict[str, Any] = TOML["processors"]
+ROUTES = [Route(**route) for route in TOML["routes"]]
+STUDENT_HEADER = "student_id,name,email,birthday,level,state"
+EXISTS = "This object already exists. Skipping."
+NO_PARENT = "Not all parents do exist yet. Skipping"
+NO_UPDATE = "Cannot update: no such entry"
+NO_REMOVE = "Cannot remove: no such entry"
+
+
+def make_importer(tmp_path: Path, processors: Mapping[str, Any] | None = None) -> Importer:
+    conf = Config(path=None, storage=str(tmp_path / "storage"),
+                  database=str(tmp_path / "db.sqlite"),
+                  processors=dict(processors if processors is not None else PROCESSORS),
+                  routes=list(ROUTES))
+    return Importer(conf)
+
+
+def drop(imp: Importer, name: str, data: str | bytes) -> str:
+    """Put a file at the storage's root, byte for byte."""
+    path = os.path.join(imp.dc.storage, name)
+    with open(path, "wb") as handle:
+        handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def drop_corpus(imp: Importer, corpus_name: str, name: str) -> str:
+    return drop(imp, name, (CORPUS / corpus_name).read_bytes())
+
+
+def write_tmp(tmp_path: Path, name: str, text: str) -> str:
+    """A file outside the storage (for doImport, which never moves its source)."""
+    return write(tmp_path / "in" / name, text)
+
+
+def at(imp: Importer, *parts: str) -> str:
+    return os.path.join(imp.dc.storage, *parts)
+
+
+def raw(path: str) -> str:
+    """A file's text exactly as stored: no newline translation."""
+    return Path(path).read_bytes().decode("utf-8")
+
+
+def table(path: str) -> list[list[str]]:
+    """A CSV file's rows (header first), as a user's spreadsheet reads them."""
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def visible(imp: Importer) -> set[str]:
+    """Every file a user sees in the storage (logs and hidden state left out)."""
+    found = set()
+    for folder, dirs, files in os.walk(imp.dc.storage):
+        dirs[:] = [d for d in dirs if d not in (".datacenter", "logs")]
+        for name in files:
+            found.add(os.path.relpath(os.path.join(folder, name), imp.dc.storage))
+    return found
+
+
+def job_folders(imp: Importer) -> list[str]:
+    jobs = at(imp, ".datacenter", "jobs")
+    return os.listdir(jobs) if os.path.isdir(jobs) else []
+
+
+def student(imp: Importer, key: str) -> dict[str, object] | None:
+    return imp.store.get(imp.schemas["students"], (key,))
+
+
+def students_csv(*rows: str) -> str:
+    return "\r\n".join([STUDENT_HEADER, *rows]) + "\r\n"
+
+
+def load_students(imp: Importer) -> None:
+    """Two students, S1 admitted and S2 graduated, imported through a file."""
+    outcome = imp.import_file(drop(imp, "students_seed.csv", students_csv(
+        "S1,Ada Obi,ada@example.org,2004-03-15,100,admitted",
+        "S2,Bola Eze,bola@example.org,2003-11-02,400,graduated",
+    )))
+    assert (outcome.ok, outcome.failed) == (2, 0)
+
+
+# -- processors of installed packages -------------------------------------------------------
+
+
+class FakeEntryPoint:
+    """An installed package's ``datacenter.processors`` entry point, without the package."""
+
+    def __init__(self, name: str, target: object) -> None:
+        self.name, self.value, self.group = name, f"fake:{name}", "datacenter.processors"
+        self._target = target
+
+    def load(self) -> object:
+        return self._target
+
+
+def fake_entry_points(monkeypatch: pytest.MonkeyPatch, *found: FakeEntryPoint) -> list[str]:
+    """Installed packages offer *found* as processors; returns a list of each look-up."""
+    asked: list[str] = []
+    real = importlib.metadata.entry_points
+
+    def entry_points(**params: Any) -> Any:
+        if params.get("group") == "datacenter.processors":
+            asked.append(params["group"])
+            return list(found)
+        return real(**params)
+
+    monkeypatch.setattr(importlib.metadata, "entry_points", entry_points)
+    return asked
+
+
+# -- crash scenarios: a storage before and after one call ---------------------------------------
+
+Snapshot = dict[str, bytes]
+
+
+def snapshot(*roots: str) -> Snapshot:
+    """Every visible file under *roots* with its bytes (state and logs aside).
+
+    Opening a storage creates its empty standard sub-folders; those are not
+    the user's data and are left out.
+    """
+    result: Snapshot = {}
+    for n, root in enumerate(roots):
+        for folder, dirs, files in os.walk(root):
+            dirs[:] = [d for d in dirs if d not in (".datacenter", "logs")]
+            rel = os.path.relpath(folder, root)
+            if not files and not dirs and os.path.basename(folder) not in SUBFOLDERS:
+                result[f"{n}:{rel}/"] = b""  # an empty folder of the user's counts too
+            for name in files:
+                with open(os.path.join(folder, name), "rb") as handle:
+                    result[f"{n}:{os.path.join(rel, name)}"] = handle.read()
+    return result
+
+
+def check_clean(storage: str) -> None:
+    """No journal intent, no staged file, no temporary file left in *storage*."""
+    state = os.path.join(storage, ".datacenter")
+    assert os.listdir(os.path.join(state, "journal")) == []
+    assert os.listdir(os.path.join(state, "staging")) == []
+    for folder, _, files in os.walk(storage):
+        assert not [f for f in files if f.startswith(".dc-tmp-")], folder
+
+
+@dataclass
+class Scenario:
+    name: str
+    setup: Callable[[str, str], None]  # (storage, outside) -> starting state
+    act: Callable[[str, str], object]  # the call that is crashed
+    roots: Callable[[str, str], tuple[str, ...]] = lambda s, o: (s, o)
+
+
+def _results(outside: str, finished: str, pending: str | None) -> tuple[str, str | None]:
+    folder = os.path.join(outside, "results")
+    finished_path = write(os.path.join(folder, "finished.csv"), finished)
+    pending_path = write(os.path.join(folder, "pending.csv"), pending) if pending else None
+    return finished_path, pending_path
+
+
+@dataclass
+class Dist:
+    """One distProcessedFiles call: its inputs are made first, then the call."""
+
+    successful: bool
+    source: str
+    finished: str
+    pending: str | None
+    source_text: str = "id,name\n1,Ada\n2,Bola\n3,Chidi\n"
+
+    def inputs(self, storage: str, outside: str) -> None:
+        src = os.path.join(storage, self.source)
+        if not os.path.exists(src):
+            write(src, self.source_text)
+        _results(outside, self.finished, self.pending)
+
+    def __call__(self, storage: str, outside: str) -> None:
+        folder = os.path.join(outside, "results")
+        pending = os.path.join(folder, "pending.csv") if self.pending else None
+        DataCenter(storage).distProcessedFiles(
+            self.successful, os.path.join(storage, self.source),
+            os.path.join(folder, "finished.csv"), pending, "create")
+
+
+def _chain(*steps: Callable[[str, str], object]) -> Callable[[str, str], None]:
+    def run(storage: str, outside: str) -> None:
+        DataCenter(storage)
+        for step in steps:
+            if isinstance(step, Dist):
+                step.inputs(storage, outside)
+            step(storage, outside)
+    return run
+
+
+FIN1 = "id,name\r\n1,Ada\r\n"
+PEND1 = "id,name,--ERRORS--\r\n2,Bola,bad\r\n3,Chidi,bad\r\n"
+FIN2 = "id,name\r\n2,Bola\r\n"
+PEND2 = "id,name,--ERRORS--\r\n3,Chidi,still bad\r\n"
+FIN3 = "id,name\r\n3,Chidi\r\n"
+_fail_first = Dist(False, "mysource.csv", FIN1, PEND1)
+_fail_again = Dist(False, "mysource.create.pending.csv", FIN2, PEND2)
+
+
+def _relocate(storage: str, outside: str) -> None:
+    DataCenter(storage).setStoragePath(os.path.join(outside, "new"), move=True)
+
+
+def _relocation_setup(storage: str, outside: str) -> None:
+    DataCenter(storage)
+    write(os.path.join(storage, "a.csv"), "id\n1\n")
+    write(os.path.join(storage, "finished", "x.create.finished.csv"), "id\n1\n2\n")
+    write(os.path.join(storage, "deep", "er", "f.txt"), "deep\n")
+    write(os.path.join(outside, "new", "finished", "theirs.csv"), "id\n9\n")
+    write(os.path.join(outside, "new", "a.csv"), "clash\n")
+
+
+def _backup(storage: str, outside: str) -> None:
+    DataCenter(storage).backupRecords("students", [{"id": "S3", "name": "Chidi"}])
+
+
+SCENARIOS = [
+    Scenario("seed-1-success", _chain(), Dist(True, "mysource.csv", FIN1, None)),
+    Scenario("seed-2-failure", _chain(), _fail_first),
+    Scenario("seed-3-pending-success", _chain(_fail_first),
+             Dist(True, "mysource.create.pending.csv", FIN2 + "3,Chidi\r\n", None)),
+    Scenario("seed-4-pending-fails", _chain(_fail_first), _fail_again),
+    Scenario("seed-5-fails-again", _chain(_fail_first, _fail_again),
+             Dist(False, "mysource.create.pending.csv", "id,name\r\n", PEND2)),
+    Scenario("seed-6-finally-success", _chain(_fail_first, _fail_again),
+             Dist(True, "mysource.create.pending.csv", FIN3, None)),
+    Scenario("append-rows", _chain(Dist(True, "a.csv", FIN1, None)),
+             Dist(True, "b.csv", FIN2, None, source_text="other\n")),
+    Scenario("header-union-merge", _chain(Dist(True, "a.csv", FIN1, None)),
+             Dist(True, "a.csv", "name,id,email\n4,Dayo,d@example.org\n", None)),
+    Scenario("relocation", _relocation_setup, _relocate),
+    Scenario("backup-records", _chain(lambda s, o: DataCenter(s).backupRecords(
+        "students", [{"id": "S1", "name": "Ada"}])), _backup),
+]
