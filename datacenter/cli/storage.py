@@ -135,8 +135,9 @@ def _recover(args: argparse.Namespace) -> int:
     dc = open_storage(args, conf)  # opening finishes interrupted operations
     rolled, imports = dc.recovered, 0
     if os.path.exists(conf.database):
-        # Opening files committed imports away.
-        imports = Importer(conf, dc, processors).recovered
+        importer = Importer(conf, dc, processors)  # opening files committed imports away
+        imports = importer.recovered
+        importer.close()
     print(f"recovered: {rolled} interrupted operation(s) finished, "
           f"{imports} committed import(s) filed away")
     return 0
