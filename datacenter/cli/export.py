@@ -25,7 +25,6 @@ from datacenter.export import (
     iter_problems,
     load_json_records,
     processor_schema,
-    snapshot,
 )
 from datacenter.importing import resolve_processors
 from datacenter.records.schema import ProcessorSchema
@@ -104,7 +103,7 @@ def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) ->
 
 def _from_store(args: argparse.Namespace, store: RecordStore, schema: ProcessorSchema,
                 fmt: str, output: str) -> int:
-    with snapshot(store.db):  # the records validated are the records written
+    with store.snapshot():  # the records validated are the records written
         if (args.validate or args.dry_run) and _report(
                 iter_problems(store.iter_records(schema.name), schema)):
             return 1
