@@ -1,7 +1,8 @@
-"""The record store: rows of stored values all or none, stored rows and snapshots."""
+"""The record store: rows written all or none, stored rows, snapshots; SQL kept home."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import datetime as dt
 import sqlite3
@@ -13,6 +14,9 @@ import pytest
 from datacenter.records.schema import load_processors
 from datacenter.records.store import RecordStore
 
+PACKAGE = Path(__file__).resolve().parent.parent / "datacenter"
+STORE = PACKAGE / "records" / "store.py"
+SQL_ATTRIBUTES = {"execute", "executemany", "executescript", "db"}
 PROCESSORS = {
     "courses": {"key": ["year", "code"],
                 "fields": {"year": "int", "code": "str", "title": "str", "credits": "int"}},
@@ -125,3 +129,24 @@ def test_a_snapshot_inside_a_transaction_is_that_transaction(store: RecordStore)
         assert store.db.in_transaction  # the snapshot did not end the caller's transaction
     assert store.count("kinds") == 1
 
+
+def _sql_outside_the_store(path: Path) -> Iterator[str]:
+    """Where *path* imports sqlite3, runs SQL or reaches for a connection (``.db``)."""
+    where = path.relative_to(PACKAGE)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+        else:
+            if isinstance(node, ast.Attribute) and node.attr in SQL_ATTRIBUTES:
+                yield f"{where}:{node.lineno} .{node.attr}"
+            continue
+        if any(module.split(".")[0] == "sqlite3" for module in modules):
+            yield f"{where}:{node.lineno} imports sqlite3"
+
+
+def test_only_the_store_speaks_sql() -> None:
+    offenders = [offence for path in sorted(PACKAGE.rglob("*.py")) if path != STORE
+                 for offence in _sql_outside_the_store(path)]
+    assert offenders == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -28,7 +27,7 @@ from datacenter.export import (
 )
 from datacenter.importing import resolve_processors
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore
+from datacenter.records.store import RecordStore, StoreError
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -97,7 +96,7 @@ def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) ->
     try:
         with contextlib.closing(RecordStore(conf.database, {name: schema})) as store:
             return _from_store(args, store, schema, fmt, output)
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         raise ExportError(f"{conf.database}: {exc}") from None
 
 

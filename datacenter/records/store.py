@@ -7,6 +7,8 @@ a ledger of import jobs. The database runs in WAL mode with
 
 One import is one transaction, which also writes its ledger row: that
 commit is the single point where an import happens or does not.
+
+This is the only module that speaks SQL, or knows the database is SQLite.
 """
 
 from __future__ import annotations
@@ -23,6 +25,13 @@ from typing import Any
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType
 from datacenter.records.schema import ProcessorSchema
+
+#: What the store raises when its database fails. Callers catch these names,
+#: so that only this module knows the database is SQLite.
+StoreError = sqlite3.Error
+#: A failure of the moment (the database locked, busy, unreadable, full): the
+#: transaction is undone, and trying again later may succeed.
+StoreUnavailableError = sqlite3.OperationalError
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS datacenter_jobs (
