@@ -251,9 +251,10 @@ class BatchProcessor:
                             self._write_batch(mode, batch, outputs, fail)
                             batch = []
                         continue
+                    # Removals go one by one: each record is backed up before it goes.
                     if isinstance(converted, str):
                         fail(row, converted)
-                    elif (reason := self._change(mode, converted, outputs)) is not None:
+                    elif (reason := self._remove(converted.values, outputs)) is not None:
                         fail(row, reason)
                     else:
                         outputs.finished.writerow(converted.finished)
@@ -329,13 +330,6 @@ class BatchProcessor:
         if mode == "create":
             return self.store.insert_rows_all_or_none(self.schema, names, params)
         return self.store.update_rows_all_or_none(self.schema, names, params)
-
-    def _change(self, mode: str, converted: Converted, outputs: Outputs) -> str | None:
-        """Update or remove one record; the reason it failed, or None."""
-        values = converted.values
-        if mode == "update":
-            return None if self.updateEntry(values) else NO_UPDATE
-        return self._remove(values, outputs)
 
     def _remove(self, values: Mapping[str, object], outputs: Outputs) -> str | None:
         """Back the record up (deleted or graduated), then remove it."""
