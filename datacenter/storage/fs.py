@@ -273,7 +273,8 @@ def atomic_writer(
 
     Bytes go to a hidden temporary file in the same directory; on success it is
     fsynced and renamed over *path*. On any error the temporary file is removed
-    and *path* is left as it was.
+    and *path* is left as it was, unless only the directory's fsync after the
+    rename failed: the new file is in place then, but may not survive a power cut.
 
     ``backup=True`` keeps the old *path*, if any, as ``<path>.bak`` (see
     :func:`_keep_backup`), made durable before *path* changes: a crash at any
