@@ -5,11 +5,11 @@ Sources: a processor's records, streamed from the record store in key order
 its CSV header is the union of all keys, known only once all were seen.
 
 A crash at any step leaves the old file or the new one under the target's
-name: (1) the content goes to a hidden temporary file beside the target
-(``.dc-tmp-<random>.part``), fsynced; (2) an existing target gets a second
-name, a hard link (a copy where there are none) renamed over ``<name>.bak``,
-and the folder is fsynced: the backup is durable before the target changes;
-(3) the temporary file is renamed over the target, the folder fsynced.
+name, and the old backup or the new one under ``<name>.bak``: the file is
+written with :func:`datacenter.storage.fs.atomic_writer`, which writes a
+hidden temporary file beside the target, makes the old target durable as
+``<name>.bak`` (a hard link, a copy where there are none), then renames the
+new file over the target.
 
 CSV text cells starting with ``= + - @``, a tab or a carriage return get a
 leading ``'`` (OWASP's advice against CSV injection), so that spreadsheets do
@@ -19,7 +19,6 @@ are never touched: ``-5`` is data, not a formula.
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import datetime as dt
 import errno
@@ -27,7 +26,6 @@ import io
 import itertools
 import json
 import os
-import sqlite3
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -36,7 +34,7 @@ from typing import Any
 from datacenter.errors import DataCenterError
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore, table
+from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 
 FORMATS = ("csv", "json")
@@ -199,8 +197,8 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
     """
     schema = processor_schema(store.schemas, name)
     names = list(schema.fields)
-    with snapshot(store.db):
-        rows = _stored_rows(store.db, schema)
+    with store.snapshot():
+        rows = store.stored_rows(name, _CHUNK)
         if _format(fmt) == "json":
             records = (dict(zip(names, values, strict=True))
                        for values in _values(rows, schema, cells=False))
@@ -213,31 +211,6 @@ def _format(fmt: str) -> str:
     if fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
     return fmt
-
-
-@contextlib.contextmanager
-def snapshot(db: sqlite3.Connection) -> Iterator[None]:
-    """One read transaction, so that several reads see the same records."""
-    if db.in_transaction:  # the caller's transaction is one already
-        yield
-        return
-    db.execute("BEGIN")
-    try:
-        yield
-    finally:
-        db.execute("COMMIT")
-
-
-def _stored_rows(db: sqlite3.Connection, schema: ProcessorSchema) -> Iterator[Sequence[Any]]:
-    """Stored values in field order, by key. The store keeps dates as their field
-    type's ISO text and numbers as numbers, so they go out as stored: a typed dict
-    per record (``iter_records``) would make a million-record export 4x slower."""
-    quoted = ['"' + name.replace('"', '""') + '"' for name in schema.fields]
-    order = ", ".join(quoted[list(schema.fields).index(key)] for key in schema.key)
-    sql = f"SELECT {', '.join(quoted)} FROM {table(schema.name)} ORDER BY {order}"  # noqa: S608
-    cursor = db.execute(sql)  # only field names, which the schema checked, quoted
-    while batch := cursor.fetchmany(_CHUNK):
-        yield from batch
 
 
 def _values(rows: Iterable[Sequence[Any]], schema: ProcessorSchema, *, cells: bool,
@@ -322,58 +295,14 @@ def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
         sys.stdout.flush()
         return count
     check_target(path)
-    folder = os.path.dirname(os.path.abspath(path))
     try:
-        count = _replace(path, folder, produce)
+        with fs.atomic_writer(path, text=True, backup=True, sync=False) as handle:
+            count = produce(handle.write)
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from exc
     try:
-        fs.fsync_dir(folder)
+        fs.fsync_dir(os.path.dirname(os.path.abspath(path)))
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc} (the new file is in place, "
                           "but may not survive a power cut)") from exc
     return count
-
-
-def _replace(path: str, folder: str, produce: Callable[[Emit], int]) -> int:
-    temp = fs.temp_name(folder, ".part")
-    try:
-        with fs.new_file(temp, sync=False) as handle:
-            count = produce(lambda text: handle.write(text.encode("utf-8")))
-        if _keep_backup(path, folder):
-            # Else a power cut could keep the rename below but lose the backup's.
-            fs.fsync_dir(folder)
-        fs.replace(temp, path, sync=False)
-    except BaseException:
-        _remove(temp)
-        raise
-    return count
-
-
-def _keep_backup(path: str, folder: str) -> bool:
-    """Give the current *path* the second name ``<path>.bak``; False if there is none.
-
-    A hard link shares the bytes rather than copying them; the rename swaps
-    the backup in one step, so a crash leaves the old backup or the new one.
-    """
-    backup = path + ".bak"
-    if not os.path.isfile(path):
-        return False
-    if os.path.exists(backup) and os.path.samefile(path, backup):
-        # A failed export left both names on one file; a rename between two
-        # names of one file does nothing, and would leave the link behind.
-        return True
-    temp = fs.temp_name(folder, ".bak")
-    try:
-        fs.link_or_copy(path, temp, sync=False)
-        fs.replace(temp, backup, sync=False)
-    except BaseException:
-        _remove(temp)
-        raise
-    return True
-
-
-def _remove(temp: str) -> None:
-    # Cleaning up after a failure must not hide the failure itself.
-    with contextlib.suppress(OSError):
-        fs.unlink(temp, missing_ok=True, sync=False)

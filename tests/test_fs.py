@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import contextlib
+import errno
 import os
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from helpers import fake_devices, read, write
 
 from datacenter.storage import fs
+from datacenter.testing.faults import FaultConfig, FaultInjector
 
 PACKAGE = Path(__file__).resolve().parent.parent / "datacenter"
 MUTATIONS = {"rename", "replace", "unlink", "remove", "rmdir", "mkdir", "makedirs",
@@ -18,7 +21,7 @@ MUTATIONS = {"rename", "replace", "unlink", "remove", "rmdir", "mkdir", "makedir
 
 def test_only_the_fs_module_mutates_the_filesystem() -> None:
     offenders = []
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         if path.name == "fs.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
@@ -31,7 +34,7 @@ def test_only_the_fs_module_mutates_the_filesystem() -> None:
 
 
 def test_nothing_calls_shutil_move() -> None:
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         assert "shutil.move" not in path.read_text().replace('``shutil.move``', ""), path
 
 
@@ -56,6 +59,57 @@ def test_atomic_writer_text_mode(tmp_path: Path) -> None:
     with fs.atomic_writer(target, text=True) as handle:
         handle.write("é,\r\n")
     assert Path(target).read_bytes() == "é,\r\n".encode()
+
+
+def test_atomic_writer_keeps_the_old_file_as_backup(tmp_path: Path) -> None:
+    target = str(tmp_path / "f.csv")
+    for version in ("one", "two", "three"):
+        with fs.atomic_writer(target, backup=True) as handle:
+            handle.write(version.encode())
+        if version == "one":  # nothing to keep yet
+            assert os.listdir(tmp_path) == ["f.csv"]
+    assert (read(target), read(target + ".bak")) == ("three", "two")
+    assert not os.path.samefile(target, target + ".bak")
+    assert sorted(os.listdir(tmp_path)) == ["f.csv", "f.csv.bak"]
+
+
+def test_atomic_writer_with_backup_failing_at_any_step(tmp_path: Path) -> None:
+    """No temporary file is left; target and backup stay as they were until the backup
+    is made, then the backup is the old target; only the folder's fsync after the final
+    rename fails with the new file in place."""
+    target, backup = str(tmp_path / "f.csv"), str(tmp_path / "f.csv.bak")
+
+    def reset() -> None:  # a failure may leave target and backup as one file's two names
+        for name, text in ((target, "old"), (backup, "older")):
+            Path(name).unlink(missing_ok=True)
+            write(name, text)
+
+    reset()
+    with pytest.raises(RuntimeError), fs.atomic_writer(target, backup=True) as handle:
+        handle.write(b"half")
+        raise RuntimeError("boom")
+    assert (read(target), read(backup)) == ("old", "older")
+    as_they_were, backed_up = ("old", "older"), ("old", "old")
+    expected = {"fs.write": as_they_were, "fs.fsync": as_they_were, "fs.link": as_they_were,
+                "fs.replace": as_they_were, "fs.fsync_dir": backed_up,
+                "fs.replace 2": backed_up, "fs.fsync_dir 2": ("new", "old")}
+    for nth, step in enumerate(expected, 1):
+        reset()
+        injector = FaultInjector()
+        injector.add(FaultConfig(target="fs.*", exception=OSError(errno.EIO, "I/O"), nth=nth))
+        with (injector.installed(), contextlib.suppress(OSError),
+              fs.atomic_writer(target, backup=True) as handle):
+            handle.write(b"new")
+        assert [event.target for event in injector.events] == [step.split()[0]]
+        assert (read(target), read(backup)) == expected[step], step
+        assert sorted(os.listdir(tmp_path)) == ["f.csv", "f.csv.bak"]
+    reset()
+    injector = FaultInjector()  # one step more than there are: none fails
+    injector.add(FaultConfig(target="fs.*", exception=OSError(errno.EIO, "I/O"),
+                             nth=len(expected) + 1))
+    with injector.installed(), fs.atomic_writer(target, backup=True) as handle:
+        handle.write(b"new")
+    assert injector.events == [] and (read(target), read(backup)) == ("new", "old")
 
 
 def test_rename_noreplace_refuses_existing(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import sqlite3
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,11 +25,10 @@ from datacenter.export import (
     iter_problems,
     load_json_records,
     processor_schema,
-    snapshot,
 )
 from datacenter.importing import resolve_processors
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore
+from datacenter.records.store import RecordStore, StoreError
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -99,13 +97,13 @@ def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) ->
     try:
         with contextlib.closing(RecordStore(conf.database, {name: schema})) as store:
             return _from_store(args, store, schema, fmt, output)
-    except sqlite3.Error as exc:
+    except StoreError as exc:
         raise ExportError(f"{conf.database}: {exc}") from None
 
 
 def _from_store(args: argparse.Namespace, store: RecordStore, schema: ProcessorSchema,
                 fmt: str, output: str) -> int:
-    with snapshot(store.db):  # the records validated are the records written
+    with store.snapshot():  # the records validated are the records written
         if (args.validate or args.dry_run) and _report(
                 iter_problems(store.iter_records(schema.name), schema)):
             return 1

@@ -10,20 +10,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sqlite3
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from datacenter.errors import DataCenterError
+from datacenter.records.store import StoreError
 
 Run = Callable[[argparse.Namespace], int]
 Options = Callable[[argparse.ArgumentParser], None]
 #: Exit statuses: done, failed, usage, rows left pending.
 OK, FAILED, USAGE, PENDING = 0, 1, 2, 3
 #: What a command may raise to be reported in one line with status 1.
-EXPECTED = (DataCenterError, ValueError, OSError, sqlite3.Error)
+EXPECTED = (DataCenterError, ValueError, OSError, StoreError)
 
 
 class CommandError(DataCenterError):

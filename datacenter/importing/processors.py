@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sqlite3
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -36,7 +35,7 @@ EXISTS = "This object already exists. Skipping."
 NO_PARENT = "Not all parents do exist yet. Skipping"
 NO_UPDATE = "Cannot update: no such entry"
 NO_REMOVE = "Cannot remove: no such entry"
-#: Rows of a create import inserted together (one statement, one savepoint).
+#: Rows of a create or update import written together (one statement, all or none).
 _BATCH = 500
 #: Kofa's per-row hooks; overriding any of them turns the fast path off.
 _HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "getEntry",
@@ -252,9 +251,10 @@ class BatchProcessor:
                             self._write_batch(mode, batch, outputs, fail)
                             batch = []
                         continue
+                    # Removals go one by one: each record is backed up before it goes.
                     if isinstance(converted, str):
                         fail(row, converted)
-                    elif (reason := self._change(mode, converted, outputs)) is not None:
+                    elif (reason := self._remove(converted.values, outputs)) is not None:
                         fail(row, reason)
                     else:
                         outputs.finished.writerow(converted.finished)
@@ -298,18 +298,17 @@ class BatchProcessor:
                      outputs: Outputs, fail: Callable[[Row, str], None]) -> None:
         """Create or update the rows of a batch; one by one if any of them fails.
 
-        One statement for the batch inside a savepoint; if a key exists
-        (create) or is missing (update), the savepoint is undone and the
-        rows go one at a time, so each gets its own outcome. Then every row
-        of the batch, failed or not, is written out in the source's order.
+        One statement for the batch, all or nothing; if a key exists (create)
+        or is missing (update), nothing was written and the rows go one at a
+        time, so each gets its own outcome. Then every row of the batch,
+        failed or not, is written out in the source's order.
         """
         rows = [c for _, c in batch if not isinstance(c, str)]
         outcome: dict[int, str | None] = {}
         if rows and not self._all_at_once(mode, rows):
             for converted in rows:
                 if mode == "create":
-                    sql = self.store.insert_sql(self.name, converted.names)
-                    done = self.store.db.execute(sql, converted.params).rowcount == 1
+                    done = self.store.insert_row(self.schema, converted.names, converted.params)
                 else:
                     done = self.updateEntry(converted.values)
                 outcome[id(converted)] = None if done else (EXISTS if mode == "create"
@@ -326,36 +325,11 @@ class BatchProcessor:
         """Write *rows* with one statement; False (nothing written) if any fails."""
         names = rows[0].names
         if any(converted.names != names for converted in rows):
-            return False
-        sql, params = self._batch_statement(mode, names, rows)
-        before = self.store.db.total_changes
-        try:
-            with self.store.savepoint():
-                self.store.db.executemany(sql, params)
-                if self.store.db.total_changes - before != len(rows):
-                    raise _BatchFailedError
-        except (sqlite3.IntegrityError, _BatchFailedError):
-            return False
-        return True
-
-    def _batch_statement(self, mode: str, names: tuple[str, ...],
-                         rows: list[Converted]) -> tuple[str, list[list[object]]]:
+            return False  # rows with other columns (empty cells) need other statements
+        params = [converted.params for converted in rows]
         if mode == "create":
-            return self.store.insert_sql(self.name, names, False), [c.params for c in rows]
-        key = self.schema.key
-        picks = [i for i, name in enumerate(names) if name not in key]
-        keys = [names.index(k) for k in key]
-        changed = tuple(names[i] for i in picks) or (key[0],)
-        picks = picks or [keys[0]]
-        params = [[c.params[i] for i in picks] + [c.params[i] for i in keys] for c in rows]
-        return self.store.update_sql(self.schema, changed), params
-
-    def _change(self, mode: str, converted: Converted, outputs: Outputs) -> str | None:
-        """Update or remove one record; the reason it failed, or None."""
-        values = converted.values
-        if mode == "update":
-            return None if self.updateEntry(values) else NO_UPDATE
-        return self._remove(values, outputs)
+            return self.store.insert_rows_all_or_none(self.schema, names, params)
+        return self.store.update_rows_all_or_none(self.schema, names, params)
 
     def _remove(self, values: Mapping[str, object], outputs: Outputs) -> str | None:
         """Back the record up (deleted or graduated), then remove it."""
@@ -398,9 +372,4 @@ class BatchProcessor:
              for name, cell in zip(header, row.cells, strict=True)
              if name != ERRORS_COLUMN])
         return None
-
-
-class _BatchFailedError(Exception):
-    """A batch must be redone one row at a time to tell which rows fail."""
-
 

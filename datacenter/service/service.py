@@ -16,7 +16,6 @@ import contextlib
 import itertools
 import logging
 import os
-import sqlite3
 import stat
 import sys
 import time
@@ -28,6 +27,7 @@ from datacenter.config import WatchSettings
 from datacenter.importing.csvinput import FatalCSVError, naming
 from datacenter.importing.importer import Importer, Outcome, Request
 from datacenter.importing.routing import UnroutedError
+from datacenter.records.store import StoreUnavailableError
 from datacenter.service import verdicts
 from datacenter.service.readiness import Hint, Identity, Readiness
 from datacenter.service.state import StateFile, read_state
@@ -361,7 +361,7 @@ class Service:
             # Taken by someone else (`datacenter import`?), deleted, or filed away by
             # recovery of a batch whose commit went through.
             self._warn(f"{name} went away before it was imported ({result})")
-        elif isinstance(result, (OSError, sqlite3.OperationalError)):
+        elif isinstance(result, (OSError, StoreUnavailableError)):
             # Nothing was imported (or recovery finishes it): the file is fine,
             # the moment was not. Try again later, by itself.
             reason = naming(f"{type(result).__name__}: {result}", name)

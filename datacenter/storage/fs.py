@@ -267,13 +267,20 @@ def _sync_and_close(handle: IO[Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str, *, text: bool = False
+    path: str, *, text: bool = False, backup: bool = False, sync: bool = True
 ) -> Iterator[IO[Any]]:
     """Write a new version of *path*: readers see the old file or the new one.
 
     Bytes go to a hidden temporary file in the same directory; on success it is
-    fsynced, renamed over *path* and the directory fsynced. On any error the
-    temporary file is removed and *path* is left as it was.
+    fsynced and renamed over *path*. On any error the temporary file is removed
+    and *path* is left as it was, unless only the directory's fsync after the
+    rename failed: the new file is in place then, but may not survive a power cut.
+
+    ``backup=True`` keeps the old *path*, if any, as ``<path>.bak`` (see
+    :func:`_keep_backup`), made durable before *path* changes: a crash at any
+    step leaves the old backup or the new one, and the old file or the new.
+    ``sync=False`` leaves the directory's fsync after the rename to the
+    caller, who can then tell that failure (the new file is in place) apart.
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
@@ -284,13 +291,45 @@ def atomic_writer(
     try:
         yield handle
         _sync_and_close(handle)
-        replace(tmp, path)
+        if backup and _keep_backup(path, directory):
+            # Else a power cut could keep the rename below but lose the backup's.
+            fsync_dir(directory)
+        replace(tmp, path, sync=sync)
     except BaseException:
         with contextlib.suppress(OSError):
             handle.close()
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        _remove_quietly(tmp)
         raise
+
+
+def _keep_backup(path: str, directory: str) -> bool:
+    """Give the current *path* the second name ``<path>.bak``; False if there is none.
+
+    A hard link shares the bytes rather than copying them (a copy where there
+    are no hard links); the rename swaps the backup in one step, so a crash
+    leaves the old backup or the new one. The caller fsyncs *directory*.
+    """
+    backup = path + ".bak"
+    if not os.path.isfile(path):
+        return False
+    if os.path.exists(backup) and os.path.samefile(path, backup):
+        # A failed write left both names on one file; a rename between two
+        # names of one file does nothing, and would leave the link behind.
+        return True
+    tmp = temp_name(directory, ".bak")
+    try:
+        link_or_copy(path, tmp, sync=False)
+        replace(tmp, backup, sync=False)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+    return True
+
+
+def _remove_quietly(path: str) -> None:
+    # Cleaning up after a failure must not hide the failure itself.
+    with contextlib.suppress(OSError):
+        os.unlink(path)
 
 
 def atomic_write(path: str, data: bytes) -> None:

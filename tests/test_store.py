@@ -1,0 +1,152 @@
+"""The record store: rows written all or none, stored rows, snapshots; SQL kept home."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import datetime as dt
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from datacenter.records.schema import load_processors
+from datacenter.records.store import RecordStore
+
+PACKAGE = Path(__file__).resolve().parent.parent / "datacenter"
+STORE = PACKAGE / "records" / "store.py"
+SQL_ATTRIBUTES = {"execute", "executemany", "executescript", "db"}
+PROCESSORS = {
+    "courses": {"key": ["year", "code"],
+                "fields": {"year": "int", "code": "str", "title": "str", "credits": "int"}},
+    "kinds": {"key": ["code"],
+              "fields": {"code": "str", "ok": "bool", "day": "date", "count": "int"}},
+}
+NAMES = ("year", "code", "title", "credits")
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RecordStore]:
+    with contextlib.closing(RecordStore(str(tmp_path / "records.sqlite"),
+                                        load_processors(PROCESSORS))) as opened:
+        yield opened
+
+
+def courses(store: RecordStore) -> list[tuple[object, ...]]:
+    return list(store.stored_rows("courses"))
+
+
+def test_inserting_rows_all_at_once(store: RecordStore) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        assert store.insert_rows_all_or_none(
+            schema, NAMES, [[2024, "B", "Biology", 5], [2024, "A", "Art", None]])
+    assert courses(store) == [(2024, "A", "Art", None), (2024, "B", "Biology", 5)]
+
+
+@pytest.mark.parametrize("second", [(2024, "A"), (2025, "C")], ids=["stored", "in the batch"])
+def test_a_batch_with_one_duplicate_key_writes_nothing(
+        store: RecordStore, second: tuple[int, str]) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        assert store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
+        batch = [[2025, "C", "Chemistry", 2], [*second, "Again", 3], [2025, "D", "Drama", 4]]
+        assert not store.insert_rows_all_or_none(schema, NAMES, batch)
+        assert courses(store) == [(2024, "A", "Art", 1)]  # the transaction's own row stays
+    assert courses(store) == [(2024, "A", "Art", 1)]
+
+
+def test_insert_row_reports_an_existing_key(store: RecordStore) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        assert store.insert_row(schema, ("year", "code"), [2024, "A"])
+        assert not store.insert_row(schema, NAMES, [2024, "A", "Other", 1])
+    assert courses(store) == [(2024, "A", None, None)]
+
+
+def test_updating_rows_all_at_once_with_a_composite_key(store: RecordStore) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        store.insert_rows_all_or_none(schema, NAMES, [[2024, "A", "Art", 1], [2025, "A", "Art", 1]])
+        # The key may come anywhere among the names; only the other fields change.
+        assert store.update_rows_all_or_none(schema, ("credits", "code", "year"),
+                                             [[7, "A", 2025], [6, "A", 2024]])
+    assert courses(store) == [(2024, "A", "Art", 6), (2025, "A", "Art", 7)]
+
+
+def test_an_update_of_a_missing_key_writes_nothing(store: RecordStore) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
+        assert not store.update_rows_all_or_none(
+            schema, NAMES, [[2024, "A", "Changed", 2], [2024, "Z", "Missing", 3]])
+    assert courses(store) == [(2024, "A", "Art", 1)]
+
+
+def test_an_update_of_the_key_alone_tells_whether_every_record_is_there(
+        store: RecordStore) -> None:
+    schema = store.schemas["courses"]
+    with store.transaction():
+        store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
+        assert store.update_rows_all_or_none(schema, ("year", "code"), [[2024, "A"]])
+        assert not store.update_rows_all_or_none(schema, ("year", "code"),
+                                                 [[2024, "A"], [2024, "B"]])
+    assert courses(store) == [(2024, "A", "Art", 1)]
+
+
+def test_stored_rows_are_as_stored_in_field_and_key_order(store: RecordStore) -> None:
+    schema = store.schemas["kinds"]
+    with store.transaction():
+        store.insert(schema, {"day": dt.date(2024, 2, 29), "code": "b", "ok": True})
+        store.insert(schema, {"code": "a", "ok": False, "count": 3})
+    assert list(store.stored_rows("kinds", 1)) == [("a", 0, None, 3),
+                                                   ("b", 1, "2024-02-29", None)]
+    assert list(store.iter_records("kinds"))[1] == {
+        "code": "b", "ok": True, "day": dt.date(2024, 2, 29), "count": None}
+
+
+def test_a_snapshot_does_not_see_a_commit_made_meanwhile(store: RecordStore) -> None:
+    schema = store.schemas["kinds"]
+    with store.transaction():
+        store.insert(schema, {"code": "a"})
+    with store.snapshot():
+        assert store.count("kinds") == 1
+        with contextlib.closing(sqlite3.connect(store.path)) as other:
+            other.execute("INSERT INTO rec_kinds (code) VALUES ('b')")
+            other.commit()
+        assert store.count("kinds") == 1
+        assert [row[0] for row in store.stored_rows("kinds")] == ["a"]
+    assert store.count("kinds") == 2
+
+
+def test_a_snapshot_inside_a_transaction_is_that_transaction(store: RecordStore) -> None:
+    schema = store.schemas["kinds"]
+    with store.transaction():
+        store.insert(schema, {"code": "a"})
+        with store.snapshot():
+            assert store.count("kinds") == 1
+        assert store.db.in_transaction  # the snapshot did not end the caller's transaction
+    assert store.count("kinds") == 1
+
+
+def _sql_outside_the_store(path: Path) -> Iterator[str]:
+    """Where *path* imports sqlite3, runs SQL or reaches for a connection (``.db``)."""
+    where = path.relative_to(PACKAGE)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            modules = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            modules = [node.module or ""]
+        else:
+            if isinstance(node, ast.Attribute) and node.attr in SQL_ATTRIBUTES:
+                yield f"{where}:{node.lineno} .{node.attr}"
+            continue
+        if any(module.split(".")[0] == "sqlite3" for module in modules):
+            yield f"{where}:{node.lineno} imports sqlite3"
+
+
+def test_only_the_store_speaks_sql() -> None:
+    offenders = [offence for path in sorted(PACKAGE.rglob("*.py")) if path != STORE
+                 for offence in _sql_outside_the_store(path)]
+    assert offenders == []
