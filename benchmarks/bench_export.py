@@ -4,7 +4,7 @@ Target (issue of ``datacenter export``): at most 2x the time of
 ``sqlite3 -csv -header DB "SELECT * FROM rec_students"`` on the same table,
 with flat memory. The store is filled with ``executemany`` in one
 transaction: set-up, not measured. Each export runs in a fresh child process
-(``datacenter export students`` through :func:`datacenter.export_command.run`), so
+(``datacenter export students`` through the command's registered run), so
 that ``RUSAGE_CHILDREN`` gives its own peak memory; it times itself, which
 leaves the interpreter's start-up out.
 """
@@ -46,14 +46,12 @@ state      = "choice:admitted,returning,graduated"
 """
 # The child: the export command as the command line runs it, timed from inside.
 CHILD = """
-import argparse, sys, time
-from datacenter.cli.main import export as export_command
-parser = argparse.ArgumentParser()
-parser.add_argument("--config")
-export_command.add_parser(parser.add_subparsers(dest="command"))
-args = parser.parse_args(sys.argv[1:])
+import sys, time
+from datacenter.cli import build_parser
+from datacenter.cli.registry import COMMANDS
+args = build_parser().parse_args(sys.argv[1:])
 started = time.perf_counter()
-status = export_command.run(args)
+status = COMMANDS[args.command].run(args)
 print(f"seconds={time.perf_counter() - started}")
 sys.exit(status)
 """
