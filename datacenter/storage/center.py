@@ -12,6 +12,7 @@ from datacenter.storage import csvmerge, distribution, fs, layout, logs, relocat
 from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.journal import Group, Journal, UnfinishedError
 from datacenter.storage.lock import StorageLock
+from datacenter.storage.steps import Cleanup
 
 Subscriber = Callable[[str, str], None]
 SortOrder = Literal["name", "date"]
@@ -272,7 +273,7 @@ class DataCenter:
         def plan(group: Group) -> None:
             csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
             if consumed is not None:
-                group.add("cleanup", files=[consumed], folder=None)
+                group.add(Cleanup(files=(consumed,)))
 
         with self._lock:
             self._run_group(plan)
