@@ -2,7 +2,7 @@
 
 A group is planned as a list of *steps* (:mod:`datacenter.storage.steps`),
 each of which can be applied any number of times with the same result
-(idempotent). Its life:
+(idempotent). Its life, which :func:`run_group` drives:
 
 1. stage every new byte beside its destination (in the group's staging
    folder under ``.datacenter/staging/``), fsynced;
@@ -280,3 +280,42 @@ class Journal:
                     continue
                 fs.rmtree(os.path.join(folder, name))
 
+
+def run_group(journal: Journal, planner: Callable[[Group], object], *others: Journal,
+              log: Callable[[str], object] = _log.warning) -> None:
+    """Plan, commit and apply one group of *journal*; the caller holds the locks.
+
+    *others* get a copy of the intent (a relocation's new root). Their
+    interrupted groups are finished first. If anything fails, recovery runs
+    at once: an uncommitted group is dropped and the error raised (nothing
+    changed); a committed one is finished, and then the call has succeeded
+    after all (*log* is told). Only when that too fails is the error raised,
+    as UnfinishedError: the change is committed and will be finished when
+    the storage is next opened.
+    """
+    journals = [journal, *others]
+    for each in journals:
+        if each.pending_intents():
+            each.recover()
+    group = journal.new_group()
+    group.mirrors.extend(others)
+    try:
+        planner(group)
+        group.run()
+    except Exception as error:
+        if not _finished_by_recovery(group, journals, error):
+            raise
+        log(f"finished after an error: {error}")
+
+
+def _finished_by_recovery(group: Group, journals: list[Journal], error: Exception) -> bool:
+    """Recover after *error*: was *group* committed, and so finished now?"""
+    committed = group.committed
+    try:
+        for journal in journals:
+            journal.recover()
+    except Exception:
+        if committed:
+            raise UnfinishedError.wrapping(error) from error
+        raise error from None
+    return committed
