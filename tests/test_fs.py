@@ -18,7 +18,7 @@ MUTATIONS = {"rename", "replace", "unlink", "remove", "rmdir", "mkdir", "makedir
 
 def test_only_the_fs_module_mutates_the_filesystem() -> None:
     offenders = []
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         if path.name == "fs.py":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
@@ -31,7 +31,7 @@ def test_only_the_fs_module_mutates_the_filesystem() -> None:
 
 
 def test_nothing_calls_shutil_move() -> None:
-    for path in PACKAGE.glob("*.py"):
+    for path in PACKAGE.rglob("*.py"):
         assert "shutil.move" not in path.read_text().replace('``shutil.move``', ""), path
 
 
