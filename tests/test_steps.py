@@ -75,6 +75,7 @@ def test_optional_keys_may_be_absent_or_null_as_earlier_versions_read_them() -> 
 @pytest.mark.parametrize(("data", "complaint"), [
     ({"op": "rename", "src": "/a"}, "unknown step op \"rename\""),
     ({"src": "/a", "dst": "/b"}, "unknown step op null"),
+    ({"op": ["replace"], "src": "/a", "dst": "/b"}, "unknown step op [\"replace\"]"),
     ({"op": "replace", "src": "/a"}, "replace step: 'dst' is missing"),
     ({"op": "append", "src": "/a", "dst": "/b", "size": "12"}, "'size' should be a size"),
     ({"op": "append", "src": "/a", "dst": "/b", "size": True}, "'size' should be a size"),

@@ -257,9 +257,10 @@ def step_from_json(data: object, path: str) -> Step:
     """The step an intent at *path* holds as *data*; JournalError if it is not one."""
     if not isinstance(data, dict):
         raise JournalError(f"{path}: malformed intent: a step is {_show(data)}, not an object")
-    kind = STEP_TYPES.get(data.get("op"))  # type: ignore[arg-type]
+    op = data.get("op")
+    kind = STEP_TYPES.get(op) if isinstance(op, str) else None
     if kind is None:
-        raise JournalError(f"{path}: malformed intent: unknown step op {_show(data.get('op'))}")
+        raise JournalError(f"{path}: malformed intent: unknown step op {_show(op)}")
     args = _Args(data, path)
     step = kind.from_json(args)
     args.check_all_read()
