@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from datacenter.service.readiness import Hint, Identity, Readiness, ignored_reason
+from datacenter.service.readiness import Hint, Readiness, ignored_reason
 from datacenter.service.verdicts import PENDING, REJECTED, UNROUTED, Note, Verdicts
+from datacenter.storage.identity import FileIdentity
 
 
 class Clock:
@@ -23,12 +24,12 @@ class Clock:
 
 
 WALL = 1_700_000_000.0
-RECENT = Identity(1, 10, 100, int(WALL * 1e9))  # modified "now" on the wall clock
-OLD = Identity(1, 11, 100, int((WALL - 3600) * 1e9))
+RECENT = FileIdentity(1, 10, 100, int(WALL * 1e9))  # modified "now" on the wall clock
+OLD = FileIdentity(1, 11, 100, int((WALL - 3600) * 1e9))
 
 
-def ident(size: int = 100, ino: int = 10, mtime: float = WALL) -> Identity:
-    return Identity(1, ino, size, int(mtime * 1e9))
+def ident(size: int = 100, ino: int = 10, mtime: float = WALL) -> FileIdentity:
+    return FileIdentity(1, ino, size, int(mtime * 1e9))
 
 
 @pytest.fixture
@@ -55,20 +56,20 @@ def test_names_that_are_never_candidates(name: str, reason: str | None) -> None:
 def test_identity_changes_with_content_inode_and_mtime(tmp_path: Path) -> None:
     path = tmp_path / "x.csv"
     path.write_text("a\n")
-    first = Identity.of(os.lstat(path))
-    assert Identity.of(os.lstat(path)) == first
+    first = FileIdentity.of(os.lstat(path))
+    assert FileIdentity.of(os.lstat(path)) == first
     os.utime(path, ns=(first.mtime_ns, first.mtime_ns + 1))
-    touched = Identity.of(os.lstat(path))
+    touched = FileIdentity.of(os.lstat(path))
     assert touched != first and touched.size == first.size
     with open(path, "a") as handle:
         handle.write("b\n")
     os.utime(path, ns=(touched.mtime_ns, touched.mtime_ns))  # same mtime, more bytes
-    assert Identity.of(os.lstat(path)) != touched
+    assert FileIdentity.of(os.lstat(path)) != touched
     replacement = tmp_path / "y.csv"
     replacement.write_text("a\nb\n")
     os.utime(replacement, ns=(touched.mtime_ns, touched.mtime_ns))
     os.replace(replacement, path)  # same size and mtime, another inode
-    assert Identity.of(os.lstat(path)).ino != first.ino
+    assert FileIdentity.of(os.lstat(path)).ino != first.ino
 
 
 def test_a_file_renamed_in_is_complete_at_once(clock: Clock) -> None:

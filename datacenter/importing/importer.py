@@ -36,6 +36,7 @@ from datacenter.storage import fs, layout
 from datacenter.storage.center import DataCenter
 from datacenter.storage.distribution import Request as DistRequest
 from datacenter.storage.distribution import destinations, kept_aside
+from datacenter.storage.identity import FileIdentity
 from datacenter.storage.logs import default_user
 
 #: A file ready to import: its path, its processor and the mode.
@@ -216,10 +217,10 @@ class Importer:
                    progress: Callable[[int, int], None] | None,
                    ) -> tuple[Job, ImportResult, BatchProcessor] | Exception:
         """One file's rows and ledger row, in a savepoint of the shared transaction."""
-        if not os.path.exists(path):
+        ident, started = FileIdentity.at(path), time.time()
+        if ident is None:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
         workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS), uuid.uuid4().hex)
-        ident, started = _ident(path), time.time()
         try:
             fs.makedirs(workdir)
             with self.store.savepoint():
@@ -228,7 +229,7 @@ class Importer:
                     source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
                     mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
                     outcome="finished" if not result.failed else "pending", started=started,
-                    workdir=os.path.relpath(workdir, self.dc.storage), ident=ident,
+                    workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(),
                 )
                 job_id = self.store.record_job(**fields)
@@ -360,7 +361,8 @@ def _is_source_of(path: str, job: Job) -> bool:
     """
     if not os.path.isfile(path):
         return False
-    if _ident(path) == job.ident:
+    recorded = FileIdentity.from_ledger(job.ident)
+    if recorded is not None and recorded == FileIdentity.at(path):
         return True
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
@@ -368,7 +370,3 @@ def _is_source_of(path: str, job: Job) -> bool:
             digest.update(chunk)
     return digest.hexdigest() == job.sha256
 
-
-def _ident(path: str) -> str:
-    st = os.stat(path)
-    return f"{st.st_dev}:{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

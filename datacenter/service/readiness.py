@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import enum
 import itertools
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+
+from datacenter.storage.identity import FileIdentity
 
 Clock = Callable[[], float]
 
@@ -48,19 +48,6 @@ def ignored_reason(name: str) -> str | None:
     if not lower.endswith(".csv"):
         return "not a CSV file"
     return None
-
-
-class Identity(NamedTuple):
-    """What changes when a file is replaced or written: a file's stat identity."""
-
-    dev: int
-    ino: int
-    size: int
-    mtime_ns: int
-
-    @classmethod
-    def of(cls, st: os.stat_result) -> Identity:
-        return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class Hint(enum.Enum):
@@ -90,7 +77,7 @@ _NEW_STATE = {
 
 @dataclass
 class _Track:
-    ident: Identity
+    ident: FileIdentity
     since: float  # clock time at which ``ident`` was first seen
     state: _State
 
@@ -124,7 +111,7 @@ class Readiness:
         """The candidates, oldest first (at most *limit*, 0: all)."""
         return list(itertools.islice(self._tracks, limit or None))
 
-    def hint(self, name: str, ident: Identity, hint: Hint) -> None:
+    def hint(self, name: str, ident: FileIdentity, hint: Hint) -> None:
         """Take note of what was learnt about *name*, whose stat is *ident* now."""
         now = self.clock()
         track = self._tracks.get(name)
@@ -140,12 +127,12 @@ class Readiness:
         elif ident != track.ident:
             self._changed(track, ident, now)
 
-    def _changed(self, track: _Track, ident: Identity, now: float) -> None:
+    def _changed(self, track: _Track, ident: FileIdentity, now: float) -> None:
         track.ident, track.since = ident, now
         if track.state is _State.COMPLETE:
             track.state = _State.CLOSED  # written to after it arrived: let it settle
 
-    def confirm(self, name: str, ident: Identity) -> bool:
+    def confirm(self, name: str, ident: FileIdentity) -> bool:
         """Is *name* still as it was when it became due? If not, it settles anew."""
         track = self._tracks.get(name)
         if track is None:

@@ -29,11 +29,12 @@ from datacenter.importing.importer import Importer, Outcome, Request
 from datacenter.importing.routing import UnroutedError
 from datacenter.records.store import StoreUnavailableError
 from datacenter.service import verdicts
-from datacenter.service.readiness import Hint, Identity, Readiness
+from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.state import StateFile, read_state
 from datacenter.service.verdicts import Note, Verdicts
 from datacenter.service.watcher import HintQueue, Watcher
 from datacenter.storage import layout
+from datacenter.storage.identity import FileIdentity
 from datacenter.storage.lock import LockHeldError, StorageLock
 
 PENDING, REJECTED, UNROUTED = verdicts.PENDING, verdicts.REJECTED, verdicts.UNROUTED
@@ -53,7 +54,7 @@ class _Ready(NamedTuple):
     name: str
     processor: str
     mode: str
-    ident: Identity
+    ident: FileIdentity
     why: str
 
 
@@ -212,7 +213,7 @@ class Service:
         except OSError:
             self.readiness.forget(name)
             return
-        ident = Identity.of(st)
+        ident = FileIdentity.of(st)
         if stat.S_ISLNK(st.st_mode):
             self.readiness.forget(name)
             if not self.verdicts.holds(name, ident):
@@ -308,7 +309,7 @@ class Service:
         except OSError:
             self.readiness.forget(name)
             return []
-        ident = Identity.of(st)
+        ident = FileIdentity.of(st)
         if not stat.S_ISREG(st.st_mode):
             self._observe(name, Hint.CHANGED, st)
         elif self.readiness.confirm(name, ident):  # else it changed after all: settles anew
@@ -329,7 +330,7 @@ class Service:
         except (OSError, UnroutedError):
             self.verdicts.forget(name)
             return []
-        if note is None or note.ident != Identity.of(st):
+        if note is None or note.ident != FileIdentity.of(st):
             self._observe(name, Hint.CHANGED, st)  # a person changed it: a new file now
             return []
         return [_Ready(name, processor, mode, note.ident, " (retry)")]
@@ -392,7 +393,7 @@ class Service:
 
     def _wrote_pending(self, name: str, outcome: Outcome) -> None:
         try:
-            ident = Identity.of(os.lstat(os.path.join(self.storage, name)))
+            ident = FileIdentity.of(os.lstat(os.path.join(self.storage, name)))
         except OSError:
             return
         parents = self.importer.parents_of(outcome.processor)

@@ -16,7 +16,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from datacenter.service.readiness import Clock, Identity
+from datacenter.service.readiness import Clock
+from datacenter.storage.identity import FileIdentity
 
 UNROUTED = "unrouted"
 REJECTED = "rejected"
@@ -31,7 +32,7 @@ class Note:
     """Why a file is left alone, and the identity it had then."""
 
     kind: str  # UNROUTED, REJECTED or PENDING
-    ident: Identity
+    ident: FileIdentity
     reason: str = ""
     parents: tuple[str, ...] = ()  # PENDING: processors whose imports may help it
 
@@ -63,7 +64,7 @@ class Verdicts:
     def __len__(self) -> int:
         return len(self._notes)
 
-    def holds(self, name: str, ident: Identity) -> bool:
+    def holds(self, name: str, ident: FileIdentity) -> bool:
         """Is there a verdict on *name*, made about the file as it is now?"""
         note = self._notes.get(name)
         return note is not None and note.ident == ident
@@ -130,7 +131,7 @@ class Verdicts:
     def describe(self, name: str) -> dict[str, Any]:
         """One verdict for the state file: enough to take it back after a restart."""
         note = self._notes[name]
-        found: dict[str, Any] = {"name": name, "reason": note.reason, "ident": list(note.ident),
+        found: dict[str, Any] = {"name": name, "reason": note.reason, "ident": note.ident.to_list(),
                                  "parents": list(note.parents)}
         retry = self._retries.get(name)
         if retry is not None:
@@ -143,7 +144,7 @@ class Verdicts:
         """Take back verdicts saved by :meth:`describe`; skips what is malformed."""
         for entry in entries if isinstance(entries, list) else []:
             try:
-                note = Note(kind, Identity(*(int(v) for v in entry["ident"])),
+                note = Note(kind, FileIdentity.from_list(entry["ident"]),
                             str(entry.get("reason", "")),
                             tuple(str(p) for p in entry.get("parents", ())))
                 name = str(entry["name"])

@@ -6,12 +6,13 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 from datacenter.storage import csvmerge, distribution, fs, layout, logs, relocation
 from datacenter.storage.files import DataCenterFile, LogFile
-from datacenter.storage.journal import Group, Journal, UnfinishedError
+from datacenter.storage.journal import Group, Journal, UnfinishedError, run_group
 from datacenter.storage.lock import StorageLock
+from datacenter.storage.steps import Cleanup
 
 Subscriber = Callable[[str, str], None]
 SortOrder = Literal["name", "date"]
@@ -128,6 +129,9 @@ class DataCenter:
         """One line in ``logs/datacenter.log``."""
         self.logger.log(level, message, extra={"user": user or logs.default_user()})
 
+    def _warn(self, message: str) -> None:
+        self.log(message, level=logging.WARNING)
+
     # -- listing ---------------------------------------------------------------
 
     def getPendingFiles(self, sort: SortOrder = "name") -> list[DataCenterFile]:  # noqa: N802
@@ -226,8 +230,12 @@ class DataCenter:
     ) -> None:
         if not chunk:
             return
-        self._run_group(lambda g: [distribution.plan(g, self._storage, request, f"{n}-")
-                                   for n, (request, _) in enumerate(chunk)])
+
+        def plan(group: Group) -> None:
+            for n, (request, _) in enumerate(chunk):
+                distribution.plan(group, self._storage, request, label=f"{n}-")
+
+        run_group(self.journal, plan, log=self._warn)
         for request, _ in chunk:
             outcome = "finished" if request.successful else "pending rows left"
             self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
@@ -272,45 +280,14 @@ class DataCenter:
         def plan(group: Group) -> None:
             csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
             if consumed is not None:
-                group.add("cleanup", files=[consumed], folder=None)
+                group.add(Cleanup(files=(consumed,)))
 
         with self._lock:
-            self._run_group(plan)
+            run_group(self.journal, plan, log=self._warn)
         where = os.path.relpath(dest, self._storage)
         what = f"{count} {processor} record(s)" if count is not None else f"{processor} records"
         self.log(f"backed up: {what} to {where}")
         return dest
-
-    def _run_group(self, planner: Callable[[Group], Any], *others: Journal) -> None:
-        """Plan, commit and apply one group; the caller holds the lock.
-
-        If anything fails, recovery runs at once: an uncommitted group is
-        dropped and the error raised (nothing changed); a committed one is
-        finished, and then the call has succeeded after all. Only when that
-        too fails is the error raised with a note that the change is
-        committed and will be finished when the storage is next opened.
-        """
-        journals = [self.journal, *others]
-        for journal in journals:
-            if journal.pending_intents():
-                journal.recover()
-        group = self.journal.new_group()
-        group.mirrors.extend(others)
-        try:
-            planner(group)
-            group.run()
-        except Exception as error:
-            committed = group.committed
-            try:
-                for journal in journals:
-                    journal.recover()
-            except Exception:
-                if committed:
-                    raise UnfinishedError.wrapping(error) from error
-                raise error from None
-            if not committed:
-                raise
-            self.log(f"finished after an error: {error}", level=logging.WARNING)
 
     def setStoragePath(  # noqa: N802
         self, path: str | os.PathLike[str], move: bool = False, overwrite: bool = False
@@ -356,7 +333,7 @@ class DataCenter:
             not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
 
         with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
-            self._run_group(plan, target)
+            run_group(self.journal, plan, target, log=self._warn)
         return not_moved
 
     def subscribe(self, callback: Subscriber) -> None:

@@ -23,6 +23,7 @@ from typing import IO, Any
 
 from datacenter.storage import fs
 from datacenter.storage.journal import Group
+from datacenter.storage.steps import Append, Replace
 
 _BOM = "\ufeff"
 _ENCODING = "utf-8"
@@ -67,7 +68,7 @@ def plan_merge(group: Group, new_file: str, dest: str, label: str) -> None:
     file within the group's staging folder.
     """
     if not os.path.exists(dest) or os.path.getsize(dest) == 0:
-        group.add("replace", src=group.stage_file(new_file, label), dst=dest)
+        group.add(Replace(src=group.stage_file(new_file, label), dst=dest))
         return
     with _reader(dest) as (old_header, _), _reader(new_file) as (new_header, rows):
         if new_header is None:
@@ -94,7 +95,7 @@ def _plan_append(group: Group, rows: Iterator[list[str]], dest: str, label: str)
         text.flush()
         text.detach()
     if written:
-        group.add("append", src=staged, dst=dest, size=size)
+        group.add(Append(src=staged, dst=dest, size=size))
 
 
 def _plan_rewrite(
@@ -117,7 +118,7 @@ def _plan_rewrite(
         _write_in_order(writer, new_header, header, new_rows)
         text.flush()
         text.detach()
-    group.add("replace", src=staged, dst=dest)
+    group.add(Replace(src=staged, dst=dest))
 
 
 def _write_in_order(

@@ -17,8 +17,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from datacenter.storage import csvmerge, fs, layout
+from datacenter.storage import csvmerge, layout
 from datacenter.storage.journal import Group
+from datacenter.storage.steps import Cleanup, Replace, Unlink
 
 _PENDING_SUFFIX = ".pending.csv"
 
@@ -138,43 +139,28 @@ def _plan_pending(group: Group, request: Request, dest: str, label: str) -> None
         csvmerge.plan_merge(group, request.pending_file or "", dest, f"{label}pending.csv")
     else:
         staged = group.stage_file(request.pending_file or "", f"{label}pending.csv")
-        group.add("replace", src=staged, dst=dest)
+        group.add(Replace(src=staged, dst=dest))
 
 
 def _plan_source(
     group: Group, storage: str, names: Destinations, successful: bool, source: str
 ) -> None:
     if successful and names.chain:
-        plan_move(group, storage, names.source_unfinished, names.source_finished)
-        group.add("unlink", path=source, ident=fs.identity(source))
+        _plan_move(group, storage, names.source_unfinished, names.source_finished)
+        group.add(Unlink.if_unchanged(source))
     elif successful:
-        plan_move(group, storage, source, names.source_finished)
+        _plan_move(group, storage, source, names.source_finished)
     elif not names.chain:
-        plan_move(group, storage, source, names.source_unfinished)
+        _plan_move(group, storage, source, names.source_unfinished)
 
 
-def plan_move(group: Group, storage: str, src: str, dst: str) -> None:
-    """Add a step moving *src* to *dst* (inside *storage*), replacing it like Kofa.
+def _plan_move(group: Group, storage: str, src: str, dst: str) -> None:
+    """Move *src* to *dst* (inside *storage*), replacing it like Kofa.
 
-    The temporary copy for a cross-filesystem move is staged in the group's
-    folder (on the destination's filesystem); the source is set aside beside
-    itself, on its own filesystem.
+    A source outside the storage (the caller's) is set aside beside itself,
+    on its own filesystem, if it must be copied across.
     """
-    n = len(group.steps)
-    if layout.is_within(src, storage):
-        trash = group.staged_path(f"trash-{n}")
-    else:
-        trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{group.id}.trash")
-    group.add(
-        "move",
-        src=src,
-        dst=dst,
-        ident=fs.identity(src),
-        overwrite=True,
-        tmp=group.staged_path(f"tmp-{n}"),
-        trash=trash,
-        old=group.staged_path(f"old-{n}"),
-    )
+    group.add_move(src, dst, overwrite=True, trash_beside_src=not layout.is_within(src, storage))
 
 
 def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:
@@ -193,4 +179,4 @@ def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> Non
         scratch = not layout.is_within(folder, storage) or layout.is_scratch(folder, storage)
         if layout.is_within(storage, folder):
             scratch = False
-        group.add("cleanup", files=files, folder=folder if scratch else None)
+        group.add(Cleanup(files=tuple(files), folder=folder if scratch else None))

@@ -480,15 +480,6 @@ def move(src: str, dst: str, *, overwrite: bool = False) -> None:
     rmtree(src)
 
 
-def identity(path: str) -> list[int] | None:
-    """``[device, inode]`` of *path* itself (links not followed), or None."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return None
-    return [st.st_dev, st.st_ino]
-
-
 def _fsync_parents(*paths: str) -> None:
     seen: set[str] = set()
     for path in paths:

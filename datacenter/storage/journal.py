@@ -1,7 +1,8 @@
 """The intent journal: all-or-nothing groups of filesystem changes.
 
-A group is planned as a list of *steps*, each of which can be applied any
-number of times with the same result (idempotent). Its life:
+A group is planned as a list of *steps* (:mod:`datacenter.storage.steps`),
+each of which can be applied any number of times with the same result
+(idempotent). Its life, which :func:`run_group` drives:
 
 1. stage every new byte beside its destination (in the group's staging
    folder under ``.datacenter/staging/``), fsynced;
@@ -20,26 +21,22 @@ point and run again.
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
-import stat
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from datacenter.errors import DataCenterError
 from datacenter.storage import fs, layout
+from datacenter.storage.identity import inode_at
+from datacenter.storage.steps import JournalError as JournalError
+from datacenter.storage.steps import Move, Step, step_from_json
 
-Step = dict[str, Any]
 _log = logging.getLogger(__name__)
-
-
-class JournalError(DataCenterError, RuntimeError):
-    """An intent could not be read or applied; it is kept for a person to see."""
 
 
 class UnfinishedError(DataCenterError, OSError):
@@ -92,8 +89,31 @@ class Group:
         fs.link_or_copy(src, staged, sync=False)
         return staged
 
-    def add(self, op: str, **args: Any) -> None:
-        self.steps.append({"op": op, **args})
+    def add(self, step: Step) -> None:
+        self.steps.append(step)
+
+    def add_move(self, src: str, dst: str, *, overwrite: bool,
+                 dst_side: Group | None = None, trash_beside_src: bool = False) -> Move:
+        """Add the step moving *src* to *dst*; returns it.
+
+        What a move across filesystems copies (``tmp``) and a folder it
+        overwrites (``old``) are staged on the destination's filesystem: in
+        *dst_side* (a group of the destination root's journal), by default
+        this group. The source is set aside (``trash``) on its own
+        filesystem: in this group's staging, or beside itself when it lies
+        outside the storage (*trash_beside_src*).
+        """
+        n = len(self.steps)
+        near_dst = dst_side or self
+        if trash_beside_src:
+            trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{self.id}.trash")
+        else:
+            trash = self.staged_path(f"trash-{n}")
+        step = Move(src=src, dst=dst, tmp=near_dst.staged_path(f"tmp-{n}"), trash=trash,
+                    ident=inode_at(src), overwrite=overwrite,
+                    old=near_dst.staged_path(f"old-{n}"))
+        self.add(step)
+        return step
 
     def run(self) -> None:
         """Commit the group, apply it and forget it."""
@@ -113,6 +133,26 @@ class Group:
         """Has the commit point passed (the primary copy written), or was it applied?"""
         return self.applied or os.path.exists(self.journal._intent_path(self.id))
 
+
+@dataclass(frozen=True)
+class Intent:
+    """A committed group as its intent file holds it: every step is read before any applies."""
+
+    steps: list[Step]
+    #: The roots whose journals hold a copy, the primary first (none: this one only).
+    roots: list[str]
+
+    @classmethod
+    def from_json(cls, data: Any, path: str) -> Intent:
+        """JournalError naming *path* unless *data* is an intent as ``commit`` writes it."""
+        if not isinstance(data, dict):
+            raise JournalError(f"{path}: malformed intent: not a JSON object")
+        steps, roots = data.get("steps"), data.get("roots") or []
+        if not isinstance(steps, list):
+            raise JournalError(f"{path}: malformed intent: 'steps' is not a list")
+        if not (isinstance(roots, list) and all(isinstance(r, str) for r in roots)):
+            raise JournalError(f"{path}: malformed intent: 'roots' is not a list of folders")
+        return cls([step_from_json(step, path) for step in steps], roots)
 
 
 class Journal:
@@ -144,7 +184,8 @@ class Journal:
             if os.path.isdir(staging):
                 fs.fsync_dir(staging)
         self.ensure_dirs()
-        payload = {"id": group.id, "steps": group.steps, "roots": group.roots}
+        payload = {"id": group.id, "steps": [step.to_json() for step in group.steps],
+                   "roots": group.roots}
         data = json.dumps(payload, indent=1).encode()
         # Mirrors first, the primary copy last: writing the primary copy is
         # the commit point. A mirror's copy lets the other root finish a
@@ -161,13 +202,13 @@ class Journal:
     def apply(
         self,
         group_id: str,
-        steps: list[Step],
+        steps: Sequence[Step],
         roots: Iterable[str],
         on_applied: Callable[[], None] | None = None,
     ) -> None:
         touched: set[str] = set()
         for step in steps:
-            touched.update(_APPLY[step["op"]](step))
+            touched.update(step.apply())
         for directory in sorted(touched):
             if os.path.isdir(directory):
                 fs.fsync_dir(directory)
@@ -198,7 +239,7 @@ class Journal:
             intent = self._read(group_id)
             if intent is None:
                 continue
-            roots = intent.get("roots") or [self.root]
+            roots = intent.roots or [self.root]
             if self.root not in roots:
                 raise JournalError(
                     f"{self._intent_path(group_id)}: an interrupted operation of the storage "
@@ -208,24 +249,22 @@ class Journal:
                     Journal(roots[0])._intent_path(group_id)):
                 fs.unlink(self._intent_path(group_id), missing_ok=True)  # never committed
                 continue
-            self.apply(group_id, intent["steps"], roots)
+            self.apply(group_id, intent.steps, roots)
             rolled += 1
             _log.info("recovered interrupted group %s", group_id)
         self._drop_uncommitted()
         return rolled
 
-    def _read(self, group_id: str) -> dict[str, Any] | None:
+    def _read(self, group_id: str) -> Intent | None:
         path = self._intent_path(group_id)
         try:
             with open(path, "rb") as handle:
-                intent = json.load(handle)
+                data = json.load(handle)
         except FileNotFoundError:
             return None  # a mirror finished it meanwhile
         except (OSError, ValueError) as exc:
             raise JournalError(f"{path}: unreadable intent: {exc}") from exc
-        if not isinstance(intent, dict):
-            raise JournalError(f"{path}: unreadable intent: not an object")
-        return intent
+        return Intent.from_json(data, path)
 
     def _drop_uncommitted(self) -> None:
         committed = set(self.pending_intents())
@@ -242,130 +281,41 @@ class Journal:
                 fs.rmtree(os.path.join(folder, name))
 
 
-# -- the steps ---------------------------------------------------------------
-# Each takes its step and returns the folders whose entries it changed.
+def run_group(journal: Journal, planner: Callable[[Group], object], *others: Journal,
+              log: Callable[[str], object] = _log.warning) -> None:
+    """Plan, commit and apply one group of *journal*; the caller holds the locks.
 
-
-def _parent(path: str) -> str:
-    return os.path.dirname(os.path.abspath(path))
-
-
-def _same(path: str, ident: list[int] | None) -> bool:
-    """Does *path* still name the inode the plan saw? (None: anything there.)"""
-    current = fs.identity(path)
-    return current is not None and (ident is None or current == ident)
-
-
-def _apply_replace(step: Step) -> set[str]:
-    """Staged bytes take the destination's name."""
-    if os.path.lexists(step["src"]):
-        fs.replace(step["src"], step["dst"], sync=False)
-    return {_parent(step["dst"])}  # the staging side is removed afterwards anyway
-
-
-def _apply_append(step: Step) -> set[str]:
-    """The destination's first ``size`` bytes, then the staged bytes."""
-    fs.append_file(step["dst"], step["src"], step["size"])
-    return set()  # append_file fsyncs the file; its name did not change
-
-
-def _apply_unlink(step: Step) -> set[str]:
-    if _same(step["path"], step.get("ident")):
-        fs.unlink(step["path"], sync=False)
-    return {_parent(step["path"])}
-
-
-def _apply_move(step: Step) -> set[str]:
-    """Move an entry, with a crash-proof path across filesystems.
-
-    Across filesystems the bytes are copied to ``tmp`` beside the
-    destination; only when that copy is complete is the source renamed to
-    ``trash`` beside itself. So when ``trash`` exists, ``tmp`` (if still
-    there) is complete and can be renamed into place; a ``tmp`` without
-    ``trash`` is a partial copy from an attempt that failed, and a later
-    attempt that moved the source by a plain rename leaves it behind.
+    *others* get a copy of the intent (a relocation's new root). Their
+    interrupted groups are finished first. If anything fails, recovery runs
+    at once: an uncommitted group is dropped and the error raised (nothing
+    changed); a committed one is finished, and then the call has succeeded
+    after all (*log* is told). Only when that too fails is the error raised,
+    as UnfinishedError: the change is committed and will be finished when
+    the storage is next opened.
     """
-    src, dst, tmp, trash = step["src"], step["dst"], step["tmp"], step["trash"]
-    touched = {_parent(src), _parent(dst)}
-    if _same(src, step.get("ident")):
-        try:
-            _put_in_place(src, dst, step)
-            return touched
-        except OSError as exc:
-            if exc.errno != errno.EXDEV:
-                raise
-        fs.makedirs(_parent(tmp))
-        fs.makedirs(_parent(trash))
-        fs.rmtree(tmp)
-        fs.copy_tree(src, tmp)  # durable before the source is set aside
-        fs.replace(src, trash)
-    if os.path.lexists(tmp) and os.path.lexists(trash):
-        _put_in_place(tmp, dst, step)
-    fs.rmtree(trash)
-    if step.get("old"):
-        fs.rmtree(step["old"])
-    return touched | {_parent(tmp)}
-
-
-def _put_in_place(src: str, dst: str, step: Step) -> None:
-    if fs.identity(src) == fs.identity(dst):
-        fs.unlink(src)  # a no-clobber rename was cut between link and unlink
-        return
-    if (not step.get("overwrite") and _is_empty_dir(dst)
-            and stat.S_ISDIR(os.lstat(src).st_mode)):
-        fs.rmdir(dst, sync=False)  # an empty folder made meanwhile holds nothing to keep
-    if step.get("overwrite") and os.path.lexists(dst):
-        dst_is_dir = stat.S_ISDIR(os.lstat(dst).st_mode)
-        if dst_is_dir or stat.S_ISDIR(os.lstat(src).st_mode):
-            # A folder cannot be renamed over; set the old one aside first,
-            # on the destination's filesystem, so a crash loses neither.
-            fs.makedirs(_parent(step["old"]))
-            fs.replace(dst, step["old"])
-    if step.get("overwrite"):
-        fs.replace(src, dst, sync=False)
-    else:
-        fs.rename_noreplace(src, dst, sync=False)
-
-
-def _is_empty_dir(path: str) -> bool:
+    journals = [journal, *others]
+    for each in journals:
+        if each.pending_intents():
+            each.recover()
+    group = journal.new_group()
+    group.mirrors.extend(others)
     try:
-        return stat.S_ISDIR(os.lstat(path).st_mode) and not os.listdir(path)
-    except FileNotFoundError:
-        return False
+        planner(group)
+        group.run()
+    except Exception as error:
+        if not _finished_by_recovery(group, journals, error):
+            raise
+        log(f"finished after an error: {error}")
 
 
-def _apply_cleanup(step: Step) -> set[str]:
-    """Remove consumed files, then their folder if nothing else is in it.
-
-    Not fsynced: these are leftovers of the caller's scratch space, and
-    one that reappears after a power cut does no harm.
-    """
-    for path in step.get("files", []):
-        if os.path.lexists(path):
-            fs.unlink(path, sync=False)
-    folder = step.get("folder")
-    if folder and os.path.isdir(folder):
-        if os.listdir(folder):
-            _log.warning("not removing %s: it holds files this call did not move",
-                         folder)
-        else:
-            fs.rmdir(folder, sync=False)
-    return set()
-
-
-def _apply_rmdir_empty(step: Step) -> set[str]:
-    """Remove folders emptied by a move (deepest first), if they are empty."""
-    for folder in step["folders"]:
-        if os.path.isdir(folder) and not os.listdir(folder):
-            fs.rmdir(folder)
-    return set()
-
-
-_APPLY = {
-    "replace": _apply_replace,
-    "append": _apply_append,
-    "unlink": _apply_unlink,
-    "move": _apply_move,
-    "cleanup": _apply_cleanup,
-    "rmdir_empty": _apply_rmdir_empty,
-}
+def _finished_by_recovery(group: Group, journals: list[Journal], error: Exception) -> bool:
+    """Recover after *error*: was *group* committed, and so finished now?"""
+    committed = group.committed
+    try:
+        for journal in journals:
+            journal.recover()
+    except Exception:
+        if committed:
+            raise UnfinishedError.wrapping(error) from error
+        raise error from None
+    return committed

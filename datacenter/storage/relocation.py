@@ -19,6 +19,7 @@ import stat
 
 from datacenter.storage import fs, layout
 from datacenter.storage.journal import Group
+from datacenter.storage.steps import Replace, RmdirEmpty, Unlink
 
 
 def check_target(old: str, new: str) -> None:
@@ -38,7 +39,7 @@ def plan(group: Group, target: Group, old: str, new: str, overwrite: bool) -> li
     """
     planner = _Planner(group, target, overwrite)
     planner.walk(old, new, "", top=True)
-    group.add("rmdir_empty", folders=sorted(planner.merged, key=len, reverse=True))
+    group.add(RmdirEmpty(folders=tuple(sorted(planner.merged, key=len, reverse=True))))
     _plan_forwarding(group, old, new)
     return planner.not_moved
 
@@ -48,9 +49,8 @@ def _plan_forwarding(group: Group, old: str, new: str) -> None:
     note = group.staged_path(layout.MOVED_TO)
     with fs.new_file(note, sync=False) as handle:
         handle.write(new.encode())
-    group.add("replace", src=note, dst=layout.state_path(old, layout.MOVED_TO))
-    stale = layout.state_path(new, layout.MOVED_TO)
-    group.add("unlink", path=stale, ident=None)
+    group.add(Replace(src=note, dst=layout.state_path(old, layout.MOVED_TO)))
+    group.add(Unlink(path=layout.state_path(new, layout.MOVED_TO), ident=None))
 
 
 class _Planner:
@@ -80,17 +80,7 @@ class _Planner:
                 self.not_moved.append(relname)
 
     def _move(self, src: str, dst: str, overwrite: bool) -> None:
-        n = len(self.group.steps)
-        self.group.add(
-            "move",
-            src=src,
-            dst=dst,
-            ident=fs.identity(src),
-            overwrite=overwrite,
-            tmp=self.target.staged_path(f"tmp-{n}"),
-            trash=self.group.staged_path(f"trash-{n}"),
-            old=self.target.staged_path(f"old-{n}"),
-        )
+        self.group.add_move(src, dst, overwrite=overwrite, dst_side=self.target)
 
 
 def _is_real_dir(path: str) -> bool:
