@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import write
+from helpers import snapshot, write
 
 from datacenter import DataCenter
 from datacenter.storage import fs
@@ -287,20 +287,6 @@ SCENARIOS = [
     StepScenario("rmdir-empty", _plan_rmdir_empty, frozenset({"move", "rmdir_empty"})),
     StepScenario("all-in-one-group", _plan_all, frozenset(STEP_TYPES)),
 ]
-
-
-def snapshot(*roots: str) -> dict[str, bytes]:
-    """Every file and empty folder under *roots* (the state folder and logs aside)."""
-    found: dict[str, bytes] = {}
-    for n, root in enumerate(roots):
-        for folder, dirs, files in os.walk(root):
-            dirs[:] = [d for d in dirs if d not in (".datacenter", "logs")]
-            rel = os.path.relpath(folder, root)
-            if not files and not dirs:
-                found[f"{n}:{rel}/"] = b""
-            for name in files:
-                found[f"{n}:{os.path.join(rel, name)}"] = Path(folder, name).read_bytes()
-    return found
 
 
 def _act(scenario: StepScenario, s: str, o: str) -> None:
