@@ -157,6 +157,10 @@ class Importer:
         user = user or default_user()
         planned = [self._planned(request) for request in requests]
         with self.dc.lock:
+            try:
+                self.dc.check_folders()  # a folder linked away since the storage was opened
+            except fs.PlantedLinkError as error:
+                return [error for _ in requests]
             # An earlier import whose filing failed comes first; a source whose
             # import committed but could not be filed yet must not import twice.
             unfiled = {job.source: job for job in self._finish_unfiled()}
@@ -358,7 +362,7 @@ def _is_source_of(path: str, job: Job) -> bool:
     if _ident(path) == job.ident:
         return True
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with fs.open_read(path, shared=True) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest() == job.sha256
