@@ -81,6 +81,7 @@ class Importer:
         self.router = Router(conf.routes, self.processors.names())
         self.dc = datacenter or DataCenter(conf.storage)
         fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+        _private_store(conf.database)
         self.store = RecordStore(conf.database, self.schemas)
         #: Committed imports filed away when this importer was opened.
         self.recovered = self.recover()
@@ -366,6 +367,17 @@ def _is_source_of(path: str, job: Job) -> bool:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest() == job.sha256
+
+
+def _private_store(database: str) -> None:
+    """The record store's files are the owner's alone: they hold every record.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so
+    creating that one private first is enough; older ones are restricted.
+    """
+    fs.create_private(database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        fs.restrict(database + suffix, layout.PRIVATE_FILE)
 
 
 def _ident(path: str) -> str:

@@ -94,6 +94,7 @@ class DataCenter:
         """
         fs.makedirs(layout.state_path(self._storage))
         self.check_folders()  # the lock itself lives in the state folder
+        fs.restrict(layout.state_path(self._storage), layout.PRIVATE_FOLDER)  # made before 0700
         self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
         with self._lock:
             # Recovery first: a relocation into this root may still have to

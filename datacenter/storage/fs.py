@@ -17,7 +17,8 @@ under a name that looks complete.
 Nothing is reached through a link planted in the storage: every file the
 package opens in it is opened with ``O_NOFOLLOW`` (:func:`open_own`), and a
 file it appends to or reads as its own must have no second name
-(:func:`planted`), since that name could be outside.
+(:func:`planted`), since that name could be outside. Files and folders are
+created with the modes of :mod:`.layout` (the umask can only take bits away).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from typing import IO, Any, TypeVar
 
 from datacenter.errors import DataCenterError
 from datacenter.injection import injection_point
+from datacenter.storage import layout
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -98,7 +100,7 @@ def write(fd: int, data: bytes | memoryview) -> int:
 def mkdir(path: str) -> bool:
     """Create directory *path* durably; False when it already was there."""
     try:
-        os.mkdir(path)
+        os.mkdir(path, layout.folder_mode(path))
     except FileExistsError:
         if not os.path.isdir(path):
             raise NotADirectoryError(
@@ -215,7 +217,7 @@ def append(path: str, data: bytes) -> None:
     For the log: it tells what happened, the journal and the ledger are the
     record, and an fsync per log line would cost more than the work logged.
     """
-    fd = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, layout.file_mode(path))
     try:
         write(fd, data)
     finally:
@@ -253,6 +255,9 @@ class _FaultAwareRaw(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return self.fd
+
     def write(self, data: Any) -> int:
         return write(self.fd, data)
 
@@ -265,12 +270,12 @@ class _FaultAwareRaw(io.RawIOBase):
 
 
 def open_new(path: str, append: bool = False,
-             mode: int = 0o644) -> io.BufferedWriter:
+             mode: int = layout.SHARED_FILE) -> io.BufferedWriter:
     """A buffered writer on the new file *path* whose writes pass ``fs.write``.
 
     The caller fsyncs it (``fsync(handle.raw.fd)``) before relying on it.
     *append* opens the storage's own file *path* (created if missing) to add
-    to it.
+    to it. The default *mode* is for data (see :func:`layout.file_mode`).
     """
     flags = os.O_WRONLY | os.O_CREAT
     flags |= os.O_APPEND if append else os.O_EXCL
@@ -293,15 +298,19 @@ def atomic_writer(
 
     Bytes go to a hidden temporary file in the same directory; on success it is
     fsynced, renamed over *path* and the directory fsynced. On any error the
-    temporary file is removed and *path* is left as it was.
+    temporary file is removed and *path* is left as it was. A new version
+    keeps the mode of the file it replaces; a new file gets the layout's.
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
-    binary = open_new(tmp)
+    kept = _mode_of_file(path)
+    binary = open_new(tmp, mode=layout.file_mode(path) if kept is None else kept)
     handle: IO[Any] = (
         io.TextIOWrapper(binary, encoding="utf-8", newline="") if text else binary
     )
     try:
+        if kept is not None:
+            os.fchmod(binary.fileno(), kept)  # exactly: the umask must not take bits of it
         yield handle
         _sync_and_close(handle)
         replace(tmp, path)
@@ -311,6 +320,15 @@ def atomic_writer(
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _mode_of_file(path: str) -> int | None:
+    """The permission bits of the regular file *path*, or None (missing, a link...)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -494,7 +512,7 @@ def check_folder(path: str) -> None:
             raise PlantedLinkError.at(path, "a symbolic link")
 
 
-def open_own(path: str, flags: int = os.O_RDONLY, mode: int = 0o644,
+def open_own(path: str, flags: int = os.O_RDONLY, mode: int = layout.SHARED_FILE,
              shared: bool = False) -> int:
     """``os.open`` of a file in the storage, never through a link; returns the fd.
 
@@ -524,6 +542,36 @@ def open_own(path: str, flags: int = os.O_RDONLY, mode: int = 0o644,
 def open_read(path: str, shared: bool = False) -> io.BufferedReader:
     """A binary reader of the storage's file *path* (see :func:`open_own`)."""
     return open(path, "rb", opener=lambda name, flags: open_own(name, flags, shared=shared))
+
+
+@_point
+def restrict(path: str, mode: int) -> None:
+    """Take from *path* every permission bit that *mode* does not have.
+
+    For what was created before the layout's modes, or by code that does not
+    ask for them (SQLite creates its files 0644). A symlink, a missing path
+    or a file of another owner is left as it is.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    bits = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode) or bits & ~mode == 0 or st.st_uid != os.geteuid():
+        return
+    os.chmod(path, bits & mode)
+
+
+@_point
+def create_private(path: str) -> None:
+    """Create *path* empty and private (0600) unless it exists; then :func:`restrict` it.
+
+    For a file another library fills (the SQLite record store): created by
+    us first, it never exists with a wider mode, not even for an instant.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, layout.PRIVATE_FILE))
+    restrict(path, layout.PRIVATE_FILE)
 
 
 def identity(path: str) -> list[int] | None:
