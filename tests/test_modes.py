@@ -18,6 +18,7 @@ import pytest
 from datacenter import DataCenter
 from datacenter.config import Config
 from datacenter.importing import Importer
+from datacenter.storage import fs
 
 PROCESSORS = {
     "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str"}},
@@ -120,8 +121,6 @@ def test_state_made_before_is_made_private(tmp_path: Path, umask_022: None) -> N
 
 
 def test_a_file_written_anew_keeps_its_mode(tmp_path: Path, umask_022: None) -> None:
-    from datacenter.storage import fs
-
     config = tmp_path / "datacenter.toml"
     config.write_text("storage = 'x'\n", encoding="utf-8")
     config.chmod(0o664)
