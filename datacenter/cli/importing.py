@@ -40,7 +40,7 @@ def _import(args: argparse.Namespace) -> int:
             if os.path.lexists(target):
                 raise CommandError(f"{target}: a pending file of that name is waiting already; "
                                    "import that one, or rename yours")
-            fs.copy_new(source, target)
+            fs.copy_new(os.path.realpath(source), target)  # a link the user named is theirs
     try:
         outcome = importer.import_file(target, args.processor, args.mode, args.user,
                                        progress=Progress(target).update)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from typing import Any
 
@@ -123,7 +124,11 @@ def _logs_options(parser: argparse.ArgumentParser) -> None:
 @command("logs", "search a log and its rotations", _logs_options)
 def _logs(args: argparse.Namespace) -> int:
     dc = open_storage(args)
-    for line in dc.queryLogfiles(args.basename, args.query, args.limit, args.start):
+
+    def skipped(path: str, reason: str) -> None:
+        print(f"datacenter: skipped {path}: {reason}", file=sys.stderr)
+
+    for line in dc.queryLogfiles(args.basename, args.query, args.limit, args.start, skipped):
         print(line)
     return 0
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from datacenter.errors import DataCenterError
+from datacenter.storage import fs
 
 csv.field_size_limit(1 << 30)  # a cell longer than 128 KiB is data, not an error
 
@@ -83,7 +84,7 @@ class CSVSource:
     def __init__(self, path: str) -> None:
         self.path = path
         self.name = os.path.basename(path)
-        self._handle = open(path, "rb")  # noqa: SIM115 - closed by __exit__/close
+        self._handle = fs.open_read(path, shared=True)  # never through a symlink
         self._lines = _Lines(self.name, self._handle)
         self._reader = csv.reader(self._lines, strict=True)
         try:

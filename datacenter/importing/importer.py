@@ -87,6 +87,7 @@ class Importer:
         self.router = Router(conf.routes, self.processors.names())
         self.dc = datacenter or DataCenter(conf.storage)
         fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+        _private_store(conf.database)
         self.store = RecordStore(conf.database, self.schemas)
         #: Committed imports filed away when this importer was opened.
         self.recovered = self.recover()
@@ -163,6 +164,10 @@ class Importer:
         user = user or default_user()
         planned = [self._planned(request) for request in requests]
         with self.dc.lock:
+            try:
+                self.dc.check_folders()  # a folder linked away since the storage was opened
+            except fs.PlantedLinkError as error:
+                return [error for _ in requests]
             # An earlier import whose filing failed comes first; a source whose
             # import committed but could not be filed yet must not import twice.
             unfiled = {job.source: job for job in self._finish_unfiled()}
@@ -365,8 +370,18 @@ def _is_source_of(path: str, job: Job) -> bool:
     if recorded is not None and recorded == FileIdentity.at(path):
         return True
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with fs.open_read(path, shared=True) as handle:
         while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest() == job.sha256
 
+
+def _private_store(database: str) -> None:
+    """The record store's files are the owner's alone: they hold every record.
+
+    SQLite gives its -wal and -shm files the mode of the database file, so
+    creating that one private first is enough; older ones are restricted.
+    """
+    fs.create_private(database)
+    for suffix in ("-wal", "-shm", "-journal"):
+        fs.restrict(database + suffix, layout.PRIVATE_FILE)

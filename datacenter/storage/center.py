@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
-from datacenter.storage import csvmerge, distribution, fs, layout, logs, relocation
+from datacenter.storage import csvmerge, distribution, fs, layout, links, logs, relocation
 from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.journal import Group, Journal, UnfinishedError, run_group
 from datacenter.storage.lock import StorageLock
@@ -27,6 +27,11 @@ class DataCenter:
     folder; ``DataCenter(path)`` creates *path* and its sub-folders if
     needed. Opening a storage first finishes or rolls back whatever a crash
     interrupted there.
+
+    A folder of the storage that is a symbolic link is refused (a
+    PlantedLinkError, and a warning in the log): whatever the storage put
+    in it would land elsewhere. It is checked when the storage is opened
+    and again before every change, under the storage's lock.
     """
 
     #: At most this many finished files are listed by getFinishedFiles.
@@ -89,6 +94,8 @@ class DataCenter:
         followed (at most *follow* hops, in case of a loop of moves).
         """
         fs.makedirs(layout.state_path(self._storage))
+        self.check_folders()  # the lock itself lives in the state folder
+        fs.restrict(layout.state_path(self._storage), layout.PRIVATE_FOLDER)  # made before 0700
         self._lock = StorageLock(layout.state_path(self._storage, layout.OPS_LOCK))
         with self._lock:
             # Recovery first: a relocation into this root may still have to
@@ -110,6 +117,14 @@ class DataCenter:
             old, self._storage = self._storage, moved_to
             self.log(f"storage {old} has moved to {moved_to}; using it there")
             self._open(follow - 1)
+
+    def check_folders(self) -> None:
+        """Refuse (PlantedLinkError, with a warning in the log) a symlinked folder."""
+        try:
+            links.check_folders(self._storage)
+        except fs.PlantedLinkError as error:
+            self.log(str(error), level=logging.WARNING)
+            raise
 
     def _sweep_temporaries(self) -> None:
         """Remove temporary files a crash left beside their destinations.
@@ -151,14 +166,19 @@ class DataCenter:
         return [LogFile(p) for p in logs.log_files(self.logs_path, exclude_backups)]
 
     def queryLogfiles(  # noqa: N802
-        self, basename: str, query: str | None = None, limit: int = 0, start: int = 0
+        self, basename: str, query: str | None = None, limit: int = 0, start: int = 0,
+        on_skip: logs.SkipNote | None = None,
     ) -> Iterator[str]:
         """Lines of log *basename* and its rotations (oldest first) matching *query*.
 
         *query* is a regular expression; *start* skips that many matches and
-        *limit* (0: no limit) caps how many are returned.
+        *limit* (0: no limit) caps how many are returned. A log file that is
+        a symlink or has a second name is never read: it is skipped, and
+        ``on_skip(path, reason)`` told of it.
         """
-        return logs.query(logs.rotations(self.logs_path, basename), query, limit, start)
+        skip = on_skip or (lambda path, reason: None)
+        paths = logs.rotations(self.logs_path, basename, skip)
+        return logs.query(paths, query, limit, start, skip)
 
     def list_files(self, folder: str = "pending", sort: SortOrder = "name") -> list[DataCenterFile]:
         """Regular files of *folder* (``pending`` means the root's CSV files).
@@ -213,10 +233,12 @@ class DataCenter:
         Distributions that touch the same paths go into successive groups.
         """
         with self._lock:
+            self.check_folders()
             chunk: list[tuple[distribution.Request, distribution.Destinations]] = []
             touched: set[str] = set()
             for request in requests:
                 names = request.check(self._storage)
+                request = self._steered(request, names)
                 paths = request.touches(self._storage, names)
                 if paths & touched:
                     self._distribute_group(chunk)
@@ -224,6 +246,14 @@ class DataCenter:
                 chunk.append((request, names))
                 touched |= paths
             self._distribute_group(chunk)
+
+    def _steered(self, request: distribution.Request,
+                 names: distribution.Destinations) -> distribution.Request:
+        """*request*, its rows going beside a planted finished or pending file (warned)."""
+        request, warnings = distribution.steer_clear(self._storage, request, names)
+        for warning in warnings:
+            self.log(warning, level=logging.WARNING)
+        return request
 
     def _distribute_group(
         self, chunk: list[tuple[distribution.Request, distribution.Destinations]]
@@ -266,7 +296,15 @@ class DataCenter:
         With *consume* the file is removed in the same all-or-nothing step,
         so a crash can neither lose its rows nor back them up twice.
         """
-        return self._backup(processor, lambda group: rows_file, graduated, None,
+        def stage(group: Group) -> str:
+            if consume:
+                return rows_file
+            # A file that stays would keep a second name of the backup: copy it.
+            staged = group.staged_path("rows.csv")
+            fs.copy_file(rows_file, staged, sync=False)
+            return staged
+
+        return self._backup(processor, stage, graduated, None,
                             consumed=rows_file if consume else None)
 
     def _backup(self, processor: str, stage: Callable[[Group], str], graduated: bool,
@@ -277,12 +315,17 @@ class DataCenter:
         if count == 0:
             return dest
 
-        def plan(group: Group) -> None:
-            csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
-            if consumed is not None:
-                group.add(Cleanup(files=(consumed,)))
-
         with self._lock:
+            self.check_folders()
+            dest, warning = links.steer(dest, ".csv", "the records")
+            if warning is not None:
+                self.log(warning, level=logging.WARNING)
+
+            def plan(group: Group) -> None:
+                csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
+                if consumed is not None:
+                    group.add(Cleanup(files=(consumed,)))
+
             run_group(self.journal, plan, log=self._warn)
         where = os.path.relpath(dest, self._storage)
         what = f"{count} {processor} record(s)" if count is not None else f"{processor} records"

@@ -10,6 +10,10 @@ Files are read as UTF-8 with ``surrogateescape``: bytes that are not UTF-8
 pass through unchanged instead of stopping the merge. A byte order mark
 never ends up inside a column name, and appended rows use the line ending
 the existing file already uses.
+
+The file joined is the storage's own: it is read only as such, never
+through a symlink nor with a second name (:func:`fs.open_read`); callers
+steer clear of a planted one first (:mod:`.links`).
 """
 
 from __future__ import annotations
@@ -32,9 +36,14 @@ csv.field_size_limit(1 << 30)  # a long cell is data, not an attack on memory
 
 
 @contextlib.contextmanager
-def _reader(path: str) -> Iterator[tuple[list[str] | None, Iterator[list[str]]]]:
-    """The header (BOM removed; None for an empty file) and the row iterator."""
-    with open(path, encoding=_ENCODING, errors=_ERRORS, newline="") as handle:
+def _reader(path: str, shared: bool = False,
+            ) -> Iterator[tuple[list[str] | None, Iterator[list[str]]]]:
+    """The header (BOM removed; None for an empty file) and the row iterator.
+
+    *shared*: the file may have a second name (new rows staged by a link).
+    """
+    binary = fs.open_read(path, shared=shared)
+    with io.TextIOWrapper(binary, encoding=_ENCODING, errors=_ERRORS, newline="") as handle:
         rows = csv.reader(handle)
         header = next(rows, None)
         if header and header[0].startswith(_BOM):
@@ -44,7 +53,7 @@ def _reader(path: str) -> Iterator[tuple[list[str] | None, Iterator[list[str]]]]
 
 def line_ending(path: str, default: str = "\r\n") -> str:
     """The line ending of the file's first line, or *default* if it has none."""
-    with open(path, "rb") as handle:
+    with fs.open_read(path) as handle:
         head = handle.read(1 << 16)
     newline = head.find(b"\n")
     if newline < 0:
@@ -53,7 +62,7 @@ def line_ending(path: str, default: str = "\r\n") -> str:
 
 
 def _ends_with_newline(path: str) -> bool:
-    with open(path, "rb") as handle:
+    with fs.open_read(path) as handle:
         handle.seek(0, os.SEEK_END)
         if handle.tell() == 0:
             return True
@@ -67,10 +76,10 @@ def plan_merge(group: Group, new_file: str, dest: str, label: str) -> None:
     Nothing visible changes until the group runs. *label* names the staged
     file within the group's staging folder.
     """
-    if not os.path.exists(dest) or os.path.getsize(dest) == 0:
+    if not os.path.lexists(dest) or os.lstat(dest).st_size == 0:
         group.add(Replace(src=group.stage_file(new_file, label), dst=dest))
         return
-    with _reader(dest) as (old_header, _), _reader(new_file) as (new_header, rows):
+    with _reader(dest) as (old_header, _), _reader(new_file, True) as (new_header, rows):
         if new_header is None:
             return  # nothing to add, not even a header
         if old_header == new_header:
@@ -81,7 +90,7 @@ def plan_merge(group: Group, new_file: str, dest: str, label: str) -> None:
 
 def _plan_append(group: Group, rows: Iterator[list[str]], dest: str, label: str) -> None:
     terminator = line_ending(dest)
-    size = os.path.getsize(dest)
+    size = os.lstat(dest).st_size
     staged = group.staged_path(label)
     written = 0
     with fs.new_file(staged, sync=False) as binary:

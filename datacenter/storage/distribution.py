@@ -14,10 +14,11 @@ is committed, and then all of it changes, even across a crash.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
-from datacenter.storage import csvmerge, layout
+from datacenter.storage import csvmerge, layout, links
 from datacenter.storage.journal import Group
 from datacenter.storage.steps import Cleanup, Replace, Unlink
 
@@ -84,6 +85,8 @@ class Request:
     move_orig: bool = True
     #: Where the pending rows go instead of ``x.<mode>.pending.csv`` (None: there).
     pending_dest: str | None = None
+    #: Where the finished rows go instead of ``finished/x.<mode>.finished.csv``.
+    finished_dest: str | None = None
 
     def check(self, storage: str) -> Destinations:
         """The destinations, after FileNotFoundError for a missing input."""
@@ -104,12 +107,40 @@ class Request:
         earlier distribution in the same batch may be about to create.
         """
         paths = {self.source, names.finished, names.pending, names.source_finished,
-                 names.source_unfinished, self.pending_dest or names.pending}
+                 names.source_unfinished, self.pending_dest or names.pending,
+                 self.finished_dest or names.finished}
         origin = pending_origin(os.path.basename(self.source))
         if origin:
             paths |= {os.path.join(storage, folder, origin[0])
                       for folder in (layout.FINISHED, layout.UNFINISHED)}
         return paths
+
+
+def steer_clear(storage: str, request: Request, names: Destinations,
+                ) -> tuple[Request, list[str]]:
+    """*request* with its rows kept out of a finished or pending file that is a planted link.
+
+    A symlink or a file with a second name there is left alone (its target
+    may be outside the storage): the finished rows go to a fresh
+    ``finished/x.<mode>.aside.finished.csv`` beside it, the failed rows to
+    ``unfinished/x.<mode>.aside.pending.csv``, where a person finds them as
+    they find pending rows kept aside. Nothing is lost and nothing is
+    imported twice: the rows only change files. Returns the warnings to log.
+    """
+    warnings = []
+    finished, warning = links.steer(request.finished_dest or names.finished,
+                                    ".finished.csv", "the imported rows")
+    if warning is not None:
+        warnings.append(warning)
+        request = dataclasses.replace(request, finished_dest=finished)
+    pending = request.pending_dest or names.pending
+    if request.pending_file is not None and pending != request.source:
+        unfinished = os.path.join(storage, layout.UNFINISHED)
+        pending, warning = links.steer(pending, ".pending.csv", "the failed rows", unfinished)
+        if warning is not None:
+            warnings.append(warning)
+            request = dataclasses.replace(request, pending_dest=pending)
+    return request, warnings
 
 
 def plan(group: Group, storage: str, request: Request, label: str = "") -> Destinations:
@@ -119,7 +150,8 @@ def plan(group: Group, storage: str, request: Request, label: str = "") -> Desti
     paths; *label* keeps their staged files apart.
     """
     names = destinations(storage, request.source, request.mode)
-    csvmerge.plan_merge(group, request.finished_file, names.finished, f"{label}finished.csv")
+    finished = request.finished_dest or names.finished
+    csvmerge.plan_merge(group, request.finished_file, finished, f"{label}finished.csv")
     if request.pending_file is not None:
         _plan_pending(group, request, request.pending_dest or names.pending, label)
     if request.move_orig:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from datetime import datetime
 from functools import cached_property
+
+from datacenter.storage import fs
 
 _UNITS = ("kb", "MB", "GB")
 
@@ -65,7 +68,7 @@ class DataCenterFile:
         """The number of lines; a last line without a newline counts too."""
         count = 0
         last = b"\n"
-        with open(self.context, "rb") as handle:
+        with fs.open_read(self.context, shared=True) as handle:
             while chunk := handle.read(1 << 20):
                 count += chunk.count(b"\n")
                 last = chunk[-1:]
@@ -98,7 +101,8 @@ class LogFile(DataCenterFile):
     @cached_property
     def _markers(self) -> dict[str, str]:
         markers: dict[str, str] = {}
-        with open(self.context, encoding="utf-8", errors="replace") as handle:
+        binary = fs.open_read(self.context)  # a log is read as the storage's own
+        with io.TextIOWrapper(binary, encoding="utf-8", errors="replace") as handle:
             for raw in handle:
                 line = _LINE.match(raw.rstrip("\n"))
                 if not line:

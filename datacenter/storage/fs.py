@@ -13,6 +13,12 @@ of the package happens here, and nowhere else. Two things follow from that:
 ``shutil.move`` is never used: across filesystems it copies onto the final
 name with no temporary file and no fsync, so a crash leaves a torn file
 under a name that looks complete.
+
+Nothing is reached through a link planted in the storage: every file the
+package opens in it is opened with ``O_NOFOLLOW`` (:func:`open_own`), and a
+file it appends to or reads as its own must have no second name
+(:func:`planted`), since that name could be outside. Files and folders are
+created with the modes of :mod:`.layout` (the umask can only take bits away).
 """
 
 from __future__ import annotations
@@ -27,7 +33,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
+from datacenter.errors import DataCenterError
 from datacenter.injection import injection_point
+from datacenter.storage import layout
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 
@@ -37,6 +45,17 @@ _COPY_CHUNK = 1 << 20
 #: Errors of ``link()`` that mean "no hard link here": across devices, or a
 #: filesystem without hard links. Anything else is a real failure.
 NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
+
+
+class PlantedLinkError(DataCenterError, OSError):
+    """A path of the storage is a symbolic link or a foreign hard link: it is left alone."""
+
+    @classmethod
+    def at(cls, path: str, reason: str) -> PlantedLinkError:
+        return cls(errno.ELOOP, f"{reason}; left alone, never followed", path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
 
 
 def _point(func: _F) -> _F:
@@ -81,7 +100,7 @@ def write(fd: int, data: bytes | memoryview) -> int:
 def mkdir(path: str) -> bool:
     """Create directory *path* durably; False when it already was there."""
     try:
-        os.mkdir(path)
+        os.mkdir(path, layout.folder_mode(path))
     except FileExistsError:
         if not os.path.isdir(path):
             raise NotADirectoryError(
@@ -198,7 +217,7 @@ def append(path: str, data: bytes) -> None:
     For the log: it tells what happened, the journal and the ledger are the
     record, and an fsync per log line would cost more than the work logged.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    fd = open_own(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, layout.file_mode(path))
     try:
         write(fd, data)
     finally:
@@ -208,7 +227,7 @@ def append(path: str, data: bytes) -> None:
 @_point
 def truncate(path: str, size: int) -> None:
     """Cut file *path* back to *size* bytes, durably."""
-    fd = os.open(path, os.O_WRONLY)
+    fd = open_own(path, os.O_WRONLY)
     try:
         os.ftruncate(fd, size)
         fsync(fd)
@@ -236,6 +255,9 @@ class _FaultAwareRaw(io.RawIOBase):
     def writable(self) -> bool:
         return True
 
+    def fileno(self) -> int:
+        return self.fd
+
     def write(self, data: Any) -> int:
         return write(self.fd, data)
 
@@ -247,14 +269,17 @@ class _FaultAwareRaw(io.RawIOBase):
                 super().close()
 
 
-def open_new(path: str, append: bool = False) -> io.BufferedWriter:
+def open_new(path: str, append: bool = False,
+             mode: int = layout.SHARED_FILE) -> io.BufferedWriter:
     """A buffered writer on the new file *path* whose writes pass ``fs.write``.
 
     The caller fsyncs it (``fsync(handle.raw.fd)``) before relying on it.
+    *append* opens the storage's own file *path* (created if missing) to add
+    to it. The default *mode* is for data (see :func:`layout.file_mode`).
     """
-    flags = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC
+    flags = os.O_WRONLY | os.O_CREAT
     flags |= os.O_APPEND if append else os.O_EXCL
-    fd = os.open(path, flags, 0o644)
+    fd = open_own(path, flags, mode)
     return io.BufferedWriter(_FaultAwareRaw(fd), buffer_size=_COPY_CHUNK)
 
 
@@ -281,14 +306,19 @@ def atomic_writer(
     step leaves the old backup or the new one, and the old file or the new.
     ``sync=False`` leaves the directory's fsync after the rename to the
     caller, who can then tell that failure (the new file is in place) apart.
+    A new version keeps the mode of the file it replaces; a new file gets the
+    layout's.
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
-    binary = open_new(tmp)
+    kept = _mode_of_file(path)
+    binary = open_new(tmp, mode=layout.file_mode(path) if kept is None else kept)
     handle: IO[Any] = (
         io.TextIOWrapper(binary, encoding="utf-8", newline="") if text else binary
     )
     try:
+        if kept is not None:
+            os.fchmod(binary.fileno(), kept)  # exactly: the umask must not take bits of it
         yield handle
         _sync_and_close(handle)
         if backup and _keep_backup(path, directory):
@@ -332,6 +362,15 @@ def _remove_quietly(path: str) -> None:
         os.unlink(path)
 
 
+def _mode_of_file(path: str) -> int | None:
+    """The permission bits of the regular file *path*, or None (missing, a link...)."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return None
+    return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
+
+
 def atomic_write(path: str, data: bytes) -> None:
     """Replace *path* with *data*, atomically and durably."""
     with atomic_writer(path) as handle:
@@ -365,9 +404,9 @@ def append_file(dest: str, staged: str, at_size: int) -> None:
     Cutting back first makes this idempotent: run twice after a crash, the
     result is the same, with the new bytes present exactly once.
     """
-    if os.path.getsize(dest) != at_size:
+    if os.lstat(dest).st_size != at_size:
         truncate(dest, at_size)
-    with open(staged, "rb") as source, open_new(dest, append=True) as target:
+    with open_read(staged, shared=True) as source, open_new(dest, append=True) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)
         target.flush()
         fsync(target.raw.fd)  # type: ignore[attr-defined]
@@ -381,8 +420,9 @@ def copy_file(src: str, dst: str, sync: bool = True) -> None:
     """Copy file *src* to the new name *dst* with its mode and times, durably.
 
     *dst* must not exist; callers copy onto a temporary name and rename.
+    A symlink *src* is refused: callers resolve a link a person named.
     """
-    with open(src, "rb") as source, open_new(dst) as target:
+    with open_read(src, shared=True) as source, open_new(dst) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)
         target.flush()
         shutil.copystat(src, dst, follow_symlinks=False)
@@ -478,6 +518,100 @@ def move(src: str, dst: str, *, overwrite: bool = False) -> None:
             rmtree(tmp)
         raise
     rmtree(src)
+
+
+# -- links: never followed ------------------------------------------------------
+
+
+def planted(path: str) -> str | None:
+    """Why *path* must not be used as a file of the storage's own, or None.
+
+    ``"a symbolic link"`` (it could lead anywhere), ``"a hard link with N
+    names"`` (a second name could be outside: whoever reads it reads what
+    is appended here, or it is an outside file put here). None for a
+    missing path, a folder, or a regular file with one name.
+    """
+    try:
+        return _foreign(os.lstat(path), shared=False)
+    except FileNotFoundError:
+        return None
+
+
+def _foreign(st: os.stat_result, shared: bool) -> str | None:
+    if stat.S_ISLNK(st.st_mode):
+        return "a symbolic link"
+    if not shared and stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+        return f"a hard link with {st.st_nlink} names"
+    return None
+
+
+def check_folder(path: str) -> None:
+    """Refuse (PlantedLinkError) a folder of the storage that is a symbolic link."""
+    with contextlib.suppress(FileNotFoundError):
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise PlantedLinkError.at(path, "a symbolic link")
+
+
+def open_own(path: str, flags: int = os.O_RDONLY, mode: int = layout.SHARED_FILE,
+             shared: bool = False) -> int:
+    """``os.open`` of a file in the storage, never through a link; returns the fd.
+
+    ``O_NOFOLLOW`` refuses a symlink as the last component, and the checks
+    are made on the open file (``fstat``), so no swap can slip in between:
+    anything but a regular file is refused, and so is a file with a second
+    name unless *shared* says it may have one (a file staged by a hard link
+    on purpose, a source on its way through a journal step). ``O_NONBLOCK``
+    keeps a planted FIFO from blocking the open; regular files ignore it.
+    """
+    flags |= os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
+    try:
+        fd = os.open(path, flags, mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise PlantedLinkError.at(path, "a symbolic link") from None
+        raise
+    st = os.fstat(fd)
+    reason = _foreign(st, shared) or (None if stat.S_ISREG(st.st_mode) else "not a regular file")
+    if reason is not None:
+        os.close(fd)
+        raise PlantedLinkError.at(path, reason)
+    os.set_blocking(fd, True)  # for the filesystems that would heed it on a regular file
+    return fd
+
+
+def open_read(path: str, shared: bool = False) -> io.BufferedReader:
+    """A binary reader of the storage's file *path* (see :func:`open_own`)."""
+    return open(path, "rb", opener=lambda name, flags: open_own(name, flags, shared=shared))
+
+
+@_point
+def restrict(path: str, mode: int) -> None:
+    """Take from *path* every permission bit that *mode* does not have.
+
+    For what was created before the layout's modes, or by code that does not
+    ask for them (SQLite creates its files 0644). A symlink, a missing path
+    or a file of another owner is left as it is.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    bits = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode) or bits & ~mode == 0 or st.st_uid != os.geteuid():
+        return
+    os.chmod(path, bits & mode)
+
+
+@_point
+def create_private(path: str) -> None:
+    """Create *path* empty and private (0600) unless it exists; then :func:`restrict` it.
+
+    For a file another library fills (the SQLite record store): created by
+    us first, it never exists with a wider mode, not even for an instant.
+    """
+    with contextlib.suppress(FileExistsError):
+        os.close(open_own(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, layout.PRIVATE_FILE))
+    restrict(path, layout.PRIVATE_FILE)
 
 
 def _fsync_parents(*paths: str) -> None:

@@ -31,6 +31,36 @@ STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, MOVED_TO})
 
 LOG_NAME = "datacenter.log"
 
+# Who may read what the service creates. The state folder and the record
+# store are the owner's alone (the journal and staging hold every row on
+# its way); the CSV files and logs are for the group as well, so that a
+# group of import managers can read them. The umask can only take bits
+# away: 027 keeps these modes, 077 makes everything the owner's alone.
+PRIVATE_FOLDER = 0o700
+PRIVATE_FILE = 0o600
+SHARED_FOLDER = 0o750
+SHARED_FILE = 0o640
+
+
+def is_state(path: str) -> bool:
+    """Does *path* lie in a storage's state folder (or is it that folder)?"""
+    return STATE in os.path.abspath(path).split(os.sep)
+
+
+def folder_mode(path: str) -> int:
+    """The mode a new folder *path* is created with."""
+    return PRIVATE_FOLDER if is_state(path) else SHARED_FOLDER
+
+
+def file_mode(path: str) -> int:
+    """The mode of a file that keeps the name *path* it is written under.
+
+    Files written in a job or staging folder are data on their way out to
+    the storage's folders: they are created with :data:`SHARED_FILE`, and
+    the state folder hides them meanwhile.
+    """
+    return PRIVATE_FILE if is_state(path) else SHARED_FILE
+
 
 def state_path(storage: str, *parts: str) -> str:
     return os.path.join(storage, STATE, *parts)

@@ -10,7 +10,7 @@ import threading
 from types import TracebackType
 
 from datacenter.errors import DataCenterError
-from datacenter.storage import fs
+from datacenter.storage import fs, layout
 
 
 class LockHeldError(DataCenterError, RuntimeError):
@@ -47,7 +47,8 @@ class StorageLock:
 
     def _lock_current_inode(self, blocking: bool) -> int:
         while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                         layout.PRIVATE_FILE)
             try:
                 flags = fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB)
                 try:
@@ -83,7 +84,7 @@ class StorageLock:
         the exclusive one, and reads their note.
         """
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
         except FileNotFoundError:
             return None
         try:

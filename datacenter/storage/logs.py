@@ -2,21 +2,32 @@
 
 The handler looks up the storage at every record, so the log follows the
 storage when it is relocated, and it holds no file open between records.
+
+A log that is a planted link (a symbolic link, or a file with a second
+name) is never appended to nor read: lines go to ``datacenter.aside.log``
+beside it meanwhile, with one warning, and readers skip it with a note.
 """
 
 from __future__ import annotations
 
 import getpass
+import io
 import logging
 import os
 import re
 import stat
 from collections.abc import Callable, Iterator
 
-from datacenter.storage import fs, layout
+from datacenter.storage import fs, layout, links
 
 _BACKUP = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
 _FORMAT = "%(asctime)s - %(levelname)s - %(user)s - %(message)s"
+#: Told of a log file (or rotation) skipped because it is a planted link.
+SkipNote = Callable[[str, str], None]
+
+
+def _ignore(path: str, reason: str) -> None:
+    pass
 
 
 def default_user() -> str:
@@ -37,6 +48,8 @@ class StorageLogHandler(logging.Handler):
         self.max_bytes = max_bytes
         self.backups = backups
         self.setFormatter(logging.Formatter(_FORMAT))
+        #: Planted logs warned about already: (path, inode of the link).
+        self._warned: set[tuple[str, int]] = set()
 
     @property
     def path(self) -> str:
@@ -47,8 +60,8 @@ class StorageLogHandler(logging.Handler):
             record.user = "system"
         try:
             line = (self.format(record) + "\n").encode("utf-8", "replace")
-            path = self.path
-            if os.path.isdir(os.path.dirname(path)):
+            path = self._target(record)
+            if path is not None:
                 self._rotate_if_full(path, len(line))
                 fs.append(path, line)
         except OSError:
@@ -58,9 +71,33 @@ class StorageLogHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
+    def _target(self, record: logging.LogRecord) -> str | None:
+        """The log, or the file beside it while the log is a planted link; None: no folder.
+
+        A symlinked ``logs/`` is no place for a line at all (the storage
+        refuses it, and says so to whoever opened it).
+        """
+        path = self.path
+        folder = os.path.dirname(path)
+        if not os.path.isdir(folder) or fs.planted(folder) is not None:
+            return None
+        aside, warning = links.steer(path, ".log", "its lines")
+        if warning is not None:
+            self._warn_once(aside, path, warning, record)
+        return aside
+
+    def _warn_once(self, aside: str, path: str, warning: str, like: logging.LogRecord) -> None:
+        key = (path, os.lstat(path).st_ino)
+        if key in self._warned:
+            return
+        self._warned.add(key)
+        note = logging.makeLogRecord({**like.__dict__, "levelno": logging.WARNING,
+                                      "levelname": "WARNING", "msg": warning, "args": None})
+        fs.append(aside, (self.format(note) + "\n").encode("utf-8", "replace"))
+
     def _rotate_if_full(self, path: str, incoming: int) -> None:
         try:
-            size = os.path.getsize(path)
+            size = os.lstat(path).st_size
         except FileNotFoundError:
             return
         if not self.max_bytes or size + incoming <= self.max_bytes:
@@ -93,15 +130,17 @@ def log_files(logdir: str, exclude_backups: bool = True) -> list[str]:
         e.path
         for e in entries
         if e.is_file(follow_symlinks=False)
+        and fs.planted(e.path) is None
         and not (exclude_backups and _BACKUP.match(e.name))
     ]
 
 
-def rotations(logdir: str, basename: str) -> list[str]:
+def rotations(logdir: str, basename: str, on_skip: SkipNote = _ignore) -> list[str]:
     """The log *basename* and its rotations, oldest first.
 
-    Raises ValueError for a basename that is not a plain file name, or
-    names a symlink or anything but a regular file in *logdir*.
+    A symlink, a file with a second name or anything but a regular file is
+    skipped, and *on_skip* told of it with the reason. Raises ValueError
+    for a basename that is not a plain file name, or when nothing is left.
     """
     layout.plain_name(basename, "log name")
     numbered: list[tuple[int, str]] = []
@@ -111,19 +150,36 @@ def rotations(logdir: str, basename: str) -> list[str]:
             numbered.append((0, name))
         elif match and match["base"] == basename:
             numbered.append((int(match["n"]), name))
-    paths = []
+    paths: list[str] = []
+    refused: list[tuple[str, str]] = []
     for _, name in sorted(numbered, reverse=True):
         path = os.path.join(logdir, name)
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            raise ValueError(f"{path}: not a regular file, refusing to read it")
-        paths.append(path)
+        reason = _refusal(path)
+        if reason is None:
+            paths.append(path)
+        else:
+            refused.append((path, reason))
+    if not paths and refused:
+        path, reason = refused[0]
+        raise ValueError(f"{path}: {reason}, not a regular file of the log; "
+                         "refusing to read it")
     if not paths:
         raise ValueError(f"no log named {basename!r} in {logdir}")
+    for path, reason in refused:
+        on_skip(path, reason)
     return paths
 
 
+def _refusal(path: str) -> str | None:
+    reason = fs.planted(path)
+    if reason is None and not stat.S_ISREG(os.lstat(path).st_mode):
+        reason = "not a regular file"
+    return reason
+
+
 def query(
-    paths: list[str], pattern: str | None, limit: int = 0, start: int = 0
+    paths: list[str], pattern: str | None, limit: int = 0, start: int = 0,
+    on_skip: SkipNote = _ignore,
 ) -> Iterator[str]:
     """Lines of *paths* matching *pattern*, from match number *start*, at most *limit*.
 
@@ -136,15 +192,21 @@ def query(
         regex = re.compile(pattern) if pattern else None
     except re.error as exc:
         raise ValueError(f"invalid query {pattern!r}: {exc}") from None
-    return _matches(paths, regex, limit, start)
+    return _matches(paths, regex, limit, start, on_skip)
 
 
 def _matches(
-    paths: list[str], regex: re.Pattern[str] | None, limit: int, start: int
+    paths: list[str], regex: re.Pattern[str] | None, limit: int, start: int,
+    on_skip: SkipNote,
 ) -> Iterator[str]:
     found = 0
     for path in paths:
-        with open(path, encoding="utf-8", errors="replace") as handle:
+        try:  # checked again on the open file: a link may have been planted since
+            binary = fs.open_read(path)
+        except fs.PlantedLinkError as error:
+            on_skip(path, error.strerror or "a planted link")
+            continue
+        with io.TextIOWrapper(binary, encoding="utf-8", errors="replace") as handle:
             for raw in handle:
                 line = raw.rstrip("\n")
                 if regex is not None and not regex.search(line):
