@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 import threading
 import time
 from pathlib import Path
@@ -130,3 +131,46 @@ def test_serve_help_documents_its_exit_codes() -> None:
     text = " ".join(serve.format_help().split())
     assert "Exit status: 0 done; 1 another service holds the storage" in text
     assert "3 (--once) a file was still being written" in text
+
+
+# -- names that would forge lines ------------------------------------------------------------
+
+EVIL = "faculties_evil\n* * * * * root touch pwned\n.csv"
+#: Every line of the storage's log begins with its own timestamp.
+LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} - (INFO|WARNING|ERROR) - ")
+
+
+def test_a_newline_in_a_file_name_forges_no_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, conf = quick_config(tmp_path)
+    Path(conf.storage, EVIL).write_text(faculties("E", 1))
+    unrouted = "mystery\x1b[2J\u2028\x85.csv"
+    Path(conf.storage, unrouted).write_text("a\n1\n")
+    os.utime(Path(conf.storage, EVIL), (time.time() - 3600, time.time() - 3600))
+    assert datacenter_main(["--config", str(path), "serve", "--once"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines() == [
+        "Imported 1 rows from faculties_evil\\n* * * * * root touch pwned\\n.csv: 1 ok, 0 failed"]
+    assert err.splitlines() == [
+        "datacenter: not imported: mystery\\x1b[2J\\u2028\\x85.csv: no processor claims this "
+        "file (name it <processor>[_anything][.<mode>].csv, or add a route)"]
+    log = Path(conf.storage, "logs", "datacenter.log").read_text(encoding="utf-8")
+    lines = log.split("\n")
+    assert lines.pop() == ""
+    assert [line for line in lines if not LOG_LINE.match(line)] == []
+    assert any("processed: faculties_evil\\n* * * * * root touch pwned\\n.csv" in line
+               for line in lines)
+    assert "\u2028" not in log and "\x1b" not in log and "\x85" not in log
+
+    # The import command, ls and logs say it on one line too.
+    Path(conf.storage, EVIL).write_text(faculties("F", 1))
+    assert datacenter_main(["--config", str(path), "import", os.path.join(conf.storage, EVIL)]
+                           ) == 0
+    assert capsys.readouterr().out.count("\n") == 1
+    shown = {"ls": "mystery\\x1b[2J\\u2028\\x85.csv", "finished": "pwned\\n.csv",
+             "evil": "root touch pwned\\n.csv"}
+    for args in (["ls"], ["ls", "finished"], ["logs", "--query", "evil"]):
+        assert datacenter_main(["--config", str(path), *args]) == 0
+        out = capsys.readouterr().out
+        assert "\n* * *" not in out and "\x1b" not in out and "\u2028" not in out, args
+        assert [line for line in out.splitlines() if shown[args[-1]] in line], args

@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from datacenter.cli.common import open_storage, point_config_at, settings
-from datacenter.cli.registry import CommandError, command, emit, natural
+from datacenter.cli.registry import CommandError, command, emit, natural, say
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer
 from datacenter.records import Job, RecordStore
@@ -45,17 +45,17 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         emit(report)
         return 0
-    print(f"storage: {dc.storage}")
+    say(f"storage: {dc.storage}")
     for folder, count in counts.items():
         print(f"  {folder:<11} {count:>6} file(s)")
     print(f"interrupted operations: {report['interrupted']}")
     for line in describe_status(served):
-        print(line)
+        say(line)
     if jobs:
         print("last imports:")
     for job in jobs:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.finished))
-        print(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
+        say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
               f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
 
@@ -81,7 +81,7 @@ def _ls(args: argparse.Namespace) -> int:
         emit([f.as_dict() for f in files])
         return 0
     for f in files:
-        print(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
+        say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
     return 0
 
 
@@ -102,7 +102,7 @@ def _move_storage(args: argparse.Namespace) -> int:
     dc = open_storage(args, conf)
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
-        print(f"not moved (exists in the target): {name}")
+        say(f"not moved (exists in the target): {name}")
     print(f"storage is now {dc.storage}")
     if conf.path and not args.storage:
         point_config_at(conf.path, dc.storage)
@@ -124,7 +124,7 @@ def _logs_options(parser: argparse.ArgumentParser) -> None:
 def _logs(args: argparse.Namespace) -> int:
     dc = open_storage(args)
     for line in dc.queryLogfiles(args.basename, args.query, args.limit, args.start):
-        print(line)
+        say(line)
     return 0
 
 

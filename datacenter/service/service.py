@@ -35,6 +35,7 @@ from datacenter.service.verdicts import Note, Verdicts
 from datacenter.service.watcher import HintQueue, Watcher
 from datacenter.storage import layout
 from datacenter.storage.lock import LockHeldError, StorageLock
+from datacenter.storage.logs import printable
 
 PENDING, REJECTED, UNROUTED = verdicts.PENDING, verdicts.REJECTED, verdicts.UNROUTED
 RETRYING = verdicts.RETRYING
@@ -461,7 +462,7 @@ class Service:
     def _say(self, line: str, error: bool = False) -> None:
         stream = (self.err or sys.stderr) if error else (self.out or sys.stdout)
         with contextlib.suppress(OSError, ValueError):  # a closed pipe must not stop imports
-            print(line, file=stream, flush=True)
+            print(printable(line), file=stream, flush=True)
 
     def _warn(self, message: str) -> None:
         self.importer.log(f"service: {message}", level=logging.WARNING)
