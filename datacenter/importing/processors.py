@@ -21,6 +21,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, pending_cells
 from datacenter.importing.rowplan import Converted, RowPlan
@@ -46,6 +47,9 @@ _HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "get
 
 class BatchProcessor:
     """Imports the rows of CSV files into one processor's records."""
+
+    #: The longest row a file may have (the importer sets the config's).
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
                  datacenter: DataCenter | None = None) -> None:
@@ -224,7 +228,7 @@ class BatchProcessor:
         started = time.perf_counter()
         result = ImportResult(workdir)
         self._parent_cache.clear()
-        with CSVSource(path) as source:
+        with CSVSource(path, self.max_line_bytes) as source:
             header = headerfields if headerfields is not None else source.header
             self.checkHeaders(header, mode)
             mapping = self.getMapping(header, mode)
