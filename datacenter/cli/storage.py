@@ -1,4 +1,9 @@
-"""Commands on the storage: ``status``, ``ls``, ``move-storage``, ``logs``, ``recover``."""
+"""Commands on the storage: ``status``, ``ls``, ``move-storage``, ``logs``, ``recover``.
+
+``status``, ``ls`` and ``logs`` only look: they read through a
+:class:`~datacenter.storage.view.StorageView` and the ledger read-only, so
+they work on a read-only storage and never recover or rewrite anything.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +12,12 @@ import os
 import time
 from typing import Any
 
-from datacenter.cli.common import open_storage, point_config_at, settings
+from datacenter.cli.common import open_storage, open_view, point_config_at, settings
 from datacenter.cli.registry import CommandError, command, emit, natural, say
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer
-from datacenter.records import Job, RecordStore
+from datacenter.records import Job
+from datacenter.records.ledger import read_ledger
 from datacenter.service import service_running, service_status
 from datacenter.storage import FOLDERS, layout
 
@@ -20,44 +26,50 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("status", "counts, last operations, interrupted work", _status_options)
+@command("status", "counts, last operations, interrupted work (reads only)", _status_options)
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
-    dc = open_storage(args, conf)
-    counts = {folder: len(dc.list_files(folder)) for folder in FOLDERS}
-    jobs: list[Job] = []
-    unfiled = 0
-    if os.path.exists(conf.database):
-        store = RecordStore(conf.database, {})
-        jobs = store.jobs(limit=10)
-        unfiled = len(store.jobs(undistributed=True))
-        store.close()
-    served = service_status(dc.storage)
+    view = open_view(args, conf)  # writes nothing: not even on a read-only storage
+    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
+    ledger = read_ledger(conf.database)
+    intents = view.interrupted_operations()
+    served = service_status(view.storage)
     report: dict[str, Any] = {
-        "storage": dc.storage,
+        "storage": view.storage,
         "database": conf.database,
         "files": counts,
-        "finished_files": len(dc.getFinishedFiles()),
-        "interrupted": len(dc.journal.pending_intents()) + unfiled,
-        "last_imports": [_job_dict(job) for job in jobs],
+        "finished_files": len(view.getFinishedFiles()),
+        "interrupted": intents + ledger.unfiled,
+        "interrupted_operations": intents,
+        "unfiled_imports": ledger.unfiled,
+        "last_imports": [_job_dict(job) for job in ledger.last],
         "service": served,
     }
     if args.json:
         emit(report)
         return 0
-    say(f"storage: {dc.storage}")
+    say(f"storage: {view.storage}" + ("" if view.exists else " (does not exist yet)"))
     for folder, count in counts.items():
-        print(f"  {folder:<11} {count:>6} file(s)")
-    print(f"interrupted operations: {report['interrupted']}")
+        say(f"  {folder:<11} {count:>6} file(s)")
+    say(_interrupted(intents, ledger.unfiled))
     for line in describe_status(served):
         say(line)
-    if jobs:
-        print("last imports:")
-    for job in jobs:
+    if ledger.last:
+        say("last imports:")
+    for job in ledger.last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.finished))
         say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
-              f"{job.ok} ok, {job.failed} failed  ({job.user})")
+            f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _interrupted(intents: int, unfiled: int) -> str:
+    """Interrupted work is counted, not recovered: looking must not change anything."""
+    line = f"interrupted operations: {intents + unfiled}"
+    if intents or unfiled:
+        line += (f" ({intents} unfinished change(s), {unfiled} import(s) not filed away; "
+                 "`datacenter recover` finishes them)")
+    return line
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -74,9 +86,9 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("ls", "list the files of a folder", _ls_options)
+@command("ls", "list the files of a folder (reads only)", _ls_options)
 def _ls(args: argparse.Namespace) -> int:
-    files = open_storage(args).list_files(args.folder, args.sort)
+    files = open_view(args).list_files(args.folder, args.sort)
     if args.json:
         emit([f.as_dict() for f in files])
         return 0
@@ -120,10 +132,10 @@ def _logs_options(parser: argparse.ArgumentParser) -> None:
                         help="skip the first N matching lines")
 
 
-@command("logs", "search a log and its rotations", _logs_options)
+@command("logs", "search a log and its rotations (reads only)", _logs_options)
 def _logs(args: argparse.Namespace) -> int:
-    dc = open_storage(args)
-    for line in dc.queryLogfiles(args.basename, args.query, args.limit, args.start):
+    view = open_view(args)
+    for line in view.queryLogfiles(args.basename, args.query, args.limit, args.start):
         say(line)
     return 0
 

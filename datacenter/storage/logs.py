@@ -137,7 +137,11 @@ def rotations(logdir: str, basename: str) -> list[str]:
     """
     layout.plain_name(basename, "log name")
     numbered: list[tuple[int, str]] = []
-    for name in os.listdir(logdir):
+    try:
+        names = os.listdir(logdir)
+    except FileNotFoundError:
+        names = []  # no log yet: said below
+    for name in names:
         match = _BACKUP.match(name)
         if name == basename:
             numbered.append((0, name))
