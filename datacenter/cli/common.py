@@ -39,7 +39,7 @@ def open_storage(args: argparse.Namespace, conf: configuration.Config | None = N
     conf = conf or settings(args)
     dc = DataCenter(conf.storage)
     if dc.storage != conf.storage:
-        print(f"datacenter: the storage {conf.storage} has moved to {dc.storage}",
+        print(printable(f"datacenter: the storage {conf.storage} has moved to {dc.storage}"),
               file=sys.stderr)
         if conf.path and not args.storage:
             point_config_at(conf.path, dc.storage)
