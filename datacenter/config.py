@@ -7,7 +7,8 @@ paths are relative to the folder of the config file.
 Every mistake is refused at load, before anything is touched, with one
 line naming the file, the table (or ``[[routes]]`` entry) and the key: an
 unknown key or table (``storge = ...``, ``[watch] setle = ...``), a value of
-the wrong type, a route without a processor or with an unknown mode. The
+the wrong type, a route without a processor or with an unknown mode, a
+limit of ``[import]`` that is not a positive whole number of bytes. The
 ``[processors.*]`` tables are checked by :mod:`datacenter.records.schema`,
 and whether a route's processor exists by
 :func:`datacenter.importing.check_config`, which knows the processors that
@@ -27,7 +28,10 @@ from datacenter.errors import DataCenterError
 DEFAULT_NAME = "datacenter.toml"
 #: The modes of an import; a route or a file name may ask for one.
 MODES = ("create", "update", "remove")
-_TOP_KEYS = frozenset({"storage", "database", "watch", "processors", "routes"})
+_TOP_KEYS = frozenset({"storage", "database", "watch", "import", "processors", "routes"})
+#: The longest row (a line, or the lines of a row whose quoted cell spans
+#: several) a dropped file may have; a cell is never longer than its row.
+DEFAULT_MAX_LINE_BYTES = 16 << 20
 
 
 class ConfigError(DataCenterError, ValueError):
@@ -41,6 +45,13 @@ class WatchSettings:
     settle: float = 2.0
     rescan: float = 60.0
     polling: bool = False
+
+
+@dataclass
+class ImportSettings:
+    """``[import]``: limits that keep one hostile file from exhausting memory."""
+
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
 @dataclass(frozen=True)
@@ -61,6 +72,7 @@ class Config:
     database: str
     watch: WatchSettings = field(default_factory=WatchSettings)
     processors: dict[str, Any] = field(default_factory=dict)
+    imports: ImportSettings = field(default_factory=ImportSettings)
     routes: list[Route] = field(default_factory=list)
 
     @property
@@ -111,6 +123,7 @@ def parse(data: Mapping[str, Any], path: str) -> Config:
         watch=_watch(path, data.get("watch", {})),
         processors=dict(processors),
         routes=_routes(path, data.get("routes", [])),
+        imports=_imports(path, data.get("import", {})),
     )
 
 
@@ -163,6 +176,17 @@ def _flag(path: str, table: Mapping[str, Any], key: str, default: bool) -> bool:
     if not isinstance(value, bool):
         raise ConfigError(f"{path}: [watch]: {key} must be true or false, not {value!r}")
     return value
+
+
+def _imports(path: str, table: Any) -> ImportSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: import must be a table ([import]), not {table!r}")
+    _known(path, "[import]", table, frozenset({"max_line_bytes"}))
+    value = table.get("max_line_bytes", DEFAULT_MAX_LINE_BYTES)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: [import]: max_line_bytes must be a whole number of bytes "
+                          f"(1 or more), not {value!r}")
+    return ImportSettings(max_line_bytes=value)
 
 
 def _routes(path: str, routes: Any) -> list[Route]:

@@ -34,8 +34,8 @@ def test_status_on_a_new_folder(tmp_path: Path, capsys: pytest.CaptureFixture[st
     storage = tmp_path / "store"
     code, out, _ = run(capsys, "--storage", str(storage), "status")
     assert code == 0
-    assert f"storage: {storage}" in out and "pending" in out
-    assert (storage / "finished").is_dir()
+    assert f"storage: {storage} (does not exist yet)" in out and "pending" in out
+    assert not storage.exists()  # status only looks: it creates nothing
 
 
 def test_status_json_counts_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

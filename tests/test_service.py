@@ -2,7 +2,12 @@
 
 The service runs in a thread (or, where signals and kills matter, in a
 subprocess) against a storage in tmp_path, with ``settle = 0.2`` and
-``rescan = 1``. Timings in here are generous upper bounds, never targets.
+``rescan = 1``. Nothing here sleeps in the hope that something happened
+meanwhile: tests wait for a state (a file filed away, a ledger row, the
+service's scans), and where a writer's pace matters the service's
+readiness clock is the test's own (:class:`ManualClock`), so that no stall
+of a busy machine can change what the service sees. Timeouts are generous
+upper bounds, never targets.
 """
 
 from __future__ import annotations
@@ -56,11 +61,32 @@ def conf(conf_path: Path) -> Config:
     return conf
 
 
+class ManualClock:
+    """A readiness clock that moves only when the test says so.
+
+    It starts far ahead of the real monotonic clock, so the service's own
+    waits (computed against the real clock) stay short instead of spinning.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.monotonic() + 1e6
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, service: Service, seconds: float) -> None:
+        self.now += seconds
+        service.queue.wake.set()
+
+
 @contextlib.contextmanager
-def serving(conf: Config, polling: bool = False) -> Iterator[Service]:
+def serving(conf: Config, polling: bool = False,
+            clock: ManualClock | None = None) -> Iterator[Service]:
     importer = Importer(conf)
     service = Service(importer, conf.watch, polling=polling, out=io.StringIO(),
                       err=io.StringIO())
+    if clock is not None:
+        service.readiness.clock = clock
     thread = threading.Thread(target=service.serve, name="service")
     thread.start()
     try:
@@ -74,12 +100,29 @@ def serving(conf: Config, polling: bool = False) -> Iterator[Service]:
     assert not thread.is_alive()
 
 
-def wait_for(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {predicate}")
         time.sleep(0.01)
+
+
+def seen(service: Service, name: str, state: str, size: int) -> bool:
+    """Has the service taken note of *name* at *size* bytes, as *state* (``closed``...)?"""
+    track = service.readiness._tracks.get(name)
+    return track is not None and track.state.value == state and track.ident.size == size
+
+
+def rescanned(service: Service, times: int = 1) -> Callable[[], bool]:
+    """A condition: the service scanned the root *times* more times from now on."""
+    target = service.scans + times
+    return lambda: service.scans >= target
+
+
+def quiet(service: Service) -> bool:
+    """Nothing waits to settle and nothing is in hand."""
+    return not len(service.readiness) and service.in_hand is None
 
 
 def jobs(conf: Config) -> list[str]:
@@ -120,22 +163,34 @@ def drop(conf: Config, name: str, text: str) -> None:
 
 
 def test_files_written_in_chunks_are_imported_once_complete(conf: Config) -> None:
-    with serving(conf):
+    conf.watch.rescan = 60  # events tell; and a file held open waits max(rescan, settle)
+    clock = ManualClock()
+    with serving(conf, clock=clock) as service:
         two_opens = os.path.join(conf.storage, "faculties_two.csv")
         with open(two_opens, "w") as handle:  # written, closed...
             handle.write(faculties("T", 50))
-        time.sleep(0.1)  # ...less than settle later, appended to
+        wait_for(lambda: seen(service, "faculties_two.csv", "closed",
+                              os.path.getsize(two_opens)))
+        clock.advance(service, 0.1)  # ...less than settle later, appended to
         with open(two_opens, "a") as handle:
             handle.write(faculties("U", 50).split("\n", 1)[1])
         one_open = os.path.join(conf.storage, "faculties_one.csv")
         with open(one_open, "w") as handle:  # a writer pausing longer than settle
             handle.write(faculties("O", 50))
             handle.flush()
-            time.sleep(0.5)
+            wait_for(lambda: seen(service, "faculties_one.csv", "writing",
+                                  os.path.getsize(one_open)))
+            clock.advance(service, 0.5)
             handle.write(faculties("P", 50).split("\n", 1)[1])
+        wait_for(lambda: seen(service, "faculties_one.csv", "closed",
+                              os.path.getsize(one_open)))
+        clock.advance(service, 1.0)  # both settled now
         wait_for(lambda: finished(conf, "faculties_two.csv")
                  and finished(conf, "faculties_one.csv"))
-        time.sleep(0.3)
+        scanned = rescanned(service)
+        service.queue.request_rescan()  # a scan later: still once
+        wait_for(scanned)
+        wait_for(lambda: quiet(service))
     assert sorted(jobs(conf)) == ["faculties_one.csv", "faculties_two.csv"]
     assert count(conf, "faculties") == 200
 
@@ -143,7 +198,7 @@ def test_files_written_in_chunks_are_imported_once_complete(conf: Config) -> Non
 def test_copy_move_and_write_then_rename_each_import_once(conf: Config, tmp_path: Path) -> None:
     source = tmp_path / "faculties_copied.csv"
     source.write_text(faculties("C", 5))
-    with serving(conf):
+    with serving(conf) as service:
         shutil.copyfile(source, os.path.join(conf.storage, "faculties_copied.csv"))
         drop(conf, "faculties_moved.csv", faculties("M", 5))
         part = os.path.join(conf.storage, ".faculties_renamed.csv.part")
@@ -151,7 +206,8 @@ def test_copy_move_and_write_then_rename_each_import_once(conf: Config, tmp_path
         os.rename(part, os.path.join(conf.storage, "faculties_renamed.csv"))
         names = ["faculties_copied.csv", "faculties_moved.csv", "faculties_renamed.csv"]
         wait_for(lambda: all(finished(conf, n) for n in names))
-        time.sleep(1.3)  # a reconcile scan later: still once
+        wait_for(rescanned(service))  # a reconcile scan later: still once
+        wait_for(lambda: quiet(service))
     assert sorted(jobs(conf)) == names
     assert count(conf, "faculties") == 15
 
@@ -178,14 +234,20 @@ def test_files_present_before_the_start_are_imported(conf: Config) -> None:
 
 
 def test_polling_imports_renamed_and_written_files(conf: Config) -> None:
-    with serving(conf, polling=True) as service:
+    clock = ManualClock()
+    with serving(conf, polling=True, clock=clock) as service:
         assert service.watcher.polling
         drop(conf, "faculties_polled.csv", faculties("P", 3))
-        with open(os.path.join(conf.storage, "faculties_slow.csv"), "w") as handle:
+        slow = os.path.join(conf.storage, "faculties_slow.csv")
+        with open(slow, "w") as handle:
             handle.write(faculties("S", 3))
             handle.flush()
-            time.sleep(0.1)
+            wait_for(lambda: seen(service, "faculties_slow.csv", "unknown",
+                                  os.path.getsize(slow)))
+            clock.advance(service, 0.1)  # less than settle: no import yet
             handle.write("S9,last\n")
+        wait_for(lambda: seen(service, "faculties_slow.csv", "unknown", os.path.getsize(slow)))
+        clock.advance(service, 1.0)
         wait_for(lambda: len(jobs(conf)) == 2)
     assert count(conf, "faculties") == 7
 
@@ -199,14 +261,15 @@ def test_hidden_temporary_symlinked_and_other_files_are_left_alone(
     elsewhere.write_text(faculties("X", 1))
     ignored = [".faculties_hidden.csv", "faculties.csv.part", "faculties.csv.tmp",
                "faculties.csv.crdownload", "faculties.csv~", "faculties.txt"]
-    with serving(conf):
+    with serving(conf) as service:
         for name in ignored:
             Path(conf.storage, name).write_text(faculties("I", 1))
         os.mkdir(os.path.join(conf.storage, "faculties_folder.csv"))
         os.symlink(elsewhere, os.path.join(conf.storage, "faculties_link.csv"))
         drop(conf, "faculties_real.csv", faculties("R", 1))
         wait_for(lambda: jobs(conf) == ["faculties_real.csv"])
-        time.sleep(2.3)  # two reconcile scans
+        wait_for(rescanned(service, 2))  # two reconcile scans
+        wait_for(lambda: quiet(service))
         status = service_status(conf.storage)
     assert jobs(conf) == ["faculties_real.csv"]
     for name in [*ignored, "faculties_folder.csv", "faculties_link.csv"]:
@@ -238,19 +301,20 @@ def test_a_failing_handler_does_not_stop_later_pickups(
         wait_for(lambda: finished(conf, "faculties_first.csv"))  # the rescan it asked for
         for n in range(3):
             drop(conf, f"faculties_later{n}.csv", faculties(f"L{n}-", 1))
-        wait_for(lambda: len(jobs(conf)) == 4, timeout=5)
+        wait_for(lambda: len(jobs(conf)) == 4)
         assert service.watcher.problem() is None
 
 
 def test_an_overflow_leads_to_a_rescan_that_finds_every_file(
         conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     conf.watch.rescan = 60
+    lost: set[str] = set()
     with serving(conf) as service:
-        monkeypatch.setattr(HintQueue, "put", lambda self, name, hint: None)  # events lost
+        monkeypatch.setattr(HintQueue, "put", lambda self, name, hint: lost.add(name))
         for n in range(5):
             drop(conf, f"faculties_lost{n}.csv", faculties(f"L{n}-", 2))
-        time.sleep(0.6)
-        assert jobs(conf) == []  # nothing told the service
+        wait_for(lambda: len(lost) == 5)  # every event arrived, and was lost
+        assert jobs(conf) == [] and not len(service.readiness)  # nothing told the service
         monkeypatch.undo()
         logging.getLogger(OVERFLOW_LOGGER).warning(
             "Inotify queue overflowed; filesystem events were lost")
@@ -272,7 +336,7 @@ def test_a_replaced_storage_folder_gets_a_new_watch(conf: Config) -> None:
         os.rmdir(away)
         wait_for(lambda: service.watcher.counts["rebuilds"] >= 1)
         drop(conf, "faculties_after.csv", faculties("A", 1))
-        wait_for(lambda: finished(conf, "faculties_after.csv"), timeout=5)
+        wait_for(lambda: finished(conf, "faculties_after.csv"))
     assert log_lines(conf, "rebuilding the watch")
 
 
@@ -293,10 +357,11 @@ def test_the_service_follows_a_storage_move(conf: Config, tmp_path: Path) -> Non
 
 
 def test_an_unrouted_file_is_logged_once_shown_and_left_until_changed(conf: Config) -> None:
-    with serving(conf):
+    with serving(conf) as service:
         drop(conf, "mystery.csv", "a,b\n1,2\n")
         wait_for(lambda: log_lines(conf, "mystery.csv"))
-        time.sleep(2.3)  # two reconcile scans
+        wait_for(rescanned(service, 2))  # two reconcile scans
+        wait_for(lambda: quiet(service))
         assert len(log_lines(conf, "mystery.csv")) == 1
         wait_for(lambda: [n["name"] for n in service_status(conf.storage)["unrouted"]]
                  == ["mystery.csv"])
@@ -309,11 +374,12 @@ def test_an_unrouted_file_is_logged_once_shown_and_left_until_changed(conf: Conf
 
 def test_pending_files_wait_for_their_parents_or_for_a_person(conf: Config) -> None:
     pending = os.path.join(conf.storage, "departments_x.create.pending.csv")
-    with serving(conf):
+    with serving(conf) as service:
         drop(conf, "departments_x.csv",
              "code,faculty_code,title\nD1,F,Dept one\nD2,F,Dept two\n")
         wait_for(lambda: os.path.exists(pending))
-        time.sleep(2.3)  # rescans see the pending file: it is not re-imported in a loop
+        wait_for(rescanned(service, 2))  # rescans see the pending file: no re-import in a loop
+        wait_for(lambda: quiet(service))
         assert jobs(conf) == ["departments_x.csv"]
         drop(conf, "faculties_f.csv", faculties("F", 1).replace("F0", "F"))
         wait_for(lambda: not os.path.exists(pending))  # the parent import woke it up
@@ -324,7 +390,8 @@ def test_pending_files_wait_for_their_parents_or_for_a_person(conf: Config) -> N
         drop(conf, "departments_y.csv", "code,faculty_code,title\nD3,G,Dept three\n")
         pending_y = os.path.join(conf.storage, "departments_y.create.pending.csv")
         wait_for(lambda: os.path.exists(pending_y))
-        time.sleep(1.3)
+        wait_for(rescanned(service))
+        wait_for(lambda: quiet(service))
         assert jobs(conf).count("departments_y.create.pending.csv") == 0
         text = Path(pending_y).read_text().replace(",G,", ",F,")
         Path(pending_y).write_text(text)  # a person fixes the row in place
@@ -350,11 +417,11 @@ def test_sigterm_stops_the_service_cleanly(conf: Config, conf_path: Path) -> Non
     proc = subprocess.Popen([*PYTHON_M, "--config", str(conf_path), "serve"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        wait_for(lambda: service_status(conf.storage).get("state") == "running", timeout=20)
+        wait_for(lambda: service_status(conf.storage).get("state") == "running")
         drop(conf, "faculties_term.csv", faculties("T", 3))
         wait_for(lambda: finished(conf, "faculties_term.csv"))
         proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=20)
+        out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
     assert proc.returncode == 0, err
@@ -384,29 +451,45 @@ def test_once_imports_what_is_there_and_exits(conf: Config, conf_path: Path,
     assert jobs(conf) == ["faculties_a.csv", "departments_a.csv"]
 
 
+def work_started(conf: Config, ledger: int, folders: set[str]) -> Callable[[], bool]:
+    """A condition: an import began since the ledger had *ledger* rows and *folders* existed.
+
+    An import's job folder appears in ``.datacenter/jobs`` before its first
+    row is read, and its ledger row when it commits.
+    """
+    def started() -> bool:
+        return bool(job_folders(conf) - folders) or len(jobs(conf)) > ledger
+    return started
+
+
+def job_folders(conf: Config) -> set[str]:
+    try:
+        return set(os.listdir(os.path.join(conf.storage, ".datacenter", "jobs")))
+    except FileNotFoundError:
+        return set()
+
+
 def test_killed_again_and_again_nothing_is_lost_or_imported_twice(
         conf: Config, conf_path: Path) -> None:
     Importer(conf).close()
     rng = random.Random(7)
-    files, rows = 100, 5
-
-    def write_all() -> None:
-        for n in range(files):
-            drop(conf, f"faculties_k{n:03}.csv", faculties(f"K{n}-", rows))
-            time.sleep(0.02)
-
-    writer = threading.Thread(target=write_all)
-    writer.start()
-    kills = 0
-    while kills < 10:
+    lives, per_life, rows = 10, 10, 5
+    files = lives * per_life
+    for life in range(lives):
+        started = work_started(conf, len(jobs(conf)), job_folders(conf))
         proc = subprocess.Popen([*PYTHON_M, "--config", str(conf_path), "serve"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.2, 0.7))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
-    writer.join()
-    assert jobs(conf), "the killed services imported nothing: kills came too early"
+        try:
+            # Files arrive while it starts (and recovers), so each life has work.
+            for n in range(life * per_life, (life + 1) * per_life):
+                drop(conf, f"faculties_k{n:03}.csv", faculties(f"K{n}-", rows))
+            wait_for(started)
+            # Not a wait for anything: it spreads the kills over the phases of
+            # the work (reading, committing, filing away).
+            time.sleep(rng.uniform(0.0, 0.05))
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
     done = subprocess.run([*PYTHON_M, "--config", str(conf_path), "serve", "--once"],
                           capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

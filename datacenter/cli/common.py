@@ -1,4 +1,10 @@
-"""What the commands share: the config, the storage and the importer they open."""
+"""What the commands share: the config, the storage and the importer they open.
+
+Commands that only look (``status``, ``ls``, ``logs``) take a
+:class:`~datacenter.storage.view.StorageView` (:func:`open_view`), which
+writes nothing; the others open the storage itself (:func:`open_storage`),
+which recovers interrupted work and follows, and records, a move.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,8 @@ import sys
 from datacenter import config as configuration
 from datacenter.importing import Importer, check_config, resolve_processors
 from datacenter.storage import DataCenter, fs
+from datacenter.storage.logs import printable
+from datacenter.storage.view import StorageView
 
 
 def settings(args: argparse.Namespace) -> configuration.Config:
@@ -36,13 +44,30 @@ def open_storage(args: argparse.Namespace, conf: configuration.Config | None = N
     conf = conf or settings(args)
     dc = DataCenter(conf.storage)
     if dc.storage != conf.storage:
-        print(f"datacenter: the storage {conf.storage} has moved to {dc.storage}",
+        print(printable(f"datacenter: the storage {conf.storage} has moved to {dc.storage}"),
               file=sys.stderr)
         if conf.path and not args.storage:
             point_config_at(conf.path, dc.storage)
             print(f"datacenter: updated {conf.path}", file=sys.stderr)
         conf.storage = dc.storage
     return dc
+
+
+def open_view(args: argparse.Namespace, conf: configuration.Config | None = None
+              ) -> StorageView:
+    """A read-only view of the configured storage, following it if it moved.
+
+    Nothing is written: not the config (the user is told instead), not the
+    storage (no folder made, no lock taken, nothing recovered).
+    """
+    conf = conf or settings(args)
+    view = StorageView(conf.storage)
+    if view.moved:
+        where = f"; {conf.path} still names the old place (any command that changes " \
+                "the storage updates it)" if conf.path and not args.storage else ""
+        print(printable(f"datacenter: the storage {view.asked} has moved to {view.storage}"
+                        f"{where}"), file=sys.stderr)
+    return view
 
 
 def open_importer(args: argparse.Namespace) -> Importer:

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from datacenter.cli.common import open_importer, settings
-from datacenter.cli.registry import CommandError, command, emit
+from datacenter.cli.registry import CommandError, command, emit, say
 from datacenter.importing import (
     FatalCSVError,
     UnfiledError,
@@ -18,6 +18,7 @@ from datacenter.importing import (
 )
 from datacenter.records import MODES, ProcessorSchema
 from datacenter.storage import UnfinishedError, fs
+from datacenter.storage.logs import printable
 
 
 def _import_options(parser: argparse.ArgumentParser) -> None:
@@ -54,7 +55,7 @@ def _import(args: argparse.Namespace) -> int:
         raise
     finally:
         Progress.clear()
-    print(outcome.summary())
+    say(outcome.summary())
     return 3 if outcome.failed else 0
 
 
@@ -63,7 +64,7 @@ class Progress:
 
     def __init__(self, path: str) -> None:
         self.size = max(os.path.getsize(path), 1)
-        self.name = os.path.basename(path)
+        self.name = printable(os.path.basename(path))
         self.shown = sys.stderr.isatty()
 
     def update(self, rows: int, position: int) -> None:

@@ -10,6 +10,8 @@ failed (one line on stderr naming the path and the reason), 2 usage,
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 from collections.abc import Sequence
 
@@ -48,11 +50,27 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command].run(args)
+        status = COMMANDS[args.command].run(args)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return status
     except BrokenPipeError:  # a reader that stopped reading (| head) is no failure
+        _silence_stdout()
         return 0
     except (*EXPECTED, LockHeldError) as error:
         return report(error)
     except KeyboardInterrupt:
         print("datacenter: interrupted", file=sys.stderr)
         return 130
+
+
+def _silence_stdout() -> None:
+    """Point stdout at the null device after a broken pipe.
+
+    Python flushes stdout once more at exit; into the closed pipe that
+    fails again and prints "Exception ignored ... BrokenPipeError". This is
+    the cure the ``signal`` module's documentation gives (Note on SIGPIPE).
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # not a real stdout
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -17,6 +17,7 @@ from typing import Any
 
 from datacenter.errors import DataCenterError
 from datacenter.records.store import StoreError
+from datacenter.storage.logs import printable
 
 Run = Callable[[argparse.Namespace], int]
 Options = Callable[[argparse.ArgumentParser], None]
@@ -63,8 +64,13 @@ def describe(error: BaseException) -> str:
 def report(error: BaseException | str) -> int:
     """Say *error* on stderr, in one line; returns the failure status."""
     text = error if isinstance(error, str) else describe(error)
-    print(f"datacenter: error: {text}", file=sys.stderr)
+    print(f"datacenter: error: {printable(text)}", file=sys.stderr)
     return FAILED
+
+
+def say(line: str) -> None:
+    """A line for people: a file name with a newline or an escape stays one plain line."""
+    print(printable(line))
 
 
 def emit(data: Any) -> None:

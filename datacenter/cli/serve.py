@@ -1,9 +1,8 @@
 """``datacenter serve``: the watch service's options, signals and exit codes.
 
 SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C
-stops at once (recovery on the next start loses nothing). Exit codes: 0
-done; 1 when another service holds the storage, or with ``--once`` when a
-file was rejected as a whole.
+stops at once (recovery on the next start loses nothing). The exit codes
+are in :data:`DESCRIPTION`, which ``datacenter serve --help`` shows.
 """
 
 from __future__ import annotations
@@ -20,19 +19,26 @@ from datacenter.cli.common import settings
 from datacenter.cli.registry import CommandError, command
 from datacenter.importing import Importer
 from datacenter.service import KINDS, Service, service_running
+from datacenter.service.service import STILL_WRITING
 from datacenter.storage import LockHeldError
+
+DESCRIPTION = f"""Import each complete file dropped into the storage, exactly once.
+With --once, import every complete file present at the start, then exit.
+Exit status: 0 done; 1 another service holds the storage, or (--once) a
+file could not be imported (rejected as a whole, or failing again and again:
+named on stderr); {STILL_WRITING} (--once) a file was still being written (it changed
+during the settle time): named on stderr and left for the next run."""
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--polling", action="store_true",
                         help="poll instead of inotify (NFS, SMB); also [watch] polling")
     parser.add_argument("--once", action="store_true",
-                        help="import what is ready now and exit: 0 when every file was "
-                             "handled, 1 when one was rejected as a whole")
+                        help="import every complete file present now, then exit "
+                             "(exit status below)")
 
 
-@command("serve", "watch the storage, import what arrives", _options,
-         description="Import each complete file dropped into the storage, exactly once.")
+@command("serve", "watch the storage, import what arrives", _options, description=DESCRIPTION)
 def run(args: argparse.Namespace) -> int:
     conf = settings(args)
     holder = service_running(conf.storage)

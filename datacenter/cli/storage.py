@@ -1,4 +1,9 @@
-"""Commands on the storage: ``status``, ``ls``, ``move-storage``, ``logs``, ``recover``."""
+"""Commands on the storage: ``status``, ``ls``, ``move-storage``, ``logs``, ``recover``.
+
+``status``, ``ls`` and ``logs`` only look: they read through a
+:class:`~datacenter.storage.view.StorageView` and the ledger read-only, so
+they work on a read-only storage and never recover or rewrite anything.
+"""
 
 from __future__ import annotations
 
@@ -8,57 +13,65 @@ import sys
 import time
 from typing import Any
 
-from datacenter.cli.common import open_storage, point_config_at, settings
-from datacenter.cli.registry import CommandError, command, emit, natural
+from datacenter.cli.common import open_storage, open_view, point_config_at, settings
+from datacenter.cli.registry import CommandError, command, emit, natural, say
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
-from datacenter.records import Job, RecordStore
+from datacenter.records import Job
+from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
 from datacenter.storage import FOLDERS, layout
+from datacenter.storage.logs import printable
 
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("status", "counts, last operations, interrupted work", _status_options)
+@command("status", "counts, last operations, interrupted work (reads only)", _status_options)
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
-    dc = open_storage(args, conf)
-    counts = {folder: len(dc.list_files(folder)) for folder in FOLDERS}
-    jobs: list[Job] = []
-    unfiled = 0
-    if os.path.exists(conf.database):
-        store = RecordStore(conf.database, {})
-        jobs = store.jobs(limit=10)
-        unfiled = len(store.jobs(undistributed=True))
-        store.close()
-    served = service_status(dc.storage)
+    view = open_view(args, conf)  # writes nothing: not even on a read-only storage
+    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
+    ledger = read_ledger(conf.database)
+    intents = view.interrupted_operations()
+    served = service_status(view.storage)
     report: dict[str, Any] = {
-        "storage": dc.storage,
+        "storage": view.storage,
         "database": conf.database,
         "files": counts,
-        "finished_files": len(dc.getFinishedFiles()),
-        "interrupted": len(dc.journal.pending_intents()) + unfiled,
-        "last_imports": [_job_dict(job) for job in jobs],
+        "finished_files": len(view.getFinishedFiles()),
+        "interrupted": intents + ledger.unfiled,
+        "interrupted_operations": intents,
+        "unfiled_imports": ledger.unfiled,
+        "last_imports": [_job_dict(job) for job in ledger.last],
         "service": served,
     }
     if args.json:
         emit(report)
         return 0
-    print(f"storage: {dc.storage}")
+    say(f"storage: {view.storage}" + ("" if view.exists else " (does not exist yet)"))
     for folder, count in counts.items():
-        print(f"  {folder:<11} {count:>6} file(s)")
-    print(f"interrupted operations: {report['interrupted']}")
+        say(f"  {folder:<11} {count:>6} file(s)")
+    say(_interrupted(intents, ledger.unfiled))
     for line in describe_status(served):
-        print(line)
-    if jobs:
-        print("last imports:")
-    for job in jobs:
+        say(line)
+    if ledger.last:
+        say("last imports:")
+    for job in ledger.last:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.finished))
-        print(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
-              f"{job.ok} ok, {job.failed} failed  ({job.user})")
+        say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
+            f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _interrupted(intents: int, unfiled: int) -> str:
+    """Interrupted work is counted, not recovered: looking must not change anything."""
+    line = f"interrupted operations: {intents + unfiled}"
+    if intents or unfiled:
+        line += (f" ({intents} unfinished change(s), {unfiled} import(s) not filed away; "
+                 "`datacenter recover` finishes them)")
+    return line
 
 
 def _job_dict(job: Job) -> dict[str, Any]:
@@ -75,14 +88,14 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
-@command("ls", "list the files of a folder", _ls_options)
+@command("ls", "list the files of a folder (reads only)", _ls_options)
 def _ls(args: argparse.Namespace) -> int:
-    files = open_storage(args).list_files(args.folder, args.sort)
+    files = open_view(args).list_files(args.folder, args.sort)
     if args.json:
         emit([f.as_dict() for f in files])
         return 0
     for f in files:
-        print(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
+        say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
     return 0
 
 
@@ -103,7 +116,7 @@ def _move_storage(args: argparse.Namespace) -> int:
     dc = open_storage(args, conf)
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
-        print(f"not moved (exists in the target): {name}")
+        say(f"not moved (exists in the target): {name}")
     print(f"storage is now {dc.storage}")
     if conf.path and not args.storage:
         point_config_at(conf.path, dc.storage)
@@ -121,15 +134,15 @@ def _logs_options(parser: argparse.ArgumentParser) -> None:
                         help="skip the first N matching lines")
 
 
-@command("logs", "search a log and its rotations", _logs_options)
+@command("logs", "search a log and its rotations (reads only)", _logs_options)
 def _logs(args: argparse.Namespace) -> int:
-    dc = open_storage(args)
+    view = open_view(args)
 
     def skipped(path: str, reason: str) -> None:
-        print(f"datacenter: skipped {path}: {reason}", file=sys.stderr)
+        print(f"datacenter: skipped {printable(path)}: {reason}", file=sys.stderr)
 
-    for line in dc.queryLogfiles(args.basename, args.query, args.limit, args.start, skipped):
-        print(line)
+    for line in view.queryLogfiles(args.basename, args.query, args.limit, args.start, skipped):
+        say(line)
     return 0
 
 

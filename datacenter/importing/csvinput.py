@@ -3,8 +3,11 @@
 Rows are read one at a time, so memory stays flat for files of any length.
 What makes a whole file unreadable is a :class:`FatalCSVError` naming the
 file, the line and the reason: bytes that are not UTF-8, a quote that is
-never closed, an empty file. What affects one row (too many or too few
-cells) is reported with that row and never stops the import.
+never closed, an empty file, a row longer than the limit (``[import]
+max_line_bytes``: lines are read with a bounded ``readline``, so a file
+with no newline at all costs at most that much memory). What affects one
+row (too many or too few cells) is reported with that row and never stops
+the import.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
 
+from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.errors import DataCenterError
 from datacenter.storage import fs
 
-csv.field_size_limit(1 << 30)  # a cell longer than 128 KiB is data, not an error
+# A cell longer than 128 KiB is data, not an error; how long a row (and so a
+# cell) may be is the row limit's business, which _Lines enforces per file.
+csv.field_size_limit(1 << 30)
 
 _BOM = b"\xef\xbb\xbf"
 
@@ -46,17 +52,33 @@ class _Lines:
     """Decoded physical lines of a binary file, counting them as they go.
 
     Decoding line by line is what lets an encoding error name its line.
+    No row may be longer than *limit* bytes: a line, or the lines a row
+    with a quoted multi-line cell spans since :meth:`new_row` (the csv
+    module would hold all of them), so memory stays bounded whatever the file.
     """
 
-    def __init__(self, name: str, handle: IO[bytes]) -> None:
+    def __init__(self, name: str, handle: IO[bytes], limit: int) -> None:
         self.name = name
         self.handle = handle
+        self.limit = limit
         self.number = 0
         self.sha256 = hashlib.sha256()
+        self._row_bytes = 0
+        self._row_line = 1
+
+    def new_row(self) -> None:
+        """The reader finished a row: the next line begins a new one."""
+        self._row_bytes, self._row_line = 0, self.number + 1
 
     def __iter__(self) -> Iterator[str]:
-        for raw in self.handle:
+        readline, limit = self.handle.readline, self.limit
+        while raw := readline(limit + 1 - self._row_bytes):
             self.number += 1
+            self._row_bytes += len(raw)
+            if self._row_bytes > limit:
+                raise FatalCSVError(
+                    f"{self.name}: line {self._row_line}: a row longer than {limit:,} bytes "
+                    "(the limit is max_line_bytes in the config's [import] table)")
             self.sha256.update(raw)
             if self.number == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM):]
@@ -81,11 +103,11 @@ class CSVSource:
     ['id', 'name'] [(2, ['1', 'Ada']), (4, ['2', 'Bo\\nla'])]
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.path = path
         self.name = os.path.basename(path)
         self._handle = fs.open_read(path, shared=True)  # never through a symlink
-        self._lines = _Lines(self.name, self._handle)
+        self._lines = _Lines(self.name, self._handle, max_line_bytes)
         self._reader = csv.reader(self._lines, strict=True)
         try:
             self.header = self._read_header()
@@ -103,6 +125,7 @@ class CSVSource:
         started = self._lines.number + 1
         try:
             for cells in self._reader:
+                self._lines.new_row()
                 yield cells
                 started = self._lines.number + 1
         except csv.Error as exc:

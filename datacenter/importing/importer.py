@@ -100,7 +100,9 @@ class Importer:
             cls = self.processors.processor_class(name)
         except UnknownProcessorError as error:
             raise UnroutedError(str(error)) from None
-        return cls(self.schemas[name], self.store, self.dc)
+        processor = cls(self.schemas[name], self.store, self.dc)
+        processor.max_line_bytes = self.conf.imports.max_line_bytes
+        return processor
 
     # -- what a service asks of it --------------------------------------------------
 

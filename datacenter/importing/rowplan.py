@@ -53,12 +53,12 @@ class RowPlan:
         self.ignore_empty = ignore_empty
         self.width = len(header)
         required = set(schema.required_fields)
+        field_order = {name: n for n, name in enumerate(schema.fields)}  # no index() per column
         self.columns = [
             # A str cell is its own canonical text; other types may differ (spaces).
             _Column(index, name, ftype.parse, None if ftype.name == "str" else ftype.render,
                     _db_adapter(ftype), name in needed, name in required)
-            for index, name in sorted(mapping.items(), key=lambda item: list(schema.fields)
-                                      .index(item[1]))
+            for index, name in sorted(mapping.items(), key=lambda item: field_order[item[1]])
             for ftype in (schema.fields[name],)
         ]
         self.missing = [name for name in schema.req[mode] if name not in mapping.values()]

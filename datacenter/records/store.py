@@ -16,10 +16,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from datacenter.injection import injection_point
@@ -337,3 +339,54 @@ def _commit(db: sqlite3.Connection) -> None:
 
 class _NotEveryRowError(Exception):
     """A batch must be undone: some row of it changed no record."""
+
+
+# -- the ledger, read without writing a byte (for ``datacenter status``) ------------
+# RecordStore opens the database to work on it: it switches it to WAL mode and
+# creates tables, and even a plain read-only SQLite connection leaves -wal and
+# -shm files behind. Here the database is opened ``mode=ro`` only while a -wal
+# file shows that another connection has it open (its files are then shared,
+# never created); otherwise everything is in the database file itself, which is
+# read as it is (``immutable=1``: no lock files, no journal).
+
+#: The ledger's columns are Job's fields (names the schema fixed, never data).
+_LEDGER_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Job))
+_LEDGER_LAST = "SELECT " + _LEDGER_COLUMNS + " FROM datacenter_jobs ORDER BY id DESC LIMIT ?"
+_LEDGER_UNFILED = "SELECT COUNT(*) FROM datacenter_jobs WHERE distributed = 0"
+
+
+@dataclass
+class LedgerView:
+    """The last imports, newest first, and how many committed imports wait to be filed."""
+
+    last: list[Job] = field(default_factory=list)
+    unfiled: int = 0
+
+
+def read_ledger(path: str, limit: int = 10) -> LedgerView:
+    """What the ledger at *path* says; empty when there is no database (yet)."""
+    if not os.path.isfile(path):
+        return LedgerView()
+    shared = os.path.exists(path + "-wal")
+    try:
+        return _read_ledger(path, limit, shared)
+    except sqlite3.DatabaseError:
+        if shared or not os.path.exists(path + "-wal"):
+            raise
+        # A writer opened it (and may have checkpointed into the file) while it
+        # was read as immutable: read again through the writer's -wal.
+        return _read_ledger(path, limit, shared=True)
+
+
+def _read_ledger(path: str, limit: int, shared: bool) -> LedgerView:
+    mode = "mode=ro" if shared else "immutable=1"
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?{mode}"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'datacenter_jobs'"
+                          ).fetchone():
+            return LedgerView()
+        last = [Job(*row) for row in db.execute(_LEDGER_LAST, (limit,))]
+        unfiled = int(db.execute(_LEDGER_UNFILED).fetchone()[0])
+    for job in last:
+        job.distributed = bool(job.distributed)
+    return LedgerView(last, unfiled)

@@ -36,6 +36,7 @@ from datacenter.service.watcher import HintQueue, Watcher
 from datacenter.storage import layout
 from datacenter.storage.identity import FileIdentity
 from datacenter.storage.lock import LockHeldError, StorageLock
+from datacenter.storage.logs import printable
 
 PENDING, REJECTED, UNROUTED = verdicts.PENDING, verdicts.REJECTED, verdicts.UNROUTED
 RETRYING = verdicts.RETRYING
@@ -45,6 +46,10 @@ HEALTH_INTERVAL = 0.5  # seconds between two checks of the watch
 #: imported together: one database commit and one journal group for all.
 BATCH = 64
 RETRY_FIRST, RETRY_CAP = 5.0, 600.0  # back-off of pending-file retries, seconds
+#: The exit status of ``--once`` when a file was still being written (1 wins).
+STILL_WRITING = 3
+#: How often ``--once`` tries a file that failed for a passing reason (a full disk).
+ONCE_TRIES = 3
 _log = logging.getLogger(__name__)
 
 
@@ -78,6 +83,8 @@ class Service:
         self.in_hand: str | None = None
         self.last_imports: deque[dict[str, Any]] = deque(maxlen=20)
         self.counts = {"imported": 0, REJECTED: 0, UNROUTED: 0}
+        #: Scans of the root done so far: "a reconcile scan later" can be waited for.
+        self.scans = 0
         #: 0, or 1 once a file was rejected as a whole (the exit status of --once).
         self.exit_code = 0
         self.stopping = False  # a plain flag: a signal handler must not take locks
@@ -88,6 +95,7 @@ class Service:
         self._next_scan = self._next_check = 0.0
         self._last_job = 0
         self._own_jobs: set[int] = set()
+        self._once_failures: dict[str, int] = {}  # passing failures per file, under --once
         self._started = time.time()
 
     @property
@@ -122,21 +130,47 @@ class Service:
                 self._sleep()
         return self.exit_code
 
-    def drain(self, wait: float | None = None) -> int:
-        """Import what is complete now, waiting at most *wait* s for settling files."""
-        deadline = time.monotonic() + (max(3 * self.settle, 1.0) if wait is None else wait)
+    def drain(self) -> int:
+        """Import every complete file present now, however long that takes; then return.
+
+        Each file present at the start gets one settle period: unchanged
+        through it, it is imported, whatever other imports cost meanwhile
+        (no deadline cuts a complete file off); changed during it, it is
+        still being written: it is named on stderr and left for the next
+        run, and the status is :data:`STILL_WRITING`. Files that arrive
+        meanwhile are the next run's too.
+        """
         with self._running(watch=False):
+            first_seen = self._identities(self.readiness.names())
             while not self.stopping:
-                self._scan(startup=True)  # every scan: an old mtime counts as settled
+                self._leave_changing(first_seen)
                 self._work(limit=0)
-                if not len(self.readiness) and not self.verdicts.due():
-                    break
-                if time.monotonic() >= deadline:
-                    for name in self.readiness.names():
-                        self._say(f"left for later (still changing): {name}")
+                if not len(self.readiness) and self.verdicts.next_due() is None:
                     break
                 self.queue.wait(max(0.01, min(self.settle / 4, 0.25)))
         return self.exit_code
+
+    def _identity(self, name: str) -> FileIdentity | None:
+        try:
+            return FileIdentity.of(os.lstat(os.path.join(self.storage, name)))
+        except OSError:
+            return None
+
+    def _identities(self, names: list[str]) -> dict[str, FileIdentity | None]:
+        return {name: self._identity(name) for name in names}
+
+    def _leave_changing(self, first_seen: dict[str, FileIdentity | None]) -> None:
+        """Drop (and name) the waiting files that changed since *first_seen*."""
+        for name in self.readiness.names():
+            now = self._identity(name)
+            if now is None:
+                self.readiness.forget(name)
+            elif first_seen.setdefault(name, now) != now:
+                self.readiness.forget(name)
+                self.exit_code = self.exit_code or STILL_WRITING
+                self._warn(f"{name}: still being written; left for the next run")
+                self._say(f"datacenter: still being written: {name} (it changed within "
+                          f"{self.settle:g} s); left for the next run", error=True)
 
     @contextlib.contextmanager
     def _running(self, watch: bool) -> Iterator[None]:
@@ -206,6 +240,7 @@ class Service:
                 self.readiness.forget(name)
         self.verdicts.keep_only(present)
         self._check_ledger()
+        self.scans += 1
 
     def _observe(self, name: str, hint: Hint, st: os.stat_result | None = None) -> None:
         try:
@@ -363,15 +398,28 @@ class Service:
             # recovery of a batch whose commit went through.
             self._warn(f"{name} went away before it was imported ({result})")
         elif isinstance(result, (OSError, StoreUnavailableError)):
-            # Nothing was imported (or recovery finishes it): the file is fine,
-            # the moment was not. Try again later, by itself.
-            reason = naming(f"{type(result).__name__}: {result}", name)
-            wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
-            self._warn(f"{reason}; trying again in {wait:.0f} s")
+            self._failed_for_now(name, ident, naming(f"{type(result).__name__}: {result}", name))
         else:
             _log.error("datacenter: importing %s failed", name, exc_info=result)
             reason = naming(f"{type(result).__name__}: {result}", name)
             self._leave(name, Note(REJECTED, ident, reason), "rejected")
+
+    def _failed_for_now(self, name: str, ident: FileIdentity, reason: str) -> None:
+        """Nothing was imported (or recovery finishes it): the file is fine, the moment was not.
+
+        It is tried again later, by itself; ``--once`` gives up after a few
+        tries, so that a failure that lasts cannot keep it running.
+        """
+        if self.once:
+            self._once_failures[name] = tries = self._once_failures.get(name, 0) + 1
+            if tries >= ONCE_TRIES:
+                self.verdicts.forget(name)
+                self.exit_code = 1
+                self._warn(f"{reason}; left for the next run")
+                self._say(f"datacenter: error: {reason}; left for the next run", error=True)
+                return
+        wait = self.verdicts.failed_for_now(name, Note(RETRYING, ident, reason))
+        self._warn(f"{reason}; trying again in {wait:.0f} s")
 
     def _imported(self, name: str, outcome: Outcome, why: str) -> None:
         self.counts["imported"] += 1
@@ -415,7 +463,7 @@ class Service:
     def _say(self, line: str, error: bool = False) -> None:
         stream = (self.err or sys.stderr) if error else (self.out or sys.stdout)
         with contextlib.suppress(OSError, ValueError):  # a closed pipe must not stop imports
-            print(line, file=stream, flush=True)
+            print(printable(line), file=stream, flush=True)
 
     def _warn(self, message: str) -> None:
         self.importer.log(f"service: {message}", level=logging.WARNING)

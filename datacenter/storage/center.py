@@ -6,18 +6,16 @@ import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Literal
 
-from datacenter.storage import csvmerge, distribution, fs, layout, links, logs, relocation
+from datacenter.storage import csvmerge, distribution, fs, layout, links, logs, relocation, view
 from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.journal import Group, Journal, UnfinishedError, run_group
 from datacenter.storage.lock import StorageLock
 from datacenter.storage.steps import Cleanup
+from datacenter.storage.view import FOLDERS, SortOrder
 
 Subscriber = Callable[[str, str], None]
-SortOrder = Literal["name", "date"]
-#: Folders that ``list_files`` knows, and the root's pending files.
-FOLDERS = ("pending", *layout.SUBFOLDERS)
+__all__ = ["FOLDERS", "DataCenter", "SortOrder"]
 
 
 class DataCenter:
@@ -102,7 +100,7 @@ class DataCenter:
             # move the sub-folders here.
             self.journal.ensure_dirs()
             rolled = self.journal.recover()
-            moved_to = _forwarding(self._storage) if follow else None
+            moved_to = view.forwarding(self._storage) if follow else None
             if moved_to is None:
                 for name in layout.SUBFOLDERS:
                     fs.makedirs(os.path.join(self._storage, name))
@@ -136,7 +134,7 @@ class DataCenter:
         # and sweeps it itself; a sweep from here could race its writes.
         folders = [self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
         for folder in folders:
-            for entry in _scan(folder):
+            for entry in view.scan(folder):
                 if entry.name.startswith(fs.TEMP_PREFIX):
                     fs.rmtree(entry.path)
 
@@ -155,11 +153,7 @@ class DataCenter:
 
     def getFinishedFiles(self) -> list[DataCenterFile]:  # noqa: N802
         """The ``*.finished.csv`` files, newest first, at most ``max_files``."""
-        files = [
-            f for f in self.list_files(layout.FINISHED, "date")
-            if f.name.endswith(".finished.csv")
-        ]
-        return files[: self.max_files]
+        return view.finished_files(self._storage, self.max_files)
 
     def getLogFiles(self, exclude_backups: bool = True) -> list[LogFile]:  # noqa: N802
         """The logs, by name; rotations (``x.log.1``) only when asked."""
@@ -169,41 +163,16 @@ class DataCenter:
         self, basename: str, query: str | None = None, limit: int = 0, start: int = 0,
         on_skip: logs.SkipNote | None = None,
     ) -> Iterator[str]:
-        """Lines of log *basename* and its rotations (oldest first) matching *query*.
-
-        *query* is a regular expression; *start* skips that many matches and
-        *limit* (0: no limit) caps how many are returned. A log file that is
-        a symlink or has a second name is never read: it is skipped, and
-        ``on_skip(path, reason)`` told of it.
-        """
-        skip = on_skip or (lambda path, reason: None)
-        paths = logs.rotations(self.logs_path, basename, skip)
-        return logs.query(paths, query, limit, start, skip)
+        """Lines of log *basename* and its rotations matching *query* (see
+        :func:`datacenter.storage.view.query_logs`)."""
+        return view.query_logs(self._storage, basename, query, limit, start, on_skip)
 
     def list_files(self, folder: str = "pending", sort: SortOrder = "name") -> list[DataCenterFile]:
         """Regular files of *folder* (``pending`` means the root's CSV files).
 
         Symlinks are never listed: one could point anywhere on the machine.
         """
-        if folder not in FOLDERS:
-            raise ValueError(f"unknown folder {folder!r}: choose one of {', '.join(FOLDERS)}")
-        if sort not in ("name", "date"):
-            raise ValueError(f"unknown sort order {sort!r}: choose name or date")
-        pending = folder == "pending"
-        path = self._storage if pending else os.path.join(self._storage, folder)
-        result = []
-        for entry in _scan(path):
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                continue
-            if pending and not entry.name.lower().endswith(".csv"):
-                continue
-            st = entry.stat(follow_symlinks=False)
-            result.append(DataCenterFile(entry.path, "" if pending else folder, st))
-        if sort == "date":
-            result.sort(key=lambda f: (-f.getTimeStamp(), f.name))
-        else:
-            result.sort(key=lambda f: f.name)
-        return result
+        return view.list_files(self._storage, folder, sort)
 
     # -- changing things -------------------------------------------------------
 
@@ -393,21 +362,3 @@ class DataCenter:
         if rolled:
             self.log(f"recovered: {rolled} interrupted operation(s) finished")
         return rolled
-
-
-def _forwarding(storage: str) -> str | None:
-    """Where the storage moved from *storage* went, if it did and that folder exists."""
-    try:
-        with open(layout.state_path(storage, layout.MOVED_TO), encoding="utf-8") as handle:
-            target = handle.read().strip()
-    except FileNotFoundError:
-        return None
-    return target if target and target != storage and os.path.isdir(target) else None
-
-
-def _scan(path: str) -> list[os.DirEntry[str]]:
-    try:
-        with os.scandir(path) as entries:
-            return list(entries)
-    except FileNotFoundError:
-        return []

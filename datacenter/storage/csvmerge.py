@@ -115,7 +115,8 @@ def _plan_rewrite(
     dest: str,
     label: str,
 ) -> None:
-    header = old_header + [c for c in new_header if c not in old_header]
+    known = set(old_header)  # not a scan of the old header per new column
+    header = old_header + [c for c in new_header if c not in known]
     terminator = line_ending(dest)
     staged = group.staged_path(label)
     with fs.new_file(staged, sync=False) as binary:

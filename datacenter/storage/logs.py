@@ -6,6 +6,10 @@ storage when it is relocated, and it holds no file open between records.
 A log that is a planted link (a symbolic link, or a file with a second
 name) is never appended to nor read: lines go to ``datacenter.aside.log``
 beside it meanwhile, with one warning, and readers skip it with a note.
+
+One record is always one line: control characters (a newline in a file
+name, a terminal escape) are written escaped (:func:`printable`), so no
+name can forge a line of its own.
 """
 
 from __future__ import annotations
@@ -30,11 +34,42 @@ def _ignore(path: str, reason: str) -> None:
     pass
 
 
+#: Characters that end a line or steer a terminal: Unicode's Cc, and the
+#: line and paragraph separators, which some readers also break lines at;
+#: and lone surrogates (bytes of a file name that are not UTF-8), which
+#: cannot be printed at all.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _NAMED:
+        return _NAMED[char]
+    return f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}"
+
+
+def printable(text: str) -> str:
+    r"""*text* on one line, its control characters escaped, for logs and terminals.
+
+    >>> print(printable("evil\n* * * * * root touch pwned\x1b[2J\u2028.csv"))
+    evil\n* * * * * root touch pwned\x1b[2J\u2028.csv
+    """
+    return _CONTROL.sub(_escape, text) if _CONTROL.search(text) else text
+
+
 def default_user() -> str:
     try:
         return getpass.getuser()
     except (KeyError, OSError):
         return "Unknown"
+
+
+class OneLineFormatter(logging.Formatter):
+    """Kofa's log format, one line per record, whatever the message holds."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
 
 
 class StorageLogHandler(logging.Handler):
@@ -47,7 +82,7 @@ class StorageLogHandler(logging.Handler):
         self._storage = storage
         self.max_bytes = max_bytes
         self.backups = backups
-        self.setFormatter(logging.Formatter(_FORMAT))
+        self.setFormatter(OneLineFormatter(_FORMAT))
         #: Planted logs warned about already: (path, inode of the link).
         self._warned: set[tuple[str, int]] = set()
 
@@ -144,7 +179,11 @@ def rotations(logdir: str, basename: str, on_skip: SkipNote = _ignore) -> list[s
     """
     layout.plain_name(basename, "log name")
     numbered: list[tuple[int, str]] = []
-    for name in os.listdir(logdir):
+    try:
+        names = os.listdir(logdir)
+    except FileNotFoundError:
+        names = []  # no log yet: said below
+    for name in names:
         match = _BACKUP.match(name)
         if name == basename:
             numbered.append((0, name))
