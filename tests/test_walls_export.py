@@ -1,0 +1,159 @@
+"""Walls that hold: what ``export`` and ``import`` refuse to write over or to read.
+
+* ``export --output`` replaces only a regular file (or makes a new name): a
+  FIFO, a device node, a socket, a folder or a symlink is refused in one line
+  naming the path and what it is, and left as it was;
+* formula prefixes are neutralised after leading white space and invisible
+  characters too, and in their full-width forms;
+* ``import`` and ``export --input`` say what a path is when it is no regular
+  file, and never open a FIFO (the open would block until a writer came).
+
+Every case that could block runs under an alarm, so a regression fails the
+test instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+from helpers import ROOT, write
+
+from datacenter.cli import main
+
+STUDENTS = """
+database = "records.sqlite"
+
+[processors.students]
+key      = ["student_id"]
+
+[processors.students.fields]
+student_id = "str"
+name       = "str"
+level      = "int"
+"""
+
+
+class Hung(Exception):  # noqa: N818 - it says what happened
+    """Raised by the alarm: the command blocked (an open of a FIFO waits for a writer)."""
+
+
+@pytest.fixture(autouse=True)
+def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+
+    def hung(signum: int, frame: FrameType | None) -> None:
+        raise Hung("blocked for 10 s")
+
+    previous = signal.signal(signal.SIGALRM, hung)
+    signal.alarm(10)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def dump(path: str, data: object) -> str:
+    Path(path).write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def rows(path: str) -> list[list[str]]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        return list(csv.reader(handle))
+
+
+def entries(folder: str = ".") -> dict[str, tuple[int, int]]:
+    """Each entry of *folder* with its file type and inode: what "nothing changed" means."""
+    found = {}
+    for name in os.listdir(folder):
+        st = os.lstat(os.path.join(folder, name))
+        found[name] = (stat.S_IFMT(st.st_mode), st.st_ino)
+    return found
+
+
+def _socket(path: str) -> str:
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)  # the node stays after the socket is closed
+    server.close()
+    return "a socket, not a regular file"
+
+
+# -- 3. import says what a path is, and never opens a FIFO ----------------------------------
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A copy of the project's datacenter.toml; storage and store relative to it."""
+    return Path(write(tmp_path / "conf" / "datacenter.toml",
+                      (ROOT / "datacenter.toml").read_text(encoding="utf-8")))
+
+
+def _import(capsys: pytest.CaptureFixture[str], project: Path,
+            path: str) -> tuple[int, str, str]:
+    return cli(capsys, "--config", str(project), "import", path)
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (os.mkfifo, "a FIFO (named pipe), not a regular file"),
+    (os.mkdir, "a folder, not a file"),
+    (lambda path: None, "no such file"),
+    (lambda path: os.symlink("nowhere.csv", path), "no such file"),
+    (_socket, "a socket, not a regular file"),
+])
+def test_import_says_what_the_path_is(make: Any, reason: str, project: Path,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    make("faculties.csv")
+    code, out, err = _import(capsys, project, "faculties.csv")
+    assert (code, out, err) == (1, "", f"datacenter: error: faculties.csv: {reason}\n")
+    assert not (project.parent / "storage").exists()  # refused before the storage opened
+    assert not (project.parent / "records.sqlite").exists()
+
+
+def test_import_of_a_device_names_it(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _import(capsys, project, "/dev/null")
+    assert (code, err) == (1, "datacenter: error: /dev/null: a character device, "
+                              "not a regular file\n")
+
+
+def test_import_through_a_symlink_to_a_fifo_names_the_fifo(
+        project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    os.mkfifo("pipe")
+    os.symlink("pipe", "faculties.csv")
+    code, _, err = _import(capsys, project, "faculties.csv")
+    assert (code, err) == (1, "datacenter: error: faculties.csv: a FIFO (named pipe), "
+                              "not a regular file\n")
+
+
+def test_import_of_a_fifo_inside_the_storage(project: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    storage = project.parent / "storage"
+    storage.mkdir()
+    os.mkfifo(storage / "faculties.csv")
+    code, _, err = _import(capsys, project, str(storage / "faculties.csv"))
+    assert code == 1 and err.endswith("faculties.csv: a FIFO (named pipe), not a regular file\n")
+    assert sorted(os.listdir(storage)) == ["faculties.csv"]
+
+
+def test_import_of_a_regular_file_still_works(project: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    write("faculties.csv", (ROOT / "examples" / "faculties.csv").read_text(encoding="utf-8"))
+    code, out, _ = _import(capsys, project, "faculties.csv")
+    assert (code, out) == (0, "Imported 3 rows from faculties.csv: 3 ok, 0 failed\n")
+
+
