@@ -29,13 +29,13 @@ import os
 import stat
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from datacenter.errors import DataCenterError
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import RecordStore
-from datacenter.storage import fs
+from datacenter.storage import fs, kinds
 
 FORMATS = ("csv", "json")
 #: The ``--output`` meaning standard output (not atomic: a stream has no old file).
@@ -104,8 +104,10 @@ _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_valu
 def load_json_records(path: str) -> list[object]:
     """The list in JSON file *path*; ExportError names the path and what is wrong."""
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             data = json.load(handle, parse_constant=_refuse_constant)
+    except ExportError:  # a ValueError too, but no JSON error
+        raise
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
@@ -118,6 +120,24 @@ def load_json_records(path: str) -> list[object]:
     if not isinstance(data, list):
         raise ExportError(f"{path}: not a JSON list of records (found {_kind(data)})")
     return data
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """*path* open for reading if it is a regular file (through symlinks), else ExportError.
+
+    Anything else is refused before it is opened: the open of a FIFO blocks until a
+    writer comes, a device may never end. The open does not block (O_NONBLOCK) and
+    the open file is looked at again, in case the name changed since the first look.
+    """
+    what = kinds.kind_at(path)
+    if what not in (None, kinds.REGULAR):  # None: the open below says why
+        raise ExportError(kinds.not_a_file(path, what))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    what = kinds.kind(os.fstat(fd).st_mode)
+    if what != kinds.REGULAR:
+        os.close(fd)
+        raise ExportError(kinds.not_a_file(path, what))
+    return os.fdopen(fd, "rb")  # a regular file's reads never wait: O_NONBLOCK is moot
 
 
 def _refuse_constant(name: str) -> object:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import stat
@@ -28,6 +29,7 @@ from typing import Any
 import pytest
 from helpers import ROOT, write
 
+from datacenter import export
 from datacenter.cli import main
 
 STUDENTS = """
@@ -157,3 +159,49 @@ def test_import_of_a_regular_file_still_works(project: Path,
     assert (code, out) == (0, "Imported 3 rows from faculties.csv: 3 ok, 0 failed\n")
 
 
+# -- 4. export --input of a FIFO or a folder ------------------------------------------------
+
+
+@pytest.mark.parametrize(("make", "reason"), [
+    (os.mkfifo, "a FIFO (named pipe), not a regular file"),
+    (os.mkdir, "a folder, not a file"),
+    (_socket, "a socket, not a regular file"),
+])
+def test_export_input_says_what_the_path_is(make: Any, reason: str,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    make("people.json")
+    code, out, err = cli(capsys, "export", "--input", "people.json")
+    assert (code, out, err) == (1, "", f"datacenter: error: people.json: {reason}\n")
+    assert sorted(os.listdir()) == ["people.json"]
+
+
+def test_export_input_of_a_device_names_it(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = cli(capsys, "export", "--input", "/dev/null", "--output", "out.csv")
+    assert (code, err) == (1, "datacenter: error: /dev/null: a character device, "
+                              "not a regular file\n")
+    assert not os.path.exists("out.csv")
+
+
+def test_export_input_through_a_symlink_still_reads(capsys: pytest.CaptureFixture[str]) -> None:
+    dump("real.json", [{"a": "1"}])
+    os.symlink("real.json", "people.json")
+    assert cli(capsys, "export", "--input", "people.json")[0] == 0
+    assert rows("people.csv") == [["a"], ["1"]]
+
+
+def test_a_fifo_swapped_in_after_the_check_is_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kind is checked again on the open file: a FIFO made between the check and
+    # the open is refused at once, not waited on.
+    dump("people.json", [])
+    real_stat = os.stat
+
+    def swap(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        result = real_stat(path, *args, **kwargs)
+        if path == "people.json":
+            os.unlink(path)
+            os.mkfifo(path)
+        return result
+
+    monkeypatch.setattr(os, "stat", swap)
+    with pytest.raises(export.ExportError, match=re.escape("people.json: a FIFO (named pipe)")):
+        export.load_json_records("people.json")
