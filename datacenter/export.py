@@ -9,7 +9,8 @@ name, and the old backup or the new one under ``<name>.bak``: the file is
 written with :func:`datacenter.storage.fs.atomic_writer`, which writes a
 hidden temporary file beside the target, makes the old target durable as
 ``<name>.bak`` (a hard link, a copy where there are none), then renames the
-new file over the target.
+new file over the target. Only a regular file or a new name is a target: a
+rename would replace a FIFO, a device node, a socket or a symlink itself.
 
 CSV text cells starting with ``= + - @``, a tab or a carriage return get a
 leading ``'`` (OWASP's advice against CSV injection), so that spreadsheets do
@@ -290,7 +291,8 @@ def _write_json(records: Iterable[Mapping[str, object]], emit: Emit) -> int:
 
 
 def check_target(path: str) -> None:
-    """Fail early, naming *path*, when its folder is missing or it is a folder."""
+    """Fail early, naming *path*, unless its folder is there and it is a regular file
+    or a new name (``-`` is standard output)."""
     if path == STDOUT:
         return
     try:
@@ -299,8 +301,27 @@ def check_target(path: str) -> None:
         raise ExportError(f"{path}: {exc.strerror}") from None
     if not stat.S_ISDIR(folder.st_mode):
         raise ExportError(f"{path}: {os.strerror(errno.ENOTDIR)}")  # the parent is a file
-    if os.path.isdir(path):
+    if _check_replaceable(path):
+        _check_replaceable(path + ".bak", backup=True)  # the old file is kept there
+
+
+def _check_replaceable(path: str, backup: bool = False) -> bool:
+    """Refuse *path* unless the final rename may replace it; whether it exists.
+
+    A rename replaces whatever has the name: a FIFO, a socket, a device node
+    (``/dev/full``, run as root) would become a regular file, a symlink a file
+    beside the one it names, so only a regular file is replaced.
+    """
+    what = kinds.kind_at(path, follow_symlinks=False)
+    if what is None:
+        return False
+    if what == kinds.FOLDER and not backup:
         raise ExportError(f"{path}: {os.strerror(errno.EISDIR)}")
+    if what == kinds.SYMLINK and not backup:
+        raise ExportError(f"{path}: a symbolic link; name the real file")
+    if what != kinds.REGULAR:
+        raise ExportError(kinds.not_a_file(path, what))
+    return True
 
 
 def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
@@ -318,6 +339,7 @@ def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
     try:
         with fs.atomic_writer(path, text=True, backup=True, sync=False) as handle:
             count = produce(handle.write)
+            check_target(path)  # again: the name may have changed during a long export
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from exc
     try:

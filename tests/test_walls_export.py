@@ -31,6 +31,7 @@ from helpers import ROOT, write
 
 from datacenter import export
 from datacenter.cli import main
+from datacenter.storage import fs
 
 STUDENTS = """
 database = "records.sqlite"
@@ -94,6 +95,118 @@ def _socket(path: str) -> str:
     server.bind(path)  # the node stays after the socket is closed
     server.close()
     return "a socket, not a regular file"
+
+
+# -- 1. export --output replaces only a regular file ----------------------------------------
+
+
+def _fifo(path: str) -> str:
+    os.mkfifo(path)
+    return "a FIFO (named pipe), not a regular file"
+
+
+def _symlink(path: str) -> str:
+    Path("real.csv").write_text("mine\n")
+    os.symlink("real.csv", path)
+    return "a symbolic link; name the real file"
+
+
+def _dangling_symlink(path: str) -> str:
+    os.symlink("nowhere.csv", path)
+    return "a symbolic link; name the real file"
+
+
+def _folder(path: str) -> str:
+    os.mkdir(path)
+    return "Is a directory"  # as before this change
+
+
+def _device(path: str) -> str:
+    try:
+        os.mknod(path, 0o600 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    except PermissionError:
+        pytest.skip("making a device node needs root")
+    return "a character device, not a regular file"
+
+
+@pytest.mark.parametrize("make", [_fifo, _symlink, _dangling_symlink, _folder, _socket, _device])
+def test_output_that_is_no_regular_file_is_refused(make: Any,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    dump("x.json", [{"a": "1"}])
+    reason = make("out.csv")
+    before = entries()
+    code, out, err = cli(capsys, "export", "--input", "x.json", "--output", "out.csv")
+    assert (code, out, err) == (1, "", f"datacenter: error: out.csv: {reason}\n")
+    assert entries() == before  # the node itself, no backup, no temporary file
+    if make is _symlink:
+        assert Path("real.csv").read_text() == "mine\n"
+
+
+def test_a_regular_file_and_a_new_name_are_still_written(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    dump("x.json", [{"a": "1"}])
+    Path("old.csv").write_text("old\n")
+    assert cli(capsys, "export", "--input", "x.json", "--output", "old.csv")[0] == 0
+    assert cli(capsys, "export", "--input", "x.json", "--output", "new.csv")[0] == 0
+    assert rows("old.csv") == rows("new.csv") == [["a"], ["1"]]
+    assert Path("old.csv.bak").read_text() == "old\n"
+
+
+def test_a_backup_name_that_is_no_regular_file_is_refused(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # The old file would be kept under <name>.bak, replacing what is there.
+    dump("x.json", [{"a": "1"}])
+    Path("out.csv").write_text("old\n")
+    os.mkfifo("out.csv.bak")
+    before = entries()
+    code, _, err = cli(capsys, "export", "--input", "x.json", "--output", "out.csv")
+    assert (code, err) == (
+        1, "datacenter: error: out.csv.bak: a FIFO (named pipe), not a regular file\n")
+    assert entries() == before and Path("out.csv").read_text() == "old\n"
+
+
+def test_dev_null_is_refused_and_stays_a_device(monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    def never(path: str, **options: object) -> None:
+        raise AssertionError(f"the export was about to replace {path}")
+
+    # Should the refusal ever break, the machine's /dev/null must still not be replaced.
+    monkeypatch.setattr(fs, "atomic_writer", never)
+    mode = os.stat("/dev/null").st_mode
+    assert stat.S_ISCHR(mode)
+    dump("x.json", [{"a": "1"}])
+    code, out, err = cli(capsys, "export", "--input", "x.json", "--output", "/dev/null")
+    assert (code, out) == (1, "")
+    assert err == "datacenter: error: /dev/null: a character device, not a regular file\n"
+    assert os.stat("/dev/null").st_mode == mode
+
+
+def test_dry_run_refuses_such_an_output_too(capsys: pytest.CaptureFixture[str]) -> None:
+    dump("x.json", [{"a": "1"}])
+    os.mkfifo("out.csv")
+    code, _, err = cli(capsys, "export", "--input", "x.json", "--output", "out.csv", "--dry-run")
+    assert code == 1 and "out.csv: a FIFO (named pipe)" in err
+
+
+def test_a_target_replaced_during_the_export_is_left_alone() -> None:
+    # A long export leaves time for the name to change: it is checked again just
+    # before the rename, so a FIFO made meanwhile is not replaced either.
+    def swap_in_a_fifo(column: str, value: object) -> object:
+        if not stat.S_ISFIFO(os.lstat("out.csv").st_mode):
+            os.unlink("out.csv")
+            os.mkfifo("out.csv")
+        return value
+
+    Path("out.csv").write_text("old\n")
+    with pytest.raises(export.ExportError, match=r"^out.csv: a FIFO \(named pipe\), not a "):
+        export.export_records([{"a": 1}], ["a"], "out.csv", formatter=swap_in_a_fifo)
+    assert sorted(entries()) == ["out.csv"] and stat.S_ISFIFO(os.lstat("out.csv").st_mode)
+
+
+def test_standard_output_is_still_dash(capsys: pytest.CaptureFixture[str]) -> None:
+    dump("x.json", [{"a": "1"}])
+    code, out, _ = cli(capsys, "export", "--input", "x.json", "--output", "-")
+    assert (code, out) == (0, "a\r\n1\r\n")
 
 
 # -- 3. import says what a path is, and never opens a FIFO ----------------------------------
