@@ -14,8 +14,11 @@ rename would replace a FIFO, a device node, a socket or a symlink itself.
 
 CSV text cells starting with ``= + - @``, a tab or a carriage return get a
 leading ``'`` (OWASP's advice against CSV injection), so that spreadsheets do
-not run them as formulas; ``--raw-cells`` is for trusted programs. Numbers
-are never touched: ``-5`` is data, not a formula.
+not run them as formulas; so do cells whose first character after leading
+white space and invisible characters (NBSP, zero-width space, BOM, ...) is
+one of ``= + - @`` or its full-width form (U+FF1D, U+FF0B, U+FF0D, U+FF20),
+since spreadsheets skip or fold those. ``--raw-cells`` is for trusted
+programs. Numbers are never touched: ``-5`` is data, not a formula.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import json
 import os
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
@@ -43,7 +47,19 @@ FORMATS = ("csv", "json")
 STDOUT = "-"
 #: Validation lists at most this many problems, then how many more there are.
 MAX_PROBLEMS = 50
+#: A cell starting with one of these is neutralised (OWASP's list).
 FORMULA_STARTS = "=+-@\t\r"
+#: Formula signs that count behind leading blanks too, with their full-width
+#: forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which spreadsheets may fold into ASCII.
+FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+#: Unicode categories skipped before a sign, besides white space: space
+#: separators (NBSP, ideographic space) and invisible format characters
+#: (zero-width space and joiners, word joiner, BOM, soft hyphen, bidi marks).
+BLANK_CATEGORIES = frozenset({"Zs", "Cf"})
+#: First characters that start no formula, whatever follows: printable ASCII
+#: but the formula starts and the space. Nearly every cell starts with one,
+#: so one set look-up settles it; only the others are scanned.
+PLAIN_STARTS = frozenset(map(chr, range(0x21, 0x7F))) - frozenset(FORMULA_STARTS)
 # Records per write: enough to amortise the calls, few enough to keep memory flat.
 _CHUNK = 2000
 _KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
@@ -66,8 +82,24 @@ def neutralise_cell(text: str) -> str:
 
     >>> neutralise_cell("=HYPERLINK(\\"http://x\\")"), neutralise_cell("plain")
     ('\\'=HYPERLINK("http://x")', 'plain')
+    >>> [neutralise_cell(t)[0] == "'" for t in (" =1", "\\u200b+1", "\\uff1d1", " x-1")]
+    [True, True, True, False]
     """
-    return "'" + text if text and text[0] in FORMULA_STARTS else text
+    if not text or text[0] in PLAIN_STARTS:  # the fast path, inlined in _values
+        return text
+    return "'" + text if _starts_formula(text) else text
+
+
+def _starts_formula(text: str) -> bool:
+    """Does *text* start with a formula start, or with a formula sign behind blanks?"""
+    if text[0] in FORMULA_STARTS:
+        return True
+    for char in text:
+        if char in FORMULA_SIGNS:
+            return True
+        if not (char.isspace() or unicodedata.category(char) in BLANK_CATEGORIES):
+            return False
+    return False  # blanks only
 
 
 def cell_text(value: object, neutralise: bool = True) -> str:
@@ -247,8 +279,8 @@ def _values(rows: Iterable[Sequence[Any]], schema: ProcessorSchema, *, cells: bo
         values = list(row)
         for i in texts:
             text = values[i]
-            if text and text[0] in FORMULA_STARTS:  # neutralise_cell, inlined: runs per cell
-                values[i] = "'" + text
+            if text and text[0] not in PLAIN_STARTS:  # neutralise_cell's fast path, inlined
+                values[i] = neutralise_cell(text)
         for i in bools:
             if values[i] is not None:
                 values[i] = truth[bool(values[i])]

@@ -14,6 +14,7 @@ test instead of hanging the suite.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
@@ -29,8 +30,10 @@ from typing import Any
 import pytest
 from helpers import ROOT, write
 
-from datacenter import export
+from datacenter import config, export
 from datacenter.cli import main
+from datacenter.records.schema import load_processors
+from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 
 STUDENTS = """
@@ -207,6 +210,68 @@ def test_standard_output_is_still_dash(capsys: pytest.CaptureFixture[str]) -> No
     dump("x.json", [{"a": "1"}])
     code, out, _ = cli(capsys, "export", "--input", "x.json", "--output", "-")
     assert (code, out) == (0, "a\r\n1\r\n")
+
+
+# -- 2. formula prefixes behind white space, invisible characters, full width ---------------
+
+FULL_WIDTH = ["\uff1d1+1", "\uff0b1", "\uff0d1", "\uff20SUM(A1:A2)"]  # full-width = + - @
+BEHIND = [
+    " =1+1", "   +1", "\u00a0=1+1", "\u200b=1+1", "\ufeff=1+1", "\u200c-1", "\u200d@x",
+    "\u2060=1", "\u3000=1", "\u2003+1", "\u202f=1", "\n=1", "\v=1", "\f=1", "\x1c=1",
+    "\u00ad=1", "\u202e=1", "\u2066=1", " \u200b\u00a0\uff1d1",
+]
+FORMULAS = FULL_WIDTH + BEHIND
+INERT = ["", " ", "\u200b", "plain", " plain", "\u00a0x", "a=b", " 1-2", "D\u00f6rte",
+         "\u00d6laf", "\u540d\u524d", "\u200b\u540d", "'=quoted", "x-1", "\uff21=1"]
+
+
+@pytest.mark.parametrize("text", FORMULAS)
+def test_hidden_formula_starts_are_neutralised(text: str) -> None:
+    assert export.neutralise_cell(text) == "'" + text
+    assert export.cell_text(text) == "'" + text
+    assert export.cell_text(text, neutralise=False) == text
+
+
+@pytest.mark.parametrize("text", INERT)
+def test_text_that_starts_no_formula_is_kept(text: str) -> None:
+    assert export.neutralise_cell(text) == text
+
+
+def test_todays_rules_still_hold() -> None:
+    for text in ("=1", "+1", "-x", "@x", "\tx", "\rx", "-", "\t", "\r"):
+        assert export.neutralise_cell(text) == "'" + text
+    assert [export.cell_text(v) for v in (-5, -0.5, "-5")] == ["-5", "-0.5", "'-5"]
+
+
+def test_json_input_export_neutralises_and_raw_cells_keeps(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    dump("x.json", [{"cell": text} for text in FORMULAS + INERT])
+    assert cli(capsys, "export", "--input", "x.json")[0] == 0
+    assert [row[0] for row in rows("x.csv")[1:]] == [
+        "'" + text for text in FORMULAS] + [text for text in INERT]
+    assert cli(capsys, "export", "--input", "x.json", "--raw-cells")[0] == 0
+    assert [row[0] for row in rows("x.csv")[1:]] == FORMULAS + INERT
+
+
+def _store_with(names: list[str]) -> str:
+    write("datacenter.toml", STUDENTS)
+    conf = config.load("datacenter.toml")
+    store = RecordStore(conf.database, load_processors(conf.processors))
+    schema = store.schemas["students"]
+    with contextlib.closing(store), store.transaction():
+        for n, name in enumerate(names):
+            store.insert(schema, {"student_id": f"S{n:03d}", "name": name, "level": -n})
+    return "datacenter.toml"
+
+
+def test_store_export_neutralises_and_raw_cells_keeps(capsys: pytest.CaptureFixture[str]) -> None:
+    conf = _store_with(FORMULAS + INERT)
+    assert cli(capsys, "--config", conf, "export", "students")[0] == 0
+    exported = rows("students.csv")[1:]
+    assert [row[1] for row in exported] == ["'" + t for t in FORMULAS] + INERT
+    assert [row[2] for row in exported][:3] == ["0", "-1", "-2"]  # numbers are data
+    assert cli(capsys, "--config", conf, "export", "students", "--raw-cells")[0] == 0
+    assert [row[1] for row in rows("students.csv")[1:]] == FORMULAS + INERT
 
 
 # -- 3. import says what a path is, and never opens a FIFO ----------------------------------

@@ -46,7 +46,8 @@ def _options(parser: argparse.ArgumentParser) -> None:
         "problems, list them and write nothing")
     add("--dry-run", action="store_true", help="validate, say what would be written, stop")
     add("--raw-cells", action="store_true", help="keep CSV cells starting with = + - @ tab "
-        "CR as they are (for programs; spreadsheets would run them as formulas)")
+        "CR (or with = + - @ behind blanks, or full width) as they are (for programs; "
+        "spreadsheets would run them as formulas)")
 
 
 @command("export", "write records to CSV or JSON, atomically", _options,
