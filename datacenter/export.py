@@ -9,12 +9,16 @@ name, and the old backup or the new one under ``<name>.bak``: the file is
 written with :func:`datacenter.storage.fs.atomic_writer`, which writes a
 hidden temporary file beside the target, makes the old target durable as
 ``<name>.bak`` (a hard link, a copy where there are none), then renames the
-new file over the target.
+new file over the target. Only a regular file or a new name is a target: a
+rename would replace a FIFO, a device node, a socket or a symlink itself.
 
 CSV text cells starting with ``= + - @``, a tab or a carriage return get a
 leading ``'`` (OWASP's advice against CSV injection), so that spreadsheets do
-not run them as formulas; ``--raw-cells`` is for trusted programs. Numbers
-are never touched: ``-5`` is data, not a formula.
+not run them as formulas; so do cells whose first character after leading
+white space and invisible characters (NBSP, zero-width space, BOM, ...) is
+one of ``= + - @`` or its full-width form (U+FF1D, U+FF0B, U+FF0D, U+FF20),
+since spreadsheets skip or fold those. ``--raw-cells`` is for trusted
+programs. Numbers are never touched: ``-5`` is data, not a formula.
 """
 
 from __future__ import annotations
@@ -28,21 +32,34 @@ import json
 import os
 import stat
 import sys
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, BinaryIO
 
 from datacenter.errors import DataCenterError
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import RecordStore
-from datacenter.storage import fs
+from datacenter.storage import fs, kinds
 
 FORMATS = ("csv", "json")
 #: The ``--output`` meaning standard output (not atomic: a stream has no old file).
 STDOUT = "-"
 #: Validation lists at most this many problems, then how many more there are.
 MAX_PROBLEMS = 50
+#: A cell starting with one of these is neutralised (OWASP's list).
 FORMULA_STARTS = "=+-@\t\r"
+#: Formula signs that count behind leading blanks too, with their full-width
+#: forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which spreadsheets may fold into ASCII.
+FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
+#: Unicode categories skipped before a sign, besides white space: space
+#: separators (NBSP, ideographic space) and invisible format characters
+#: (zero-width space and joiners, word joiner, BOM, soft hyphen, bidi marks).
+BLANK_CATEGORIES = frozenset({"Zs", "Cf"})
+#: First characters that start no formula, whatever follows: printable ASCII
+#: but the formula starts and the space. Nearly every cell starts with one,
+#: so one set look-up settles it; only the others are scanned.
+PLAIN_STARTS = frozenset(map(chr, range(0x21, 0x7F))) - frozenset(FORMULA_STARTS)
 # Records per write: enough to amortise the calls, few enough to keep memory flat.
 _CHUNK = 2000
 _KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
@@ -65,8 +82,24 @@ def neutralise_cell(text: str) -> str:
 
     >>> neutralise_cell("=HYPERLINK(\\"http://x\\")"), neutralise_cell("plain")
     ('\\'=HYPERLINK("http://x")', 'plain')
+    >>> [neutralise_cell(t)[0] == "'" for t in (" =1", "\\u200b+1", "\\uff1d1", " x-1")]
+    [True, True, True, False]
     """
-    return "'" + text if text and text[0] in FORMULA_STARTS else text
+    if not text or text[0] in PLAIN_STARTS:  # the fast path, inlined in _values
+        return text
+    return "'" + text if _starts_formula(text) else text
+
+
+def _starts_formula(text: str) -> bool:
+    """Does *text* start with a formula start, or with a formula sign behind blanks?"""
+    if text[0] in FORMULA_STARTS:
+        return True
+    for char in text:
+        if char in FORMULA_SIGNS:
+            return True
+        if not (char.isspace() or unicodedata.category(char) in BLANK_CATEGORIES):
+            return False
+    return False  # blanks only
 
 
 def cell_text(value: object, neutralise: bool = True) -> str:
@@ -104,8 +137,10 @@ _JSON = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=_json_valu
 def load_json_records(path: str) -> list[object]:
     """The list in JSON file *path*; ExportError names the path and what is wrong."""
     try:
-        with open(path, "rb") as handle:
+        with _open_regular(path) as handle:
             data = json.load(handle, parse_constant=_refuse_constant)
+    except ExportError:  # a ValueError too, but no JSON error
+        raise
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from None
     except json.JSONDecodeError as exc:
@@ -118,6 +153,24 @@ def load_json_records(path: str) -> list[object]:
     if not isinstance(data, list):
         raise ExportError(f"{path}: not a JSON list of records (found {_kind(data)})")
     return data
+
+
+def _open_regular(path: str) -> BinaryIO:
+    """*path* open for reading if it is a regular file (through symlinks), else ExportError.
+
+    Anything else is refused before it is opened: the open of a FIFO blocks until a
+    writer comes, a device may never end. The open does not block (O_NONBLOCK) and
+    the open file is looked at again, in case the name changed since the first look.
+    """
+    what = kinds.kind_at(path)
+    if what not in (None, kinds.REGULAR):  # None: the open below says why
+        raise ExportError(kinds.not_a_file(path, what))
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    what = kinds.kind(os.fstat(fd).st_mode)
+    if what != kinds.REGULAR:
+        os.close(fd)
+        raise ExportError(kinds.not_a_file(path, what))
+    return os.fdopen(fd, "rb")  # a regular file's reads never wait: O_NONBLOCK is moot
 
 
 def _refuse_constant(name: str) -> object:
@@ -226,8 +279,8 @@ def _values(rows: Iterable[Sequence[Any]], schema: ProcessorSchema, *, cells: bo
         values = list(row)
         for i in texts:
             text = values[i]
-            if text and text[0] in FORMULA_STARTS:  # neutralise_cell, inlined: runs per cell
-                values[i] = "'" + text
+            if text and text[0] not in PLAIN_STARTS:  # neutralise_cell's fast path, inlined
+                values[i] = neutralise_cell(text)
         for i in bools:
             if values[i] is not None:
                 values[i] = truth[bool(values[i])]
@@ -270,7 +323,8 @@ def _write_json(records: Iterable[Mapping[str, object]], emit: Emit) -> int:
 
 
 def check_target(path: str) -> None:
-    """Fail early, naming *path*, when its folder is missing or it is a folder."""
+    """Fail early, naming *path*, unless its folder is there and it is a regular file
+    or a new name (``-`` is standard output)."""
     if path == STDOUT:
         return
     try:
@@ -279,8 +333,27 @@ def check_target(path: str) -> None:
         raise ExportError(f"{path}: {exc.strerror}") from None
     if not stat.S_ISDIR(folder.st_mode):
         raise ExportError(f"{path}: {os.strerror(errno.ENOTDIR)}")  # the parent is a file
-    if os.path.isdir(path):
+    if _check_replaceable(path):
+        _check_replaceable(path + ".bak", backup=True)  # the old file is kept there
+
+
+def _check_replaceable(path: str, backup: bool = False) -> bool:
+    """Refuse *path* unless the final rename may replace it; whether it exists.
+
+    A rename replaces whatever has the name: a FIFO, a socket, a device node
+    (``/dev/full``, run as root) would become a regular file, a symlink a file
+    beside the one it names, so only a regular file is replaced.
+    """
+    what = kinds.kind_at(path, follow_symlinks=False)
+    if what is None:
+        return False
+    if what == kinds.FOLDER and not backup:
         raise ExportError(f"{path}: {os.strerror(errno.EISDIR)}")
+    if what == kinds.SYMLINK and not backup:
+        raise ExportError(f"{path}: a symbolic link; name the real file")
+    if what != kinds.REGULAR:
+        raise ExportError(kinds.not_a_file(path, what))
+    return True
 
 
 def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
@@ -298,6 +371,7 @@ def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
     try:
         with fs.atomic_writer(path, text=True, backup=True, sync=False) as handle:
             count = produce(handle.write)
+            check_target(path)  # again: the name may have changed during a long export
     except OSError as exc:
         raise ExportError(f"{path}: {exc.strerror or exc}") from exc
     try:

@@ -41,12 +41,13 @@ def _options(parser: argparse.ArgumentParser) -> None:
         "put its fields first in the CSV header")
     add("--format", choices=FORMATS, help="default: json if --output ends in .json, else csv")
     add("--output", metavar="PATH", help="default: <processor or input stem>.<format> here; "
-        "- for standard output")
+        "- for standard output; only a regular file is replaced (not a link, FIFO, device)")
     add("--validate", action="store_true", help="check every record first; if any has "
         "problems, list them and write nothing")
     add("--dry-run", action="store_true", help="validate, say what would be written, stop")
     add("--raw-cells", action="store_true", help="keep CSV cells starting with = + - @ tab "
-        "CR as they are (for programs; spreadsheets would run them as formulas)")
+        "CR (or with = + - @ behind blanks, or full width) as they are (for programs; "
+        "spreadsheets would run them as formulas)")
 
 
 @command("export", "write records to CSV or JSON, atomically", _options,

@@ -17,7 +17,7 @@ from datacenter.importing import (
     resolve_processors,
 )
 from datacenter.records import MODES, ProcessorSchema
-from datacenter.storage import UnfinishedError, fs
+from datacenter.storage import UnfinishedError, fs, kinds
 from datacenter.storage.logs import printable
 
 
@@ -30,10 +30,9 @@ def _import_options(parser: argparse.ArgumentParser) -> None:
 
 @command("import", "import one CSV file now", _import_options)
 def _import(args: argparse.Namespace) -> int:
-    importer = open_importer(args)
     source = os.path.abspath(args.file)
-    if not os.path.isfile(source):
-        raise CommandError(f"{args.file}: no such file")
+    _check_source(args.file, source)  # before the storage opens: a refusal creates nothing
+    importer = open_importer(args)
     target = os.path.join(importer.storage, os.path.basename(source))
     copied = source != target
     if copied:
@@ -57,6 +56,18 @@ def _import(args: argparse.Namespace) -> int:
         Progress.clear()
     say(outcome.summary())
     return 3 if outcome.failed else 0
+
+
+def _check_source(shown: str, path: str) -> None:
+    """Refuse, naming *shown*, anything but a regular file at *path* (through symlinks).
+
+    Only a stat: the open of a FIFO would block until a writer came.
+    """
+    what = kinds.kind_at(path)
+    if what is None:
+        raise CommandError(f"{shown}: no such file")
+    if what != kinds.REGULAR:
+        raise CommandError(kinds.not_a_file(shown, what))
 
 
 class Progress:
