@@ -7,7 +7,7 @@ of the package happens here, and nowhere else. Two things follow from that:
   into place, and the directory is fsynced after its entries change, so a
   power cut leaves either the old state or the new one;
 * every step is an injection point named ``fs.<function>`` for the fault
-  harness (:mod:`datacenter.faults`), so tests can fail or kill the process
+  harness (:mod:`datacenter.testing.faults`), so tests can fail or kill the process
   at each single step and prove that recovery copes.
 
 ``shutil.move`` is never used: across filesystems it copies onto the final
@@ -19,6 +19,12 @@ package opens in it is opened with ``O_NOFOLLOW`` (:func:`open_own`), and a
 file it appends to or reads as its own must have no second name
 (:func:`planted`), since that name could be outside. Files and folders are
 created with the modes of :mod:`.layout` (the umask can only take bits away).
+
+Longer than 400 lines because it is the one module that changes the disk:
+the rule "no other module renames, unlinks, fsyncs or writes" (checked by
+``tests/test_fs.py``) and the crash enumeration's list of steps are only as
+simple as this module is whole. Its sections (primitives, new files,
+copying and moving, links, modes) are each short.
 """
 
 from __future__ import annotations
