@@ -3,6 +3,9 @@
 SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C
 stops at once (recovery on the next start loses nothing). The exit codes
 are in :data:`DESCRIPTION`, which ``datacenter serve --help`` shows.
+
+``serve`` is one of the two commands that create a storage (``init`` is the
+other), never in a folder that does not exist.
 """
 
 from __future__ import annotations
@@ -20,14 +23,15 @@ from datacenter.cli.registry import CommandError, command
 from datacenter.importing import Importer
 from datacenter.service import KINDS, Service, service_running
 from datacenter.service.service import STILL_WRITING
-from datacenter.storage import LockHeldError
+from datacenter.storage import LockHeldError, creation
 
 DESCRIPTION = f"""Import each complete file dropped into the storage, exactly once.
 With --once, import every complete file present at the start, then exit.
 Exit status: 0 done; 1 another service holds the storage, or (--once) a
 file could not be imported (rejected as a whole, or failing again and again:
 named on stderr); {STILL_WRITING} (--once) a file was still being written (it changed
-during the settle time): named on stderr and left for the next run."""
+during the settle time): named on stderr and left for the next run.
+A missing storage is created, in a folder that must exist."""
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
     holder = service_running(conf.storage)
     if holder is not None:
         raise CommandError(f"{conf.storage} is served already by {holder}")
+    creation.check_parent(conf.storage)
     importer = Importer(conf)  # opening it recovers what a kill interrupted
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,

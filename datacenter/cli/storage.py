@@ -13,14 +13,20 @@ import sys
 import time
 from typing import Any
 
-from datacenter.cli.common import open_storage, open_view, point_config_at, settings
+from datacenter.cli.common import (
+    open_storage,
+    open_view,
+    point_config_at,
+    record_store,
+    settings,
+)
 from datacenter.cli.registry import CommandError, command, emit, natural, say
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
-from datacenter.storage import FOLDERS, layout
+from datacenter.storage import FOLDERS, creation, layout
 from datacenter.storage.logs import printable
 
 
@@ -32,10 +38,10 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
-    ledger = read_ledger(conf.database)
+    ledger = read_ledger(record_store(conf))
     intents = view.interrupted_operations()
     served = service_status(view.storage)
+    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
@@ -50,7 +56,7 @@ def _status(args: argparse.Namespace) -> int:
     if args.json:
         emit(report)
         return 0
-    say(f"storage: {view.storage}" + ("" if view.exists else " (does not exist yet)"))
+    say(f"storage: {view.storage}")
     for folder, count in counts.items():
         say(f"  {folder:<11} {count:>6} file(s)")
     say(_interrupted(intents, ledger.unfiled))
@@ -109,6 +115,7 @@ def _move_options(parser: argparse.ArgumentParser) -> None:
 @command("move-storage", "use another folder as the storage", _move_options)
 def _move_storage(args: argparse.Namespace) -> int:
     conf = settings(args)
+    creation.require(conf.storage)
     holder = service_running(conf.storage)
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
@@ -152,7 +159,7 @@ def _recover(args: argparse.Namespace) -> int:
     processors = resolve_processors(conf)  # all of them, before the storage is touched
     dc = open_storage(args, conf)  # opening finishes interrupted operations
     rolled, imports = dc.recovered, 0
-    if os.path.exists(conf.database):
+    if os.path.exists(record_store(conf)):
         importer = Importer(conf, dc, processors)  # opening files committed imports away
         imports = importer.recovered
         importer.close()

@@ -1,0 +1,226 @@
+"""The operator's day: mistakes that looked like lost data, and answers that mean what they say.
+
+* No silent defaults: without a config a command stops and says where it
+  looked; a storage that is not there is refused, never made on the spot,
+  except by ``init`` and ``serve`` (and never in a folder that is missing);
+  ``--storage DIR`` alone uses the record store beside DIR, and says so.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import ROOT, write
+
+from datacenter import DataCenter, config
+from datacenter.cli import main
+from datacenter.importing import check_config
+
+PYTHON_M = [sys.executable, "-m", "datacenter"]
+FACULTIES = "code,title\nF1,Science\nF2,Arts\n"
+
+
+@pytest.fixture
+def here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty current folder, and no config named by the environment."""
+    folder = tmp_path / "here"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+    return folder
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def everything(root: Path) -> set[str]:
+    return {str(path.relative_to(root)) for path in root.rglob("*")}
+
+
+def quick_config(folder: Path, storage: str = "storage") -> Path:
+    """The bundled datacenter.toml in *folder*, naming *storage*, with a short settle."""
+    text = (ROOT / "datacenter.toml").read_text(encoding="utf-8")
+    text = text.replace('storage  = "storage"', f'storage  = "{storage}"')
+    text = text.replace("settle  = 2.0", "settle  = 0.2").replace("rescan  = 60", "rescan  = 1")
+    return Path(write(folder / "datacenter.toml", text))
+
+
+# -- 1. no silent defaults ------------------------------------------------------------------
+
+#: Every command that needs a storage or a config, as an operator types it.
+NEEDS_A_CONFIG = [["status"], ["ls"], ["logs"], ["import", "faculties.csv"], ["recover"],
+                  ["move-storage", "elsewhere"], ["serve", "--once"], ["export", "faculties"],
+                  ["processors"]]
+
+
+@pytest.mark.parametrize("argv", NEEDS_A_CONFIG, ids=lambda argv: argv[0])
+def test_without_a_config_a_command_stops_and_says_where_it_looked(
+        argv: list[str], here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write(here / "faculties.csv", FACULTIES)
+    (here / "elsewhere").mkdir()
+    before = everything(here)
+    code, out, err = run(capsys, *argv)
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"datacenter: error: no config file (looked for --config FILE, $DATACENTER_CONFIG "
+        f"and {here / 'datacenter.toml'}); create one with `datacenter init`, or name the "
+        "storage with --storage DIR"]
+    assert everything(here) == before  # no ./storage, no ./records.sqlite
+
+
+def test_inside_the_storage_itself_nothing_is_made(tmp_path: Path, here: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    quick_config(tmp_path / "place")
+    DataCenter(str(tmp_path / "place" / "storage"))
+    os.chdir(tmp_path / "place" / "storage")
+    before = everything(tmp_path)
+    code, _, err = run(capsys, "ls")
+    assert code == 1 and "no config file" in err and len(err.splitlines()) == 1
+    assert everything(tmp_path) == before
+
+
+#: Commands that use an existing storage (serve makes one; init writes one).
+USES_A_STORAGE = [["status"], ["status", "--json"], ["ls"], ["logs"],
+                  ["import", "{here}/faculties.csv"], ["recover"],
+                  ["move-storage", "{here}/elsewhere", "--move"]]
+
+
+@pytest.mark.parametrize("argv", USES_A_STORAGE, ids=" ".join)
+@pytest.mark.parametrize("where", ["storage", "no/such/dir/storage"])
+def test_a_storage_that_is_not_there_is_refused_and_nothing_is_made(
+        argv: list[str], where: str, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(here, where)
+    write(here / "faculties.csv", FACULTIES)
+    (here / "elsewhere").mkdir()
+    before = everything(here)
+    code, out, err = run(capsys, "--config", str(conf), *[a.format(here=here) for a in argv])
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"datacenter: error: no storage at {here / where} (create it with `datacenter init` "
+        "or start `datacenter serve`)"]
+    assert everything(here) == before  # no storage, no record store, no log
+
+
+def test_serve_refuses_a_storage_whose_folder_is_missing(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    storage = tmp_path / "nonexistent" / "dir" / "storage"
+    conf = quick_config(here, str(storage))
+    code, out, err = run(capsys, "--config", str(conf), "serve", "--once")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [f"datacenter: error: cannot create the storage {storage}: "
+                                f"its folder {storage.parent} does not exist"]
+    assert not (tmp_path / "nonexistent").exists()
+
+
+def test_serve_makes_a_new_storage_in_a_folder_that_exists(
+        here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(here)
+    assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 0
+    assert sorted(os.listdir(here / "storage")) == [
+        ".datacenter", "deleted", "finished", "graduated", "logs", "unfinished"]
+    assert run(capsys, "--config", str(conf), "status")[0] == 0
+
+
+def test_a_storage_named_alone_uses_the_store_beside_it_and_says_so(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(tmp_path / "project")
+    (tmp_path / "project" / "storage").mkdir()
+    write(here / "faculties.csv", FACULTIES)
+    assert run(capsys, "--config", str(conf), "import", "faculties.csv")[0] == 0
+    storage = tmp_path / "project" / "storage"
+    code, out, err = run(capsys, "--storage", str(storage), "status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    assert report["database"] == str(tmp_path / "project" / "records.sqlite")
+    assert [job["source"] for job in report["last_imports"]] == ["faculties.csv"]
+    assert err.splitlines() == [
+        f"datacenter: no config file: using the record store {tmp_path}/project/records.sqlite "
+        f"(beside the storage {storage})"]
+    assert not (here / "records.sqlite").exists()
+    code, _, err = run(capsys, "--storage", str(storage), "ls")
+    assert code == 0 and err == ""  # ls uses no record store: nothing to say
+
+
+# -- init -------------------------------------------------------------------------------------
+
+
+def test_init_writes_a_commented_config_and_the_storage(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    place = tmp_path / "place"
+    code, out, err = run(capsys, "init", str(place), "--json")
+    assert (code, err) == (0, "")
+    made = json.loads(out)
+    assert made == {
+        "config": str(place / "datacenter.toml"), "storage": str(place / "storage"),
+        "database": str(place / "records.sqlite"),
+        "created": [str(place), str(place / "storage"),
+                    *(str(place / "storage" / name) for name in
+                      ("finished", "unfinished", "deleted", "graduated", "logs")),
+                    str(place / "datacenter.toml")]}
+    text = (place / "datacenter.toml").read_text(encoding="utf-8")
+    for part in ('storage  = "storage"', 'database = "records.sqlite"', "[watch]", "settle",
+                 "rescan", "polling", "[processors.faculties]", "# [[routes]]", "# pattern"):
+        assert part in text, part
+    assert sum(line.lstrip().startswith("#") for line in text.splitlines()) >= 5
+    conf = config.load(str(place / "datacenter.toml"))
+    check_config(conf)
+    assert (conf.storage, conf.database) == (made["storage"], made["database"])
+    os.chdir(place)  # found in the current folder from now on
+    write(here / "faculties.csv", FACULTIES)
+    assert run(capsys, "import", str(here / "faculties.csv"))[0] == 0
+    code, out, _ = run(capsys, "status")
+    assert code == 0 and "faculties.csv  faculties/create  2 rows: 2 ok, 0 failed" in out
+
+
+def test_init_never_overwrites_a_config(tmp_path: Path, here: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    write(here / "datacenter.toml", "# mine\n")
+    code, out, err = run(capsys, "init")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [
+        f"datacenter: error: {here / 'datacenter.toml'} exists already; init never "
+        "overwrites a config (edit it, or init another folder)"]
+    assert everything(here) == {"datacenter.toml"}
+    assert (here / "datacenter.toml").read_text() == "# mine\n"
+
+
+def test_init_makes_nothing_in_a_folder_that_is_missing(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "init", str(tmp_path / "no" / "place"))
+    assert code == 1 and err.splitlines() == [
+        f"datacenter: error: cannot create the folder {tmp_path / 'no' / 'place'}: "
+        f"its folder {tmp_path / 'no'} does not exist"]
+    code, _, err = run(capsys, "--storage", str(tmp_path / "no" / "storage"), "init")
+    assert code == 1 and f"its folder {tmp_path / 'no'} does not exist" in err
+    assert not (tmp_path / "no").exists() and everything(here) == set()
+
+
+def test_init_with_a_storage_elsewhere_names_it_in_the_config(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "srv").mkdir()
+    storage = tmp_path / "srv" / "imports"
+    code, out, _ = run(capsys, "--storage", str(storage), "init")
+    assert code == 0 and f"storage: {storage}" in out
+    assert config.load("datacenter.toml").storage == str(storage)
+    assert (storage / "finished").is_dir()
+
+
+def test_the_bundled_setup_has_its_storage() -> None:
+    """``make run`` on a fresh clone: the bundled config names a storage that is in git."""
+    bundled = config.load(str(ROOT / "datacenter.toml"))
+    assert bundled.storage == str(ROOT / "storage")
+    assert (ROOT / "storage" / ".gitkeep").exists()
+    assert "--config datacenter.toml serve" in (ROOT / "Makefile").read_text()
+
+
+def test_the_readme_tour_shows_init() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tour = readme.split("## A short tour", 1)[1].split("\n## ", 1)[0]
+    assert "$ datacenter init" in tour
