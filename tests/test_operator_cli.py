@@ -4,13 +4,19 @@
   looked; a storage that is not there is refused, never made on the spot,
   except by ``init`` and ``serve`` (and never in a folder that is missing);
   ``--storage DIR`` alone uses the record store beside DIR, and says so.
+* ``serve`` names what it serves when it starts, and a clean stop is exit 0
+  whatever it rejected meanwhile.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +25,7 @@ from helpers import ROOT, write
 from datacenter import DataCenter, config
 from datacenter.cli import main
 from datacenter.importing import check_config
+from datacenter.service import service_status
 
 PYTHON_M = [sys.executable, "-m", "datacenter"]
 FACULTIES = "code,title\nF1,Science\nF2,Arts\n"
@@ -50,6 +57,14 @@ def quick_config(folder: Path, storage: str = "storage") -> Path:
     text = text.replace('storage  = "storage"', f'storage  = "{storage}"')
     text = text.replace("settle  = 2.0", "settle  = 0.2").replace("rescan  = 60", "rescan  = 1")
     return Path(write(folder / "datacenter.toml", text))
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(0.01)
 
 
 # -- 1. no silent defaults ------------------------------------------------------------------
@@ -224,3 +239,66 @@ def test_the_readme_tour_shows_init() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     tour = readme.split("## A short tour", 1)[1].split("\n## ", 1)[0]
     assert "$ datacenter init" in tour
+
+
+# -- 2 and 3. serve: a start line, and a clean stop is 0 ----------------------------------------
+
+
+@pytest.fixture
+def serving(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start ``python -m datacenter ...`` in a subprocess; killed at the end if still alive."""
+    started: list[subprocess.Popen[str]] = []
+
+    def start(*argv: str) -> subprocess.Popen[str]:
+        env = {**os.environ, "DATACENTER_CONFIG": ""}
+        proc = subprocess.Popen([*PYTHON_M, *argv], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=env)
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+        proc.communicate()
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["inotify", "polling"])
+def test_serve_says_what_it_serves_and_a_clean_stop_is_0_after_a_rejection(
+        polling: bool, tmp_path: Path, serving: Callable[..., subprocess.Popen[str]]) -> None:
+    conf = quick_config(tmp_path)
+    storage = tmp_path / "storage"
+    proc = serving("--config", str(conf), "serve", *(["--polling"] if polling else []))
+    wait_for(lambda: service_status(str(storage)).get("state") == "running")
+    write(storage / "faculties_bad.csv", "code,title\nF1,\"never closed\n")
+    wait_for(lambda: service_status(str(storage)).get("rejected"))
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    mode = "polling" if polling else "inotify"
+    assert err.splitlines()[0] == (
+        f"datacenter: serving {storage} (new); config {conf}; watch {mode}; "
+        f"record store {tmp_path / 'records.sqlite'}; process {proc.pid}")
+    assert "datacenter: error: faculties_bad.csv" in err  # said, and kept in the status
+    assert [n["name"] for n in service_status(str(storage))["rejected"]] == ["faculties_bad.csv"]
+
+
+def test_serve_once_says_its_start_on_a_terminal_only(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = quick_config(tmp_path)
+    (tmp_path / "storage").mkdir()
+    code, _, err = run(capsys, "--config", str(conf), "serve", "--once")
+    assert (code, err) == (0, "")  # cron mails what a job prints: a quiet run stays quiet
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    code, _, err = run(capsys, "--config", str(conf), "serve", "--once")
+    assert code == 0
+    assert err.splitlines() == [
+        f"datacenter: serving {tmp_path / 'storage'}; config {conf}; watch once; "
+        f"record store {tmp_path / 'records.sqlite'}; process {os.getpid()}"]
+
+
+def test_serve_once_still_fails_on_a_rejected_file(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(tmp_path)
+    write(tmp_path / "storage" / "faculties_empty.csv", "")
+    assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
