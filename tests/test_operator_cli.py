@@ -6,10 +6,12 @@
   ``--storage DIR`` alone uses the record store beside DIR, and says so.
 * ``serve`` names what it serves when it starts, and a clean stop is exit 0
   whatever it rejected meanwhile.
+* Every option has a help text.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import signal
@@ -23,7 +25,7 @@ import pytest
 from helpers import ROOT, write
 
 from datacenter import DataCenter, config
-from datacenter.cli import main
+from datacenter.cli import build_parser, main
 from datacenter.importing import check_config
 from datacenter.service import service_status
 
@@ -302,3 +304,28 @@ def test_serve_once_still_fails_on_a_rejected_file(
     conf = quick_config(tmp_path)
     write(tmp_path / "storage" / "faculties_empty.csv", "")
     assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
+
+
+# -- 4. help texts --------------------------------------------------------------------------------
+
+
+def parsers(parser: argparse.ArgumentParser, path: str = "datacenter"
+            ) -> Iterator[tuple[str, argparse.ArgumentParser]]:
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                yield from parsers(child, f"{path} {name}")
+
+
+def test_every_option_and_positional_of_every_command_has_help() -> None:
+    missing = []
+    for path, parser in parsers(build_parser()):
+        for action in parser._actions:
+            names = "/".join(action.option_strings) or action.dest
+            if not action.help or action.help == argparse.SUPPRESS:
+                missing.append(f"{path}: {names}")
+            if isinstance(action, argparse._SubParsersAction):
+                missing += [f"{path} {choice.dest}" for choice in action._choices_actions
+                            if not choice.help]
+    assert missing == []

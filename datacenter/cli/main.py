@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="FILE",
                         help="config file (default: $DATACENTER_CONFIG, else ./datacenter.toml; "
                              "without one, commands stop unless --storage is given)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="what to do (COMMAND --help tells more)")
     for command in sorted(COMMANDS.values(), key=lambda c: (c.name not in _ORDER,
                                                              _ORDER.index(c.name)
                                                              if c.name in _ORDER else 0)):
