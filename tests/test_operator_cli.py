@@ -6,7 +6,8 @@
   ``--storage DIR`` alone uses the record store beside DIR, and says so.
 * ``serve`` names what it serves when it starts, and a clean stop is exit 0
   whatever it rejected meanwhile.
-* Every option has a help text.
+* Every option has a help text; every moment in ``--json`` output is
+  ISO 8601 with its zone.
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import ROOT, write
@@ -27,10 +31,13 @@ from helpers import ROOT, write
 from datacenter import DataCenter, config
 from datacenter.cli import build_parser, main
 from datacenter.importing import check_config
+from datacenter.records.store import read_ledger
 from datacenter.service import service_status
 
 PYTHON_M = [sys.executable, "-m", "datacenter"]
 FACULTIES = "code,title\nF1,Science\nF2,Arts\n"
+#: ISO 8601 with milliseconds and a zone, as every --json moment is written.
+ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}\+00:00$")
 
 
 @pytest.fixture
@@ -306,7 +313,7 @@ def test_serve_once_still_fails_on_a_rejected_file(
     assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
 
 
-# -- 4. help texts --------------------------------------------------------------------------------
+# -- 4. help texts, times ----------------------------------------------------------------------
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "datacenter"
@@ -329,3 +336,43 @@ def test_every_option_and_positional_of_every_command_has_help() -> None:
                 missing += [f"{path} {choice.dest}" for choice in action._choices_actions
                             if not choice.help]
     assert missing == []
+
+
+def moments(data: Any, key: str = "") -> Iterator[tuple[str, Any]]:
+    """Every value of *data* under a key that names a moment."""
+    if isinstance(data, dict):
+        for k, v in data.items():
+            yield from moments(v, k)
+    elif isinstance(data, list):
+        for item in data:
+            yield from moments(item, key)
+    elif key in {"started", "updated", "at", "finished", "date", "since"}:
+        yield key, data
+
+
+def test_every_moment_in_json_output_is_iso_8601_with_its_zone(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(tmp_path)
+    write(tmp_path / "storage" / "faculties.csv", FACULTIES)
+    assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 0
+    code, out, _ = run(capsys, "--config", str(conf), "status", "--json")
+    assert code == 0
+    report = json.loads(out)
+    found = dict(moments(report["last_imports"])) | {
+        "service " + k: v for k, v in moments(report["service"])}
+    code, out, _ = run(capsys, "--config", str(conf), "ls", "finished", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    for key, value in [*found.items(), *moments(listed)]:
+        assert isinstance(value, str) and ISO.match(value), (key, value)
+        assert datetime.fromisoformat(value).utcoffset() is not None
+    assert set(found) == {"started", "finished", "service started", "service updated",
+                          "service at"}
+    assert len(listed) == 2 and all("timestamp" not in item for item in listed)
+    stored = read_ledger(str(tmp_path / "records.sqlite")).last[0].finished
+    finished = datetime.fromisoformat(report["last_imports"][0]["finished"]).timestamp()
+    assert finished == pytest.approx(stored, abs=0.001)  # the same moment, not shifted
+    code, out, _ = run(capsys, "--config", str(conf), "status")  # people keep local time
+    assert code == 0
+    local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished))
+    assert f"  {local}  faculties.csv  faculties/create" in out

@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from datacenter.cli.common import record_store, settings
-from datacenter.cli.registry import CommandError, command
+from datacenter.cli.registry import CommandError, command, timestamp
 from datacenter.config import Config
 from datacenter.importing import Importer
 from datacenter.service import KINDS, Service, service_running
@@ -112,6 +112,23 @@ def _signals(service: Service) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+#: Keys of the service's state that hold a moment (seconds since the epoch).
+_MOMENTS = frozenset({"started", "updated", "at", "finished", "since"})
+
+
+def service_json(value: Any, key: str = "") -> Any:
+    """The service's state for ``--json``: every moment in it as ISO 8601 with its zone.
+
+    A moment is a float under one of :data:`_MOMENTS` (counts are whole
+    numbers, and stay as they are).
+    """
+    if isinstance(value, dict):
+        return {k: service_json(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [service_json(item) for item in value]
+    return timestamp(value) if key in _MOMENTS and isinstance(value, float) else value
 
 
 def describe_status(status: dict[str, Any]) -> list[str]:

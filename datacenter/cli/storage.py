@@ -20,13 +20,13 @@ from datacenter.cli.common import (
     record_store,
     settings,
 )
-from datacenter.cli.registry import CommandError, command, emit, natural, say
-from datacenter.cli.serve import describe_status
+from datacenter.cli.registry import CommandError, command, emit, natural, say, timestamp
+from datacenter.cli.serve import describe_status, service_json
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
-from datacenter.storage import FOLDERS, creation, layout
+from datacenter.storage import FOLDERS, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
 
 
@@ -51,7 +51,7 @@ def _status(args: argparse.Namespace) -> int:
         "interrupted_operations": intents,
         "unfiled_imports": ledger.unfiled,
         "last_imports": [_job_dict(job) for job in ledger.last],
-        "service": served,
+        "service": service_json(served),
     }
     if args.json:
         emit(report)
@@ -83,7 +83,8 @@ def _interrupted(intents: int, unfiled: int) -> str:
 def _job_dict(job: Job) -> dict[str, Any]:
     return {"id": job.id, "source": job.source, "processor": job.processor, "mode": job.mode,
             "user": job.user, "rows": job.rows, "ok": job.ok, "failed": job.failed,
-            "outcome": job.outcome, "finished": job.finished, "sha256": job.sha256}
+            "outcome": job.outcome, "started": timestamp(job.started),
+            "finished": timestamp(job.finished), "sha256": job.sha256}
 
 
 def _ls_options(parser: argparse.ArgumentParser) -> None:
@@ -98,11 +99,19 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
 def _ls(args: argparse.Namespace) -> int:
     files = open_view(args).list_files(args.folder, args.sort)
     if args.json:
-        emit([f.as_dict() for f in files])
+        emit([_file_json(f) for f in files])
         return 0
     for f in files:
         say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
     return 0
+
+
+def _file_json(file: DataCenterFile) -> dict[str, object]:
+    """A file for ``ls --json``: its time in ISO 8601 with its zone, like every --json time."""
+    data = file.as_dict()
+    data.pop("timestamp", None)
+    data["date"] = timestamp(file.getTimeStamp())
+    return data
 
 
 def _move_options(parser: argparse.ArgumentParser) -> None:
