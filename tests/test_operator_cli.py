@@ -7,7 +7,7 @@
 * ``serve`` names what it serves when it starts, and a clean stop is exit 0
   whatever it rejected meanwhile.
 * Every option has a help text; every moment in ``--json`` output is
-  ISO 8601 with its zone.
+  ISO 8601 with its zone; ``chaos`` counts its files honestly.
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def test_serve_once_still_fails_on_a_rejected_file(
     assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
 
 
-# -- 4. help texts, times ----------------------------------------------------------------------
+# -- 4. help texts, times, chaos ---------------------------------------------------------------
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "datacenter"
@@ -376,3 +376,14 @@ def test_every_moment_in_json_output_is_iso_8601_with_its_zone(
     assert code == 0
     local = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(finished))
     assert f"  {local}  faculties.csv  faculties/create" in out
+
+
+def test_chaos_says_how_many_files_it_dropped_in_each_phase(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["chaos", "--seed", "3", "--files", "2", "--probability", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("chaos: seed 3, 4 files (2 imported by hand + 2 dropped while the "
+                          "service ran), ")
+    assert main(["chaos", "--seed", "3", "--files", "2", "--no-service", "--report"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["files"] == {"dropped": 2, "by_hand": 2, "through_the_service": 0}
