@@ -7,7 +7,8 @@
 * ``serve`` names what it serves when it starts, and a clean stop is exit 0
   whatever it rejected meanwhile.
 * Every option has a help text; every moment in ``--json`` output is
-  ISO 8601 with its zone; ``chaos`` counts its files honestly.
+  ISO 8601 with its zone; ``chaos`` counts its files honestly;
+  ``status`` counts as pending only the root files that wait.
 """
 
 from __future__ import annotations
@@ -313,7 +314,7 @@ def test_serve_once_still_fails_on_a_rejected_file(
     assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
 
 
-# -- 4. help texts, times, chaos ---------------------------------------------------------------
+# -- 4. help texts, times, chaos, pending --------------------------------------------------------
 
 
 def parsers(parser: argparse.ArgumentParser, path: str = "datacenter"
@@ -387,3 +388,33 @@ def test_chaos_says_how_many_files_it_dropped_in_each_phase(
     assert main(["chaos", "--seed", "3", "--files", "2", "--no-service", "--report"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["files"] == {"dropped": 2, "by_hand": 2, "through_the_service": 0}
+
+
+def status_counts(capsys: pytest.CaptureFixture[str], conf: Path) -> tuple[dict[str, Any], str]:
+    code, out, _ = run(capsys, "--config", str(conf), "status", "--json")
+    assert code == 0
+    files = json.loads(out)["files"]
+    code, out, _ = run(capsys, "--config", str(conf), "status")
+    assert code == 0
+    return files, out
+
+
+def test_status_counts_as_pending_only_the_root_files_that_wait(
+        tmp_path: Path, here: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    conf = quick_config(tmp_path)
+    storage = tmp_path / "storage"
+    write(storage / "faculties_empty.csv", "")                        # rejected as a whole
+    write(storage / "holidays.csv", "day\n2026-12-24\n")             # no processor claims it
+    write(storage / "departments.csv", "code,faculty_code,title\nD1,F9,Physics\n")  # waits
+    files, out = status_counts(capsys, conf)  # no service has looked yet: the split is unknown
+    assert (files["pending"], files["rejected"], files["unrouted"]) == (3, None, None)
+    assert "  rejected    unknown (no service has looked at the root's files)" in out
+    assert run(capsys, "--config", str(conf), "serve", "--once")[0] == 1
+    files, out = status_counts(capsys, conf)
+    assert (files["pending"], files["rejected"], files["unrouted"]) == (1, 1, 1)
+    assert "  pending          1 file(s)\n  rejected         1 file(s)\n" \
+           "  unrouted         1 file(s)\n" in out
+    with open(storage / "faculties_empty.csv", "a") as handle:  # a person fixes it: it waits
+        handle.write("code,title\nF1,Science\n")
+    files, _ = status_counts(capsys, conf)
+    assert (files["pending"], files["rejected"], files["unrouted"]) == (2, 0, 1)

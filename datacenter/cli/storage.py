@@ -26,8 +26,11 @@ from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
+from datacenter.service.census import census
+from datacenter.service.verdicts import REJECTED, UNROUTED
 from datacenter.storage import FOLDERS, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
+from datacenter.storage.view import StorageView
 
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
@@ -41,7 +44,7 @@ def _status(args: argparse.Namespace) -> int:
     ledger = read_ledger(record_store(conf))
     intents = view.interrupted_operations()
     served = service_status(view.storage)
-    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
+    counts = _file_counts(view, served)
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
@@ -58,7 +61,9 @@ def _status(args: argparse.Namespace) -> int:
         return 0
     say(f"storage: {view.storage}")
     for folder, count in counts.items():
-        say(f"  {folder:<11} {count:>6} file(s)")
+        shown = "unknown (no service has looked at the root's files)" if count is None \
+            else f"{count:>6} file(s)"
+        say(f"  {folder:<11} {shown}")
     say(_interrupted(intents, ledger.unfiled))
     for line in describe_status(served):
         say(line)
@@ -69,6 +74,19 @@ def _status(args: argparse.Namespace) -> int:
         say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
             f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _file_counts(view: StorageView, served: dict[str, Any]) -> dict[str, int | None]:
+    """Files per folder; the root's split into waiting, rejected and unrouted files.
+
+    Only the service knows which root files it left alone: without its
+    state, rejected and unrouted are unknown (None), not zero.
+    """
+    root = census(view.storage, [f.name for f in view.list_files("pending")], served)
+    counts: dict[str, int | None] = {"pending": root.pending, REJECTED: root.rejected,
+                                     UNROUTED: root.unrouted}
+    counts.update({folder: len(view.list_files(folder)) for folder in layout.SUBFOLDERS})
+    return counts
 
 
 def _interrupted(intents: int, unfiled: int) -> str:
