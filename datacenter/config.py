@@ -1,8 +1,13 @@
 """``datacenter.toml``, parsed once into typed values, and refused when it is wrong.
 
 Looked up from ``--config``, then ``$DATACENTER_CONFIG``, then
-``./datacenter.toml``; without any, the defaults below apply. Relative
-paths are relative to the folder of the config file.
+``./datacenter.toml``. Without any, nothing is guessed: :func:`load` refuses
+with :class:`NoConfigError`, saying where it looked (a storage and record
+store made up in the current folder would look like lost data). A storage
+named alone (``--storage DIR``) is explicit enough: :func:`for_storage`
+gives it the record store beside it. Relative paths are relative to the
+folder of the config file. :func:`template` is what ``datacenter init``
+writes.
 
 Every mistake is refused at load, before anything is touched, with one
 line naming the file, the table (or ``[[routes]]`` entry) and the key: an
@@ -26,6 +31,10 @@ from typing import Any
 from datacenter.errors import DataCenterError
 
 DEFAULT_NAME = "datacenter.toml"
+#: The record store's name when the config names none, beside the storage.
+DEFAULT_DATABASE = "records.sqlite"
+#: The storage's name in a folder made by ``datacenter init``.
+DEFAULT_STORAGE = "storage"
 #: The modes of an import; a route or a file name may ask for one.
 MODES = ("create", "update", "remove")
 _TOP_KEYS = frozenset({"storage", "database", "watch", "import", "processors", "routes"})
@@ -36,6 +45,10 @@ DEFAULT_MAX_LINE_BYTES = 16 << 20
 
 class ConfigError(DataCenterError, ValueError):
     """The config file is missing, unreadable or wrong; the message says where."""
+
+
+class NoConfigError(ConfigError):
+    """No config file was named or found; the message says where it was looked for."""
 
 
 @dataclass
@@ -96,9 +109,13 @@ def find(explicit: str | None = None) -> str | None:
 
 
 def load(explicit: str | None = None) -> Config:
+    """The config named by *explicit*, or found; NoConfigError when there is none."""
     path = find(explicit)
     if path is None:
-        return Config(None, os.path.abspath("storage"), os.path.abspath("records.sqlite"))
+        raise NoConfigError(
+            f"no config file (looked for --config FILE, $DATACENTER_CONFIG and "
+            f"{os.path.abspath(DEFAULT_NAME)}); create one with `datacenter init`, "
+            "or name the storage with --storage DIR")
     try:
         with open(path, "rb") as handle:
             data = tomllib.load(handle)
@@ -107,6 +124,18 @@ def load(explicit: str | None = None) -> Config:
     except OSError as exc:
         raise ConfigError(f"{path}: {exc.strerror}") from None
     return parse(data, path)
+
+
+def for_storage(storage: str) -> Config:
+    """The config of a storage named alone (``--storage DIR`` and no config file).
+
+    Its record store is :data:`DEFAULT_DATABASE` beside it, in its parent
+    folder: where ``datacenter init`` and the bundled config put it, so that
+    the imports made through the config are the ones found. It is never
+    inside the storage, whose root is the intake others may write to.
+    """
+    storage = os.path.abspath(storage)
+    return Config(None, storage, os.path.join(os.path.dirname(storage), DEFAULT_DATABASE))
 
 
 def parse(data: Mapping[str, Any], path: str) -> Config:
@@ -118,8 +147,8 @@ def parse(data: Mapping[str, Any], path: str) -> Config:
         raise ConfigError(f"{path}: processors must be a table of [processors.<name>] tables")
     return Config(
         path=path,
-        storage=_path(path, base, data, "storage", "storage"),
-        database=_path(path, base, data, "database", "records.sqlite"),
+        storage=_path(path, base, data, "storage", DEFAULT_STORAGE),
+        database=_path(path, base, data, "database", DEFAULT_DATABASE),
         watch=_watch(path, data.get("watch", {})),
         processors=dict(processors),
         routes=_routes(path, data.get("routes", [])),
@@ -211,3 +240,49 @@ def _route(path: str, where: str, entry: Any) -> Route:
         raise ConfigError(f"{path}: {where}: mode must be one of {', '.join(MODES)}, "
                           f"not {mode!r}")
     return Route(entry["pattern"], entry["processor"], mode, f"{path}: {where}")
+
+
+#: What ``datacenter init`` writes: every setting with its default and why,
+#: one example processor, and a route left commented out.
+_TEMPLATE = """\
+# datacenter configuration, written by `datacenter init`.
+# Relative paths are relative to this file; the README's "Configuration" has every key.
+# The folder people drop CSV files into, and the record store (SQLite).
+storage  = {storage}
+database = {database}
+
+[watch]
+settle  = 2.0            # seconds a file written in place must stay unchanged to count
+rescan  = 60             # seconds between reconcile scans (events are only hints)
+polling = false          # true on NFS/SMB shares, where inotify misses other machines' writes
+
+[import]
+max_line_bytes = {max_line_bytes}   # the longest row (or quoted cell) a dropped file may have
+
+# A processor imports one kind of record. Files are routed by name:
+# <processor>[_anything][.<mode>].csv, modes create (default), update, remove.
+[processors.faculties]
+key      = ["code"]                         # the fields that identify a record
+fields   = {{ code = "str", title = "str" }}  # str int float bool date datetime email choice:a,b
+required = ["title"]                        # a row without these stays pending
+# parents = {{ faculty_code = "faculties" }}  # (in a child) wait until the parent exists
+
+# Route other file names to a processor (the first matching pattern wins):
+# [[routes]]
+# pattern   = "fac_*.csv"
+# processor = "faculties"
+# mode      = "update"
+"""
+
+
+def template(storage: str, database: str = DEFAULT_DATABASE) -> str:
+    """The text of a new config naming *storage* and *database* (relative: to the config)."""
+    return _TEMPLATE.format(storage=toml_string(storage), database=toml_string(database),
+                            max_line_bytes=DEFAULT_MAX_LINE_BYTES)
+
+
+def toml_string(text: str) -> str:
+    """*text* as a TOML basic string: quoted, with quotes, backslashes and controls escaped."""
+    escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F
+                      else "\\" + c if c in '"\\' else c for c in text)
+    return f'"{escaped}"'

@@ -32,9 +32,10 @@ def test_console_script_help_and_usage_error(tmp_path: Path) -> None:
 
 def test_status_on_a_new_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     storage = tmp_path / "store"
-    code, out, _ = run(capsys, "--storage", str(storage), "status")
-    assert code == 0
-    assert f"storage: {storage} (does not exist yet)" in out and "pending" in out
+    code, out, err = run(capsys, "--storage", str(storage), "status")
+    assert code == 1 and out == ""
+    assert err == (f"datacenter: error: no storage at {storage} (create it with "
+                   "`datacenter init` or start `datacenter serve`)\n")
     assert not storage.exists()  # status only looks: it creates nothing
 
 
@@ -85,6 +86,7 @@ def test_move_storage_updates_the_config(tmp_path: Path, capsys: pytest.CaptureF
 
 def test_move_storage_to_missing_folder_fails_in_one_line(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    DataCenter(str(tmp_path / "s"))  # move-storage never makes the storage it moves
     code, _, err = run(capsys, "--storage", str(tmp_path / "s"), "move-storage",
                          str(tmp_path / "nope"), "--move")
     assert code == 1
@@ -135,6 +137,7 @@ def test_config_paths_are_relative_to_the_config_file(
         tmp_path: Path, capsys: pytest.CaptureFixture[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     conf = write(tmp_path / "etc" / "dc.toml", 'storage = "../data"\n')
+    (tmp_path / "data").mkdir()  # status never makes a storage
     monkeypatch.setenv("DATACENTER_CONFIG", conf)
     monkeypatch.chdir(tmp_path)
     code, out, _ = run(capsys, "status", "--json")

@@ -31,6 +31,7 @@ def config(tmp_path: Path) -> Path:
     assert re.search(r'^database\s*=\s*"records.sqlite"', text, re.MULTILINE)
     path = tmp_path / "conf" / "datacenter.toml"
     write(path, text)
+    (path.parent / "storage").mkdir()  # made by `init` or `serve`: import never makes one
     return path
 
 
@@ -211,6 +212,7 @@ def test_user_option_shows_in_the_log(tmp_path: Path, config: Path,
 def test_storage_option_wins_over_the_config(tmp_path: Path, config: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     other = tmp_path / "elsewhere"
+    other.mkdir()
     mine = user_file(tmp_path, "faculties.csv", "code,title\nF1,Science\n")
     assert main(["--config", str(config), "--storage", str(other), "import", str(mine)]) == 0
     assert (other / "finished" / "faculties.csv").is_file()

@@ -333,6 +333,7 @@ def test_import_of_a_fifo_inside_the_storage(project: Path,
 def test_import_of_a_regular_file_still_works(project: Path,
                                               capsys: pytest.CaptureFixture[str]) -> None:
     write("faculties.csv", (ROOT / "examples" / "faculties.csv").read_text(encoding="utf-8"))
+    (project.parent / "storage").mkdir()  # import never makes a storage
     code, out, _ = _import(capsys, project, "faculties.csv")
     assert (code, out) == (0, "Imported 3 rows from faculties.csv: 3 ok, 0 failed\n")
 

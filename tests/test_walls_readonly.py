@@ -51,6 +51,7 @@ def config(tmp_path: Path, storage: str = "storage") -> Path:
 def used_storage(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path]:
     """A storage with imports, a pending file, a log, and interrupted work of both kinds."""
     conf = config(tmp_path)
+    (tmp_path / "storage").mkdir()  # made by `init` or `serve`: import never makes one
     outside = tmp_path / "incoming"
     outside.mkdir()
     (outside / "faculties.csv").write_text("code,title\nF1,Science\n")
@@ -125,10 +126,11 @@ def test_looking_follows_a_moved_storage_without_rewriting_the_config(
 def test_looking_at_a_storage_that_does_not_exist_creates_nothing(
         tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     conf = config(tmp_path, storage="nowhere")
-    for args in (["status"], ["ls"]):
-        assert main(["--config", str(conf), *args]) == 0
-    assert main(["--config", str(conf), "logs"]) == 1
-    assert "no log named 'datacenter.log'" in capsys.readouterr().err
+    for args in (["status"], ["ls"], ["logs"]):
+        assert main(["--config", str(conf), *args]) == 1
+        assert capsys.readouterr().err == (
+            f"datacenter: error: no storage at {tmp_path / 'nowhere'} (create it with "
+            "`datacenter init` or start `datacenter serve`)\n")
     assert sorted(os.listdir(tmp_path)) == ["datacenter.toml"]
 
 

@@ -28,13 +28,22 @@ def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=42,
                         help="the same seed replays the same run")
     parser.add_argument("--files", type=_positive, default=20, metavar="N",
-                        help="files to drop and import (default 20)")
+                        help="files per phase: N imported by hand, then N more dropped while "
+                             "the service runs, 2N in all (default 20)")
     parser.add_argument("--probability", type=_probability, default=0.05, metavar="P",
                         help="chance that a filesystem step fails (default 0.05)")
     parser.add_argument("--report", action="store_true", help="print the full JSON report")
     parser.add_argument("--keep", action="store_true", help="keep the throw-away folder")
     parser.add_argument("--no-service", dest="service", action="store_false",
                         help="skip the phase where the watch service is killed and restarted")
+
+
+def _files(files: dict[str, int]) -> str:
+    """How many files, and in which phase: ``--files 20`` drops 20 + 20."""
+    if not files["through_the_service"]:
+        return f"{files['dropped']} files (imported by hand; no service phase)"
+    return (f"{files['dropped']} files ({files['by_hand']} imported by hand + "
+            f"{files['through_the_service']} dropped while the service ran)")
 
 
 @command("chaos", "run real work under random faults and check nothing broke", _options)
@@ -50,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(report, indent=2, default=str))
     else:
         stats = report["stats"]
-        print(f"chaos: seed {args.seed}, {len(chaos.dropped)} files, "
+        print(f"chaos: seed {args.seed}, {_files(report['files'])}, "
               f"{stats['calls_intercepted']} filesystem steps, {stats['faults_triggered']} "
               f"faults injected, service killed {chaos.kills} times")
         for name, value in report["invariants"].items():

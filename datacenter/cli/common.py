@@ -3,7 +3,13 @@
 Commands that only look (``status``, ``ls``, ``logs``) take a
 :class:`~datacenter.storage.view.StorageView` (:func:`open_view`), which
 writes nothing; the others open the storage itself (:func:`open_storage`),
-which recovers interrupted work and follows, and records, a move.
+which recovers interrupted work and follows, and records, a move. Both
+refuse a storage that does not exist: only ``init`` and ``serve`` make one.
+
+Nothing is guessed: without a config file (``--config``,
+``$DATACENTER_CONFIG``, ``./datacenter.toml``) a command stops, unless
+``--storage DIR`` names the storage; the record store is then the one
+beside it, and :func:`record_store` says so on stderr.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import sys
 
 from datacenter import config as configuration
 from datacenter.importing import Importer, check_config, resolve_processors
-from datacenter.storage import DataCenter, fs
+from datacenter.storage import DataCenter, creation, fs
 from datacenter.storage.logs import printable
 from datacenter.storage.view import StorageView
 
@@ -24,13 +30,30 @@ def settings(args: argparse.Namespace) -> configuration.Config:
     """The config named by ``--config`` (or found), with ``--storage`` applied.
 
     All of it is checked here, processors and routes included, so that a
-    command refuses a wrong config before it touches the disk.
+    command refuses a wrong config before it touches the disk. Without a
+    config file, ``--storage DIR`` alone stands for one
+    (:func:`~datacenter.config.for_storage`); without either, NoConfigError.
     """
-    conf = configuration.load(args.config)
+    if args.storage and configuration.find(args.config) is None:
+        conf = configuration.for_storage(args.storage)
+    else:
+        conf = configuration.load(args.config)
+        if args.storage:
+            conf.storage = os.path.abspath(args.storage)
     check_config(conf)
-    if args.storage:
-        conf.storage = os.path.abspath(args.storage)
     return conf
+
+
+def record_store(conf: configuration.Config) -> str:
+    """The record store's path; said on stderr when no config file chose it.
+
+    A storage named alone gets the store beside it; whoever expected
+    another one learns which was used before reading "no imports".
+    """
+    if conf.path is None:
+        print(printable(f"datacenter: no config file: using the record store {conf.database} "
+                        f"(beside the storage {conf.storage})"), file=sys.stderr)
+    return conf.database
 
 
 def open_storage(args: argparse.Namespace, conf: configuration.Config | None = None
@@ -42,6 +65,7 @@ def open_storage(args: argparse.Namespace, conf: configuration.Config | None = N
     is then updated, and the user told so.
     """
     conf = conf or settings(args)
+    creation.require(conf.storage)
     dc = DataCenter(conf.storage)
     if dc.storage != conf.storage:
         print(printable(f"datacenter: the storage {conf.storage} has moved to {dc.storage}"),
@@ -62,6 +86,8 @@ def open_view(args: argparse.Namespace, conf: configuration.Config | None = None
     """
     conf = conf or settings(args)
     view = StorageView(conf.storage)
+    if not view.exists:
+        raise creation.NoStorageError(view.storage)
     if view.moved:
         where = f"; {conf.path} still names the old place (any command that changes " \
                 "the storage updates it)" if conf.path and not args.storage else ""
@@ -74,7 +100,9 @@ def open_importer(args: argparse.Namespace) -> Importer:
     """The importer of the configured storage; its processors resolved before it opens."""
     conf = settings(args)
     processors = resolve_processors(conf)
-    return Importer(conf, open_storage(args, conf), processors)
+    dc = open_storage(args, conf)
+    record_store(conf)
+    return Importer(conf, dc, processors)
 
 
 _STORAGE_LINE = re.compile(r'^(storage\s*=\s*)("(?:[^"\\]|\\.)*"|\'[^\']*\')', re.MULTILINE)

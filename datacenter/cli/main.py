@@ -16,14 +16,14 @@ import sys
 from collections.abc import Sequence
 
 # Each import registers its commands, in the order --help lists them.
-from datacenter.cli import chaos, export, importing, serve, storage
+from datacenter.cli import chaos, export, importing, project, serve, storage
 from datacenter.cli.registry import COMMANDS, EXPECTED, report
 from datacenter.storage import LockHeldError
 
-_MODULES = (storage, importing, serve, export, chaos)
+_MODULES = (storage, importing, serve, export, project, chaos)
 #: The order --help lists the commands in: the daily ones first.
 _ORDER = ("status", "ls", "import", "serve", "processors", "export", "logs", "move-storage",
-          "recover", "chaos")
+          "recover", "init", "chaos")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -32,10 +32,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="Drop CSV files into a storage folder; import them exactly once.",
     )
     parser.add_argument("--storage", metavar="DIR",
-                        help="the storage folder (overrides the config)")
+                        help="the storage folder (overrides the config; without a config, "
+                             "the record store is records.sqlite beside DIR)")
     parser.add_argument("--config", metavar="FILE",
-                        help="config file (default: $DATACENTER_CONFIG, else ./datacenter.toml)")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+                        help="config file (default: $DATACENTER_CONFIG, else ./datacenter.toml; "
+                             "without one, commands stop unless --storage is given)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
+                                help="what to do (COMMAND --help tells more)")
     for command in sorted(COMMANDS.values(), key=lambda c: (c.name not in _ORDER,
                                                              _ORDER.index(c.name)
                                                              if c.name in _ORDER else 0)):

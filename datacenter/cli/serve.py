@@ -2,32 +2,49 @@
 
 SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C
 stops at once (recovery on the next start loses nothing). The exit codes
-are in :data:`DESCRIPTION`, which ``datacenter serve --help`` shows.
+are in :data:`DESCRIPTION`, which ``datacenter serve --help`` shows: a
+clean stop is 0 whatever was rejected meanwhile (a unit manager would
+otherwise call the service failed after every stop that followed a bad
+upload); rejections show in ``status`` and the log.
+
+``serve`` is one of the two commands that create a storage (``init`` is the
+other), never in a folder that does not exist. It says what it serves in
+one line on stderr when it starts; ``--once`` only on a terminal, since
+cron mails whatever a job prints and a quiet run should stay quiet.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
 
-from datacenter.cli.common import settings
-from datacenter.cli.registry import CommandError, command
+from datacenter.cli.common import record_store, settings
+from datacenter.cli.registry import CommandError, command, timestamp
+from datacenter.config import Config
 from datacenter.importing import Importer
 from datacenter.service import KINDS, Service, service_running
 from datacenter.service.service import STILL_WRITING
-from datacenter.storage import LockHeldError
+from datacenter.storage import LockHeldError, creation
+from datacenter.storage.logs import printable
 
 DESCRIPTION = f"""Import each complete file dropped into the storage, exactly once.
 With --once, import every complete file present at the start, then exit.
 Exit status: 0 done; 1 another service holds the storage, or (--once) a
 file could not be imported (rejected as a whole, or failing again and again:
 named on stderr); {STILL_WRITING} (--once) a file was still being written (it changed
-during the settle time): named on stderr and left for the next run."""
+during the settle time): named on stderr and left for the next run.
+Stopped by SIGTERM or Ctrl-C, serve exits 0 whatever it rejected meanwhile:
+rejected files show in `datacenter status` and the log. When it starts, it
+names the storage, the config, the watch mode and the record store on
+stderr (--once: only on a terminal). A missing storage is created, in a
+folder that must exist."""
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -44,16 +61,38 @@ def run(args: argparse.Namespace) -> int:
     holder = service_running(conf.storage)
     if holder is not None:
         raise CommandError(f"{conf.storage} is served already by {holder}")
+    creation.check_parent(conf.storage)
+    new = not os.path.isdir(conf.storage)
     importer = Importer(conf)  # opening it recovers what a kill interrupted
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
                           once=args.once)
+        _announce(conf, importer.storage, new, _mode(service))
         with _signals(service):
             return service.drain() if args.once else service.serve()
     except LockHeldError as error:
         raise CommandError(f"{conf.storage} is served already: {error}") from None
     finally:
         importer.close()
+
+
+def _mode(service: Service) -> str:
+    return "once" if service.once else "polling" if service.polling else "inotify"
+
+
+def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
+    """The start line on stderr: what is served, from which config, how, into which store.
+
+    ``--once`` says it only on a terminal (cron mails any output); a store
+    that no config file chose is named then all the same.
+    """
+    if mode == "once" and not sys.stderr.isatty():
+        record_store(conf)
+        return
+    config = conf.path or "none (--storage alone)"
+    print(printable(f"datacenter: serving {storage}{' (new)' if new else ''}; config {config}; "
+                    f"watch {mode}; record store {conf.database}; process {os.getpid()}"),
+          file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
@@ -73,6 +112,23 @@ def _signals(service: Service) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
+
+
+#: Keys of the service's state that hold a moment (seconds since the epoch).
+_MOMENTS = frozenset({"started", "updated", "at", "finished", "since"})
+
+
+def service_json(value: Any, key: str = "") -> Any:
+    """The service's state for ``--json``: every moment in it as ISO 8601 with its zone.
+
+    A moment is a float under one of :data:`_MOMENTS` (counts are whole
+    numbers, and stay as they are).
+    """
+    if isinstance(value, dict):
+        return {k: service_json(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [service_json(item) for item in value]
+    return timestamp(value) if key in _MOMENTS and isinstance(value, float) else value
 
 
 def describe_status(status: dict[str, Any]) -> list[str]:

@@ -13,15 +13,24 @@ import sys
 import time
 from typing import Any
 
-from datacenter.cli.common import open_storage, open_view, point_config_at, settings
-from datacenter.cli.registry import CommandError, command, emit, natural, say
-from datacenter.cli.serve import describe_status
+from datacenter.cli.common import (
+    open_storage,
+    open_view,
+    point_config_at,
+    record_store,
+    settings,
+)
+from datacenter.cli.registry import CommandError, command, emit, natural, say, timestamp
+from datacenter.cli.serve import describe_status, service_json
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
-from datacenter.storage import FOLDERS, layout
+from datacenter.service.census import census
+from datacenter.service.verdicts import REJECTED, UNROUTED
+from datacenter.storage import FOLDERS, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
+from datacenter.storage.view import StorageView
 
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
@@ -32,10 +41,10 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
-    ledger = read_ledger(conf.database)
+    ledger = read_ledger(record_store(conf))
     intents = view.interrupted_operations()
     served = service_status(view.storage)
+    counts = _file_counts(view, served)
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
@@ -45,14 +54,16 @@ def _status(args: argparse.Namespace) -> int:
         "interrupted_operations": intents,
         "unfiled_imports": ledger.unfiled,
         "last_imports": [_job_dict(job) for job in ledger.last],
-        "service": served,
+        "service": service_json(served),
     }
     if args.json:
         emit(report)
         return 0
-    say(f"storage: {view.storage}" + ("" if view.exists else " (does not exist yet)"))
+    say(f"storage: {view.storage}")
     for folder, count in counts.items():
-        say(f"  {folder:<11} {count:>6} file(s)")
+        shown = "unknown (no service has looked at the root's files)" if count is None \
+            else f"{count:>6} file(s)"
+        say(f"  {folder:<11} {shown}")
     say(_interrupted(intents, ledger.unfiled))
     for line in describe_status(served):
         say(line)
@@ -63,6 +74,19 @@ def _status(args: argparse.Namespace) -> int:
         say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
             f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _file_counts(view: StorageView, served: dict[str, Any]) -> dict[str, int | None]:
+    """Files per folder; the root's split into waiting, rejected and unrouted files.
+
+    Only the service knows which root files it left alone: without its
+    state, rejected and unrouted are unknown (None), not zero.
+    """
+    root = census(view.storage, [f.name for f in view.list_files("pending")], served)
+    counts: dict[str, int | None] = {"pending": root.pending, REJECTED: root.rejected,
+                                     UNROUTED: root.unrouted}
+    counts.update({folder: len(view.list_files(folder)) for folder in layout.SUBFOLDERS})
+    return counts
 
 
 def _interrupted(intents: int, unfiled: int) -> str:
@@ -77,7 +101,8 @@ def _interrupted(intents: int, unfiled: int) -> str:
 def _job_dict(job: Job) -> dict[str, Any]:
     return {"id": job.id, "source": job.source, "processor": job.processor, "mode": job.mode,
             "user": job.user, "rows": job.rows, "ok": job.ok, "failed": job.failed,
-            "outcome": job.outcome, "finished": job.finished, "sha256": job.sha256}
+            "outcome": job.outcome, "started": timestamp(job.started),
+            "finished": timestamp(job.finished), "sha256": job.sha256}
 
 
 def _ls_options(parser: argparse.ArgumentParser) -> None:
@@ -92,11 +117,19 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
 def _ls(args: argparse.Namespace) -> int:
     files = open_view(args).list_files(args.folder, args.sort)
     if args.json:
-        emit([f.as_dict() for f in files])
+        emit([_file_json(f) for f in files])
         return 0
     for f in files:
         say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")
     return 0
+
+
+def _file_json(file: DataCenterFile) -> dict[str, object]:
+    """A file for ``ls --json``: its time in ISO 8601 with its zone, like every --json time."""
+    data = file.as_dict()
+    data.pop("timestamp", None)
+    data["date"] = timestamp(file.getTimeStamp())
+    return data
 
 
 def _move_options(parser: argparse.ArgumentParser) -> None:
@@ -109,6 +142,7 @@ def _move_options(parser: argparse.ArgumentParser) -> None:
 @command("move-storage", "use another folder as the storage", _move_options)
 def _move_storage(args: argparse.Namespace) -> int:
     conf = settings(args)
+    creation.require(conf.storage)
     holder = service_running(conf.storage)
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
@@ -152,7 +186,7 @@ def _recover(args: argparse.Namespace) -> int:
     processors = resolve_processors(conf)  # all of them, before the storage is touched
     dc = open_storage(args, conf)  # opening finishes interrupted operations
     rolled, imports = dc.recovered, 0
-    if os.path.exists(conf.database):
+    if os.path.exists(record_store(conf)):
         importer = Importer(conf, dc, processors)  # opening files committed imports away
         imports = importer.recovered
         importer.close()

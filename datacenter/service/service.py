@@ -85,7 +85,9 @@ class Service:
         self.counts = {"imported": 0, REJECTED: 0, UNROUTED: 0}
         #: Scans of the root done so far: "a reconcile scan later" can be waited for.
         self.scans = 0
-        #: 0, or 1 once a file was rejected as a whole (the exit status of --once).
+        #: 0, or 1 when the service could not go on (its storage moved into another
+        #: service's hands) or, under --once, a file was rejected as a whole. A
+        #: rejection never fails a watching service: stopping it cleanly is no failure.
         self.exit_code = 0
         self.stopping = False  # a plain flag: a signal handler must not take locks
         self._moved_to: str | None = None  # set by another thread: the storage moved
@@ -457,7 +459,8 @@ class Service:
         self.counts[note.kind] += 1
         self.importer.log(f"service: {what}: {note.reason}; left where it is until it "
                              "changes", level=logging.ERROR if fatal else logging.WARNING)
-        self.exit_code = 1 if fatal else self.exit_code
+        if fatal and self.once:
+            self.exit_code = 1
         self._say(f"datacenter: {'error' if fatal else what}: {note.reason}", error=True)
 
     def _say(self, line: str, error: bool = False) -> None:

@@ -1,6 +1,7 @@
 """``datacenter chaos``: real work under random faults, then proof that nothing broke.
 
 A throw-away storage in a temporary folder receives generated CSV files
+(``files`` of them in each of the two phases below, so twice that in all)
 (some rows corrupted on purpose) which are imported through the whole
 pipeline, while the fault harness makes filesystem steps fail at random
 (``ENOSPC``, ``EIO``, ``EACCES``, ``EXDEV``) or stall; half-way the storage
@@ -69,6 +70,9 @@ class ChaosRun:
     work: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="datacenter-chaos-"))
     kills: int = 0
     left_over: int = 0
+    #: Files of the first phase, imported one by one (*files* of them); the
+    #: service phase drops *files* more: ``len(dropped)`` in all.
+    by_hand: int = 0
     dropped: list[_Dropped] = field(default_factory=list)
     results: list[dict[str, str]] = field(default_factory=list)
 
@@ -98,6 +102,7 @@ class ChaosRun:
                     self._relocate(importer, target)
         storage = importer.dc.storage
         importer.close()
+        self.by_hand = len(self.dropped)
         if self.service:
             self._serve_and_kill(storage)
         invariants = self._settle_and_check()
@@ -238,6 +243,8 @@ class ChaosRun:
         original = {"student_id": "S0001", "name": "Ada Obi", "level": 100, "active": True}
         return {
             "seed": self.seed,
+            "files": {"dropped": len(self.dropped), "by_hand": self.by_hand,
+                      "through_the_service": len(self.dropped) - self.by_hand},
             "service_kills": self.kills,
             "left_for_the_final_check": self.left_over,
             "stats": self.injector.stats,
