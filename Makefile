@@ -6,12 +6,16 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test lint bench clean
 
+# Every install is pinned by constraints.txt (the build's setuptools too, through
+# PIP_CONSTRAINT): a new release upstream never changes what an unchanged tree gets.
+PIN    := PIP_CONSTRAINT=$(CURDIR)/constraints.txt
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(PIN) $(BIN)/python -m pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+$(STAMP): pyproject.toml constraints.txt | $(BIN)/python
+	$(PIN) $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
 run: $(STAMP)
