@@ -13,7 +13,7 @@ from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job, RecordStore
 from datacenter.service import service_running, service_status
-from datacenter.storage import FOLDERS, layout
+from datacenter.storage import FOLDERS, DataCenter, layout
 
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +99,14 @@ def _move_storage(args: argparse.Namespace) -> int:
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
                            "stop it first")
-    dc = open_storage(args, conf)
+    dc = DataCenter(conf.storage) if args.move else open_storage(args, conf)
+    if dc.storage != conf.storage:
+        # Moved while this command waited for the storage (or by a move a crash
+        # interrupted): this one is not made; the config learns where it went.
+        if conf.path and not args.storage:
+            point_config_at(conf.path, dc.storage)
+        raise CommandError(f"the storage {conf.storage} has moved to {dc.storage} meanwhile; "
+                           "nothing moved")
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
         print(f"not moved (exists in the target): {name}")

@@ -128,6 +128,10 @@ class Importer:
     def unsubscribe(self, callback: Callable[[str, str], None]) -> None:
         self.dc.unsubscribe(callback)
 
+    def follow(self) -> bool:
+        """Follow a move of the storage made by another process; True when it moved."""
+        return self.dc.follow()
+
     # -- routing -------------------------------------------------------------------
 
     def route(self, filename: str) -> tuple[str, str]:

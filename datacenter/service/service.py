@@ -140,7 +140,7 @@ class Service:
 
     @contextlib.contextmanager
     def _running(self, watch: bool) -> Iterator[None]:
-        self._lock = _hold(layout.state_path(self.storage, layout.SERVICE_LOCK))
+        self._lock = self._hold_storage()
         try:
             self._state = StateFile(self.storage)
             self._state.sweep()
@@ -164,6 +164,25 @@ class Service:
             if self._lock is not None:
                 self._lock.release()
                 self._lock = None
+
+    def _hold_storage(self) -> StorageLock:
+        """The service lock of the storage where it is now.
+
+        A move made by another process after the importer opened the storage
+        is followed first; once this lock is held, moves by other processes
+        are refused (they look for it under the storage's lock).
+        """
+        while True:
+            lock = _hold(layout.state_path(self.storage, layout.SERVICE_LOCK))
+            try:
+                moved = self.importer.follow()
+            except BaseException:
+                lock.release()
+                raise
+            if not moved:
+                return lock
+            lock.release()
+            self.watcher.root = self.storage
 
     def _step(self) -> None:
         self._follow_move()

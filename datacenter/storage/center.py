@@ -95,7 +95,7 @@ class DataCenter:
             # move the sub-folders here.
             self.journal.ensure_dirs()
             rolled = self.journal.recover()
-            moved_to = _forwarding(self._storage) if follow else None
+            moved_to = relocation.forwarding(self._storage) if follow else None
             if moved_to is None:
                 for name in layout.SUBFOLDERS:
                     fs.makedirs(os.path.join(self._storage, name))
@@ -296,7 +296,10 @@ class DataCenter:
 
         Returns the names that were not moved because they exist in the
         target already (``[]``: everything moved). Raises ValueError when
-        *path* is missing or not a folder.
+        *path* is missing or not a folder, and a RelocationRefusedError when
+        the move is no longer to be made once the storage's lock is held:
+        the storage moved meanwhile (another move was queued before this
+        one), or a service of another process serves it or the target.
         """
         new = os.path.abspath(os.fspath(path))
         old = self._storage
@@ -333,8 +336,24 @@ class DataCenter:
             not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
 
         with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+            relocation.check_movable(old, new)  # one decision, under the locks
             run_group(self.journal, plan, target, log=self._warn)
         return not_moved
+
+    def follow(self) -> bool:
+        """Follow a move another process made since this storage was opened.
+
+        Opening the storage again finds the note the move left; subscribers
+        are told as after :meth:`setStoragePath`. True when it had moved.
+        """
+        old = self._storage
+        with self._lock:
+            if relocation.forwarding(old) is None:
+                return False
+        self._open()
+        for callback in list(self._subscribers):
+            callback(old, self._storage)
+        return True
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback(old, new)`` after every change of the storage path."""
@@ -350,16 +369,6 @@ class DataCenter:
         if rolled:
             self.log(f"recovered: {rolled} interrupted operation(s) finished")
         return rolled
-
-
-def _forwarding(storage: str) -> str | None:
-    """Where the storage moved from *storage* went, if it did and that folder exists."""
-    try:
-        with open(layout.state_path(storage, layout.MOVED_TO), encoding="utf-8") as handle:
-            target = handle.read().strip()
-    except FileNotFoundError:
-        return None
-    return target if target and target != storage and os.path.isdir(target) else None
 
 
 def _scan(path: str) -> list[os.DirEntry[str]]:
