@@ -9,19 +9,37 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, make_importer, tree, write
+from helpers import (
+    FIN1,
+    FIN2,
+    PEND1,
+    ROOT,
+    Dist,
+    check_clean,
+    drop,
+    fake_devices,
+    make_importer,
+    snapshot,
+    tree,
+    write,
+)
 
 from datacenter import DataCenter
 from datacenter.cli.main import main
+from datacenter.config import WatchSettings
 from datacenter.service import Service
+from datacenter.service import service as service_module
 from datacenter.storage import layout
 from datacenter.storage.lock import StorageLock
 from datacenter.storage.relocation import (
@@ -29,6 +47,7 @@ from datacenter.storage.relocation import (
     StorageMovedError,
     StorageServedError,
 )
+from datacenter.testing.crashpoints import enumerate_crashes
 
 PYTHON_M = [sys.executable, "-m", "datacenter"]
 FILES = {"a.csv": "id\n1\n", "finished/x.create.finished.csv": "id\n1\n2\n",
@@ -214,3 +233,130 @@ def test_a_service_started_after_a_move_works_where_the_storage_went(tmp_path: P
         assert not os.path.exists(os.path.join(old, "finished"))
     finally:
         importer.close()
+# -- 4. filing into a folder on another filesystem -------------------------------------------
+
+
+def test_filing_into_a_finished_folder_on_another_disk(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    imp = make_importer(tmp_path)
+    try:
+        storage = imp.dc.storage
+        refused = fake_devices(monkeypatch, os.path.join(storage, layout.FINISHED))
+        outcome = imp.import_file(drop(imp, "faculties.csv", "code,title\nF1,Science\n"))
+        assert (outcome.ok, outcome.failed) == (1, 0)
+        outcome = imp.import_file(drop(imp, "faculties_more.csv", "code,title\nF2,Arts\n"))
+        assert refused, "the fake devices were never crossed"
+        assert imp.store.jobs(undistributed=True) == []
+        assert _files(os.path.join(storage, layout.FINISHED)) == {
+            "faculties.csv": "code,title\nF1,Science\n",
+            "faculties_more.csv": "code,title\nF2,Arts\n",
+            "faculties.create.finished.csv": "code,title\nF1,Science\n",
+            "faculties_more.create.finished.csv": "code,title\nF2,Arts\n",
+        }
+        assert os.listdir(layout.state_path(storage, layout.JOURNAL)) == []
+    finally:
+        imp.close()
+    assert main(["--storage", storage, "status"]) == 0
+    assert "interrupted operations: 0" in capsys.readouterr().out
+
+
+def test_a_chain_across_disks_ends_in_finished(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """unfinished/ and finished/ on two disks, the root on a third."""
+    imp = make_importer(tmp_path)
+    try:
+        storage = imp.dc.storage
+        fake_devices(monkeypatch, os.path.join(storage, layout.FINISHED),
+                     os.path.join(storage, layout.UNFINISHED))
+        outcome = imp.import_file(drop(imp, "faculties.csv", "code,title\nF1,Science\nF2,\n"))
+        assert outcome.pending == "faculties.create.pending.csv"
+        assert os.listdir(os.path.join(storage, layout.UNFINISHED)) == ["faculties.csv"]
+        pending = os.path.join(storage, outcome.pending)
+        write(pending, "code,title\nF2,Arts\n")
+        outcome = imp.import_file(pending)
+        assert (outcome.ok, outcome.failed) == (1, 0)
+        assert imp.store.jobs(undistributed=True) == []
+        assert os.listdir(os.path.join(storage, layout.UNFINISHED)) == []
+        assert sorted(os.listdir(os.path.join(storage, layout.FINISHED))) == [
+            "faculties.create.finished.csv", "faculties.csv"]
+        assert not os.path.exists(pending)
+    finally:
+        imp.close()
+
+
+def test_the_service_files_what_is_left_unfiled_by_itself(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A filing that failed for a while is tried again without a new import."""
+    monkeypatch.setattr(service_module, "RETRY_FIRST", 0.1)
+    imp = make_importer(tmp_path)
+    storage = imp.dc.storage
+    broken = {"on": True}
+    real_replace = os.replace
+
+    def replace(src: str, dst: str, *args: object, **kwargs: object) -> None:
+        if broken["on"] and os.path.dirname(dst).endswith(layout.FINISHED):
+            raise OSError(errno.EIO, "Input/output error", dst)
+        real_replace(src, dst, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "replace", replace)
+    # No reconcile scan: only the retry of unfiled jobs may file it.
+    service = Service(imp, WatchSettings(settle=0.1, rescan=3600.0),
+                      out=open(os.devnull, "w"), err=open(os.devnull, "w"))  # noqa: SIM115
+    thread = threading.Thread(target=service.serve)
+    thread.start()
+    try:
+        drop(imp, "faculties.csv", "code,title\nF1,Science\n")
+        assert _wait_for(lambda: imp.store.jobs(undistributed=True), timeout=20)
+        assert not os.path.exists(os.path.join(storage, layout.FINISHED, "faculties.csv"))
+        broken["on"] = False
+        assert _wait_for(lambda: not imp.store.jobs(undistributed=True), timeout=20)
+        assert os.path.exists(os.path.join(storage, layout.FINISHED, "faculties.csv"))
+    finally:
+        service.stop()
+        thread.join(timeout=30)
+        imp.close()
+
+
+_ACROSS = {
+    "fails-into-unfinished": ((), Dist(False, "x.csv", FIN1, PEND1)),
+    "chain-ends-in-finished": ((Dist(False, "x.csv", FIN1, PEND1),),
+                               Dist(True, "x.create.pending.csv", FIN2 + "3,Chidi\r\n", None)),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(_ACROSS))
+def test_crash_at_every_step_of_a_filing_across_disks(
+        name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """finished/ and unfinished/ on disks of their own: a kill at any step, then
+    recovery (itself killed at each step) leaves the filing undone or done."""
+    earlier, act = _ACROSS[name]
+    work = tmp_path / "work"
+    storage, outside = str(work / "storage"), str(work / "outside")
+    refused = fake_devices(monkeypatch, os.path.join(storage, layout.FINISHED),
+                           os.path.join(storage, layout.UNFINISHED), outside)
+
+    def prepare() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        os.makedirs(outside)
+        DataCenter(storage)
+        for step in earlier:
+            step.inputs(storage, outside)
+            step(storage, outside)
+        act.inputs(storage, outside)
+
+    prepare()
+    before = snapshot(storage, outside)
+    act(storage, outside)
+    after = snapshot(storage, outside)
+    assert before != after and refused, "nothing crossed a disk"
+
+    def check() -> None:
+        assert snapshot(storage, outside) in (before, after)
+        check_clean(storage)
+
+    report = enumerate_crashes(prepare, lambda: act(storage, outside),
+                               lambda: DataCenter(storage).recover(), check)
+    assert report.points >= 10
+    print(f"{name} across disks: {report.points} crash points, {report.runs} runs")

@@ -65,6 +65,8 @@ class Outcome:
     failed: int
     pending: str | None  # the pending file's name at the root, if rows failed
     job: int
+    #: Filed away (False: committed, filing failed for now; it is tried again).
+    filed: bool = True
 
     def summary(self) -> str:
         text = f"Imported {self.rows} rows from {self.source}: {self.ok} ok, {self.failed} failed"
@@ -173,9 +175,9 @@ class Importer:
             planned = [_not_yet(plan, unfiled) for plan in planned]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
-            self.finish_jobs(jobs)
-        return [item if isinstance(item, Exception) else self._outcome(*item)
-                for item in staged]
+            left = {job.id for job in self.finish_jobs(jobs)}
+        return [item if isinstance(item, Exception)
+                else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
     def _planned(self, request: Request) -> _Plan | Exception:
         path = os.path.abspath(request.path)
@@ -249,13 +251,14 @@ class Importer:
             raise
         return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
 
-    def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor) -> Outcome:
+    def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor,
+                 filed: bool = True) -> Outcome:
         pending = None
         if result.failed:
             path = os.path.join(self.dc.storage, job.source)
             pending = os.path.basename(destinations(self.dc.storage, path, job.mode).pending)
         return Outcome(job.source, batch.name, job.mode, result.rows, result.ok,
-                       result.failed, pending, job.id)
+                       result.failed, pending, job.id, filed)
 
     def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """File away what committed imports left in their job folders.
@@ -284,7 +287,7 @@ class Importer:
                 self.dc.distribute([request])
         except Exception as error:
             self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
-                        f"{error}; it is tried again before the next import",
+                        f"{error}; it is tried again later, and before the next import",
                         level=logging.ERROR)
             return False
         return True
@@ -312,6 +315,18 @@ class Importer:
         return DistRequest(job.failed == 0, source, finished,
                            pending if os.path.exists(pending) else None, job.mode,
                            move_orig=same, pending_dest=keep_aside)
+
+    def file_unfiled(self) -> list[Job]:
+        """File committed imports whose filing failed so far; returns those still unfiled.
+
+        The service calls this by itself now and then, so that a filing that
+        failed for a while (a full disk, an archive disk gone) is finished
+        without waiting for the next import. Cheap when there is nothing to do.
+        """
+        if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
+            return []
+        with self.dc.lock:
+            return self._finish_unfiled()
 
     def _finish_unfiled(self) -> list[Job]:
         """File committed imports that are not yet; returns those that still cannot be."""

@@ -157,10 +157,12 @@ def _plan_source(
 def _plan_move(group: Group, storage: str, src: str, dst: str) -> None:
     """Move *src* to *dst* (inside *storage*), replacing it like Kofa.
 
-    A source outside the storage (the caller's) is set aside beside itself,
-    on its own filesystem, if it must be copied across.
+    Should it have to be copied across filesystems (the caller's folder, or
+    a folder of the storage mounted from another disk), the copy is made
+    beside *dst* and the source set aside beside itself: each on its own
+    filesystem, so that both renames stay renames.
     """
-    group.add_move(src, dst, overwrite=True, trash_beside_src=not layout.is_within(src, storage))
+    group.add_move(src, dst, overwrite=True, trash_beside_src=True, tmp_beside_dst=True)
 
 
 def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:

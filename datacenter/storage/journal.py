@@ -93,15 +93,19 @@ class Group:
         self.steps.append(step)
 
     def add_move(self, src: str, dst: str, *, overwrite: bool,
-                 dst_side: Group | None = None, trash_beside_src: bool = False) -> Move:
+                 dst_side: Group | None = None, trash_beside_src: bool = False,
+                 tmp_beside_dst: bool = False) -> Move:
         """Add the step moving *src* to *dst*; returns it.
 
         What a move across filesystems copies (``tmp``) and a folder it
         overwrites (``old``) are staged on the destination's filesystem: in
         *dst_side* (a group of the destination root's journal), by default
-        this group. The source is set aside (``trash``) on its own
-        filesystem: in this group's staging, or beside itself when it lies
-        outside the storage (*trash_beside_src*).
+        this group, or, for ``tmp``, beside the destination under a hidden
+        temporary name (*tmp_beside_dst*: a folder of the storage may be a
+        filesystem of its own). The source is set aside (``trash``) on its
+        own filesystem: in this group's staging, or beside itself
+        (*trash_beside_src*: it lies outside the storage, or in a folder of
+        the storage that may be a filesystem of its own).
         """
         n = len(self.steps)
         near_dst = dst_side or self
@@ -109,7 +113,11 @@ class Group:
             trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{self.id}.trash")
         else:
             trash = self.staged_path(f"trash-{n}")
-        step = Move(src=src, dst=dst, tmp=near_dst.staged_path(f"tmp-{n}"), trash=trash,
+        if tmp_beside_dst:
+            tmp = fs.temp_name(os.path.dirname(os.path.abspath(dst)), f"-{self.id}.tmp")
+        else:
+            tmp = near_dst.staged_path(f"tmp-{n}")
+        step = Move(src=src, dst=dst, tmp=tmp, trash=trash,
                     ident=inode_at(src), overwrite=overwrite,
                     old=near_dst.staged_path(f"old-{n}"))
         self.add(step)
