@@ -33,12 +33,15 @@ def _status(args: argparse.Namespace) -> int:
         unfiled = len(store.jobs(undistributed=True))
         store.close()
     served = service_status(dc.storage)
+    waiting = dc.needs_a_person()
+    held = sum(1 for line in waiting if line.startswith(os.path.join(layout.STATE, layout.JOBS)))
     report: dict[str, Any] = {
         "storage": dc.storage,
         "database": conf.database,
         "files": counts,
         "finished_files": len(dc.getFinishedFiles()),
-        "interrupted": len(dc.journal.pending_intents()) + unfiled,
+        "interrupted": len(dc.journal.pending_intents()) + max(unfiled - held, 0),
+        "needs_a_person": waiting,
         "last_imports": [_job_dict(job) for job in jobs],
         "service": served,
     }
@@ -49,6 +52,10 @@ def _status(args: argparse.Namespace) -> int:
     for folder, count in counts.items():
         print(f"  {folder:<11} {count:>6} file(s)")
     print(f"interrupted operations: {report['interrupted']}")
+    if waiting:
+        print(f"needs a person: {len(waiting)}")
+    for line in waiting:
+        print(f"  {line}")
     for line in describe_status(served):
         print(line)
     if jobs:

@@ -80,7 +80,7 @@ class DataCenter:
 
     @property
     def journal(self) -> Journal:
-        return Journal(self._storage)
+        return Journal(self._storage, report=self._error)
 
     def _open(self, follow: int = 8) -> None:
         """Create missing folders and recover, holding the storage's lock.
@@ -120,9 +120,13 @@ class DataCenter:
         # Not the state folder: only the service writes there (its state file),
         # and sweeps it itself; a sweep from here could race its writes.
         folders = [self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
+        # A move of an intent set aside may hold a source or its copy beside
+        # it (their names carry the group's id): those wait for a person too.
+        held = [entry.id for entry in self.journal.set_aside()]
         for folder in folders:
             for entry in _scan(folder):
-                if entry.name.startswith(fs.TEMP_PREFIX):
+                if entry.name.startswith(fs.TEMP_PREFIX) and not any(
+                        group_id in entry.name for group_id in held):
                     fs.rmtree(entry.path)
 
     def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
@@ -131,6 +135,9 @@ class DataCenter:
 
     def _warn(self, message: str) -> None:
         self.log(message, level=logging.WARNING)
+
+    def _error(self, message: str) -> None:
+        self.log(message, level=logging.ERROR)
 
     # -- listing ---------------------------------------------------------------
 
@@ -274,6 +281,10 @@ class DataCenter:
         layout.plain_name(processor, "processor name")
         folder = self.graduated_path if graduated else self.deleted_path
         dest = os.path.join(folder, f"{processor}.csv")
+        overlong = layout.overlong(dest)
+        if overlong is not None:
+            raise distribution.OutputNameError(
+                f"{processor} records: name too long for the backup they need: {overlong}")
         if count == 0:
             return dest
 
@@ -361,6 +372,25 @@ class DataCenter:
 
     def unsubscribe(self, callback: Subscriber) -> None:
         self._subscribers.remove(callback)
+
+    def needs_a_person(self) -> list[str]:
+        """What waits for a person, one line each: operations that were set aside
+        because they cannot be finished, and imports whose filing was held.
+
+        Neither stops anything else; each line says where it waits and why.
+        """
+        lines = [f"{os.path.relpath(entry.path, self._storage)}: step {entry.step + 1} "
+                 f"cannot be done: {entry.reason}" for entry in self.journal.set_aside()]
+        jobs = layout.state_path(self._storage, layout.JOBS)
+        for entry in sorted(_scan(jobs), key=lambda e: e.name):
+            note = os.path.join(entry.path, layout.HELD)
+            try:
+                with open(note, encoding="utf-8", errors="replace") as handle:
+                    reason = handle.read().strip()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            lines.append(f"{os.path.relpath(entry.path, self._storage)}: {reason}")
+        return lines
 
     def recover(self) -> int:
         """Finish or roll back interrupted work; returns the groups finished."""

@@ -15,8 +15,10 @@ is committed, and then all of it changes, even across a crash.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from datacenter.errors import DataCenterError
 from datacenter.storage import csvmerge, layout
 from datacenter.storage.journal import Group
 from datacenter.storage.steps import Cleanup, Replace, Unlink
@@ -44,11 +46,37 @@ def pending_origin(name: str) -> tuple[str, str] | None:
     return (base + ".csv", mode) if base else None
 
 
+class OutputNameError(DataCenterError, ValueError):
+    """A file's outputs would need names longer than the filesystem allows."""
+
+
 def kept_aside(storage: str, source: str, job: int) -> str:
     """Where job *job*'s failed rows of *source* go when a person edited that pending
-    file meanwhile: ``unfinished/<stem>.job<N>.csv``, beside the chain, never over it."""
+    file meanwhile: ``unfinished/<stem>.job<N>.csv``, beside the chain, never over it
+    (the stem cut short if the name would be too long)."""
     stem = source[:-4] if source.lower().endswith(".csv") else source
-    return os.path.join(storage, layout.UNFINISHED, f"{stem}.job{job}.csv")
+    folder = os.path.join(storage, layout.UNFINISHED)
+    return os.path.join(folder, layout.fitted(folder, stem, f".job{job}.csv"))
+
+
+def check_names(storage: str, source_path: str, mode: str,
+                outputs: Iterable[str] | None = None) -> Destinations:
+    """The destinations of *source_path*, after OutputNameError if one cannot be named.
+
+    *outputs* are the paths to check (default: every name an import of it
+    may need: its finished and pending files, and its own places in
+    ``finished/`` and ``unfinished/``). Checked against the limit of each
+    folder's filesystem, before anything is staged or committed.
+    """
+    names = destinations(storage, source_path, mode)
+    if outputs is None:
+        outputs = (names.finished, names.pending, names.source_finished,
+                   names.source_unfinished)
+    problems = [why for why in map(layout.overlong, outputs) if why is not None]
+    if problems:
+        raise OutputNameError(f"{os.path.basename(source_path)}: name too long for the "
+                              f"outputs it needs: {'; '.join(problems)}")
+    return names
 
 
 def destinations(storage: str, source_path: str, mode: str) -> Destinations:
@@ -86,7 +114,8 @@ class Request:
     pending_dest: str | None = None
 
     def check(self, storage: str) -> Destinations:
-        """The destinations, after FileNotFoundError for a missing input."""
+        """The destinations, after FileNotFoundError for a missing input and
+        OutputNameError for an output whose name is too long."""
         for path, what in ((self.finished_file, "finished file"),
                            (self.pending_file, "pending file")):
             if path is not None and not os.path.isfile(path):
@@ -95,6 +124,12 @@ class Request:
         source = names.source_unfinished if names.chain and self.successful else self.source
         if self.move_orig and not os.path.isfile(source):
             raise FileNotFoundError(f"source not found: {self.source}")
+        outputs = [names.finished]
+        if self.pending_file is not None:
+            outputs.append(self.pending_dest or names.pending)
+        if self.move_orig:
+            outputs += [names.source_finished, names.source_unfinished]
+        check_names(storage, self.source, self.mode, outputs)
         return names
 
     def touches(self, storage: str, names: Destinations) -> set[str]:
