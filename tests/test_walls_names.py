@@ -14,7 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import read, write
+from helpers import drop, make_importer, read, table, write
 
 from datacenter import DataCenter
 from datacenter.cli.main import main
@@ -266,3 +266,105 @@ def test_crash_at_every_step_of_setting_an_intent_aside(tmp_path: Path) -> None:
                                lambda: DataCenter(storage), check)
     assert report.points >= 5
     print(f"setting an intent aside: {report.points} crash points, {report.runs} runs")
+
+
+# -- 5. a same-name re-drop never overwrites the earlier source ------------------------------
+
+FACULTIES_1 = "code,title\nF1,Science\n"
+FACULTIES_2 = "code,title\nF2,Arts\n"
+
+
+def test_a_weekly_file_of_the_same_name_keeps_every_week_in_finished(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    imp = make_importer(tmp_path)
+    try:
+        first = imp.import_file(drop(imp, "faculties.csv", FACULTIES_1))
+        second = imp.import_file(drop(imp, "faculties.csv", FACULTIES_2))
+        assert (first.ok, second.ok) == (1, 1)
+    finally:
+        imp.close()
+    finished = os.path.join(imp.dc.storage, "finished")
+    assert read(os.path.join(finished, "faculties.csv")) == FACULTIES_1  # the first, untouched
+    assert read(os.path.join(finished, f"faculties.job{second.job}.csv")) == FACULTIES_2
+    assert [f.name for f in imp.dc.list_files("finished")] == [
+        "faculties.create.finished.csv", "faculties.csv", f"faculties.job{second.job}.csv"]
+    assert main(["--storage", imp.dc.storage, "ls", "finished"]) == 0
+    listed = capsys.readouterr().out
+    assert "faculties.csv" in listed and f"faculties.job{second.job}.csv" in listed
+    log = read(os.path.join(imp.dc.storage, "logs", "datacenter.log"))
+    assert f"faculties.job{second.job}.csv" in log
+
+
+def test_a_redrop_while_its_chain_is_open_waits_beside_it_and_finishes_with_it(
+        tmp_path: Path) -> None:
+    imp = make_importer(tmp_path)
+    departments_1 = "code,faculty_code,title\nD1,F1,Physics\n"
+    departments_2 = "code,faculty_code,title\nD2,F1,Chemistry\n"
+    try:
+        first = imp.import_file(drop(imp, "departments.csv", departments_1))
+        second = imp.import_file(drop(imp, "departments.csv", departments_2))
+        assert (first.failed, second.failed) == (1, 1)
+        unfinished = os.path.join(imp.dc.storage, "unfinished")
+        assert sorted(os.listdir(unfinished)) == [
+            "departments.csv", f"departments.job{second.job}.csv"]
+        assert read(os.path.join(unfinished, "departments.csv")) == departments_1
+        pending = os.path.join(imp.dc.storage, "departments.create.pending.csv")
+        assert [row[0] for row in table(pending)[1:]] == ["D1", "D2"]  # one chain
+        imp.import_file(drop(imp, "faculties.csv", FACULTIES_1))
+        last = imp.import_file(pending)
+        assert (last.ok, last.failed) == (2, 0)
+    finally:
+        imp.close()
+    assert os.listdir(unfinished) == []
+    finished = os.path.join(imp.dc.storage, "finished")
+    assert read(os.path.join(finished, "departments.csv")) == departments_1
+    assert read(os.path.join(finished, f"departments.job{second.job}.csv")) == departments_2
+
+
+def test_the_api_still_replaces_like_kofa(dc: DataCenter, tmp_path: Path) -> None:
+    """``distProcessedFiles`` has no job number: Kofa's doctest story stands."""
+    for text in ("one\n", "two\n"):
+        src = write(os.path.join(dc.storage, "x.csv"), text)
+        finished = write(tmp_path / "results" / "finished.csv", "id\n")
+        dc.distProcessedFiles(True, src, finished, None)
+    assert sorted(os.listdir(dc.finished_path)) == ["x.create.finished.csv", "x.csv"]
+    assert read(os.path.join(dc.finished_path, "x.csv")) == "two\n"
+
+
+@pytest.mark.slow
+def test_kill_anywhere_in_filing_a_redrop(tmp_path: Path) -> None:
+    """The second faculties.csv: a kill at any step (the commit too), then recovery
+    (itself killed at each step): both sources kept, every row once."""
+    work = tmp_path / "work"
+    storage = work / "storage"
+
+    def importer() -> Importer:
+        return make_importer(work)
+
+    def prepare() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        imp = importer()
+        imp.import_file(drop(imp, "faculties.csv", FACULTIES_1))
+        drop(imp, "faculties.csv", FACULTIES_2)
+        imp.close()
+
+    def act() -> None:
+        importer().import_file(str(storage / "faculties.csv"))
+
+    def check() -> None:
+        if (storage / "faculties.csv").exists():
+            act()  # rolled back: the next attempt imports it
+        finished = storage / "finished"
+        assert sorted(os.listdir(finished))[:2] == [
+            "faculties.create.finished.csv", "faculties.csv"]
+        redrops = [n for n in os.listdir(finished) if n.startswith("faculties.job")]
+        assert len(redrops) == 1 and read(finished / redrops[0]) == FACULTIES_2
+        assert read(finished / "faculties.csv") == FACULTIES_1
+        rows = table(str(finished / "faculties.create.finished.csv"))
+        assert rows == [["code", "title"], ["F1", "Science"], ["F2", "Arts"]]
+        for area in ("journal", "staging", "jobs"):
+            assert os.listdir(storage / ".datacenter" / area) == [], area
+
+    report = enumerate_crashes(prepare, act, lambda: importer().close(), check, target="*")
+    assert report.points >= 20
+    print(f"filing a re-drop: {report.points} crash points, {report.runs} runs")

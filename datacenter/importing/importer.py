@@ -379,7 +379,7 @@ class Importer:
                 keep_aside = kept_aside(self.dc.storage, job.source, job.id)
         return DistRequest(job.failed == 0, source, finished,
                            pending if os.path.exists(pending) else None, job.mode,
-                           move_orig=same, pending_dest=keep_aside)
+                           move_orig=same, pending_dest=keep_aside, job=job.id)
 
     def file_unfiled(self) -> list[Job]:
         """File committed imports whose filing failed so far; returns those still unfiled.

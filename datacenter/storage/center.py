@@ -238,15 +238,21 @@ class DataCenter:
         if not chunk:
             return
 
+        moves: list[list[tuple[str, str]]] = []
+
         def plan(group: Group) -> None:
+            moves.clear()
             for n, (request, _) in enumerate(chunk):
-                distribution.plan(group, self._storage, request, label=f"{n}-")
+                moves.append(distribution.plan(group, self._storage, request, label=f"{n}-"))
 
         run_group(self.journal, plan, log=self._warn)
-        for request, _ in chunk:
+        for (request, _), moved in zip(chunk, moves, strict=True):
             outcome = "finished" if request.successful else "pending rows left"
+            renamed = [os.path.relpath(dst, self._storage) for src, dst in moved
+                       if os.path.basename(dst) != os.path.basename(src)]
+            kept = f"; filed as {', '.join(renamed)}: the name was taken" if renamed else ""
             self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
-                     f"{outcome}")
+                     f"{outcome}{kept}")
 
     def backupRecords(  # noqa: N802
         self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False
