@@ -155,15 +155,20 @@ class Move(Step):
         if _still(self.src, self.ident):
             try:
                 self._put_in_place(self.src)
-                if os.path.lexists(self.tmp):  # a partial copy of an earlier attempt
-                    fs.rmtree(self.tmp)
-                return touched
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-            self._copy_across()
+                self._copy_across()
+            else:
+                if os.path.lexists(self.tmp):  # a partial copy of an earlier attempt
+                    fs.rmtree(self.tmp)
+                return touched
         if os.path.lexists(self.tmp) and os.path.lexists(self.trash):
             self._put_in_place(self.tmp)
+        elif os.path.lexists(self.tmp):
+            # A partial copy of an attempt that failed, the source moved by a
+            # rename since: garbage (beside the destination, it would stay).
+            fs.rmtree(self.tmp)
         fs.rmtree(self.trash)
         if self.old:
             fs.rmtree(self.old)
