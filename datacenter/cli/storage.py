@@ -28,7 +28,7 @@ from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
 from datacenter.service.census import census
 from datacenter.service.verdicts import REJECTED, UNROUTED
-from datacenter.storage import FOLDERS, DataCenterFile, creation, layout
+from datacenter.storage import FOLDERS, DataCenter, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
 from datacenter.storage.view import StorageView
 
@@ -45,6 +45,7 @@ def _status(args: argparse.Namespace) -> int:
     intents = view.interrupted_operations()
     served = service_status(view.storage)
     counts = _file_counts(view, served)
+    waiting = view.needs_a_person()
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
@@ -54,6 +55,7 @@ def _status(args: argparse.Namespace) -> int:
         "interrupted_operations": intents,
         "unfiled_imports": ledger.unfiled,
         "last_imports": [_job_dict(job) for job in ledger.last],
+        "needs_a_person": waiting,
         "service": service_json(served),
     }
     if args.json:
@@ -65,6 +67,10 @@ def _status(args: argparse.Namespace) -> int:
             else f"{count:>6} file(s)"
         say(f"  {folder:<11} {shown}")
     say(_interrupted(intents, ledger.unfiled))
+    if waiting:
+        say(f"needs a person: {len(waiting)}")
+    for line in waiting:
+        say(f"  {printable(line)}")
     for line in describe_status(served):
         say(line)
     if ledger.last:
@@ -147,7 +153,14 @@ def _move_storage(args: argparse.Namespace) -> int:
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
                            "stop it first")
-    dc = open_storage(args, conf)
+    dc = DataCenter(conf.storage) if args.move else open_storage(args, conf)
+    if dc.storage != conf.storage:
+        # Moved while this command waited for the storage (or by a move a crash
+        # interrupted): this one is not made; the config learns where it went.
+        if conf.path and not args.storage:
+            point_config_at(conf.path, dc.storage)
+        raise CommandError(f"the storage {conf.storage} has moved to {dc.storage} meanwhile; "
+                           "nothing moved")
     not_moved = dc.setStoragePath(args.path, move=args.move, overwrite=args.overwrite)
     for name in not_moved:
         say(f"not moved (exists in the target): {name}")

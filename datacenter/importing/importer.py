@@ -32,11 +32,12 @@ from datacenter.importing.plugins import Processors, UnknownProcessorError, reso
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
 from datacenter.records.store import Job, RecordStore
-from datacenter.storage import fs, layout
+from datacenter.storage import distribution, fs, layout
 from datacenter.storage.center import DataCenter
+from datacenter.storage.distribution import OutputNameError, destinations, kept_aside
 from datacenter.storage.distribution import Request as DistRequest
-from datacenter.storage.distribution import destinations, kept_aside
 from datacenter.storage.identity import FileIdentity
+from datacenter.storage.journal import SetAsideError
 from datacenter.storage.logs import default_user
 
 #: A file ready to import: its path, its processor and the mode.
@@ -65,6 +66,8 @@ class Outcome:
     failed: int
     pending: str | None  # the pending file's name at the root, if rows failed
     job: int
+    #: Filed away (False: committed, filing failed for now; it is tried again).
+    filed: bool = True
 
     def summary(self) -> str:
         text = f"Imported {self.rows} rows from {self.source}: {self.ok} ok, {self.failed} failed"
@@ -131,6 +134,10 @@ class Importer:
     def unsubscribe(self, callback: Callable[[str, str], None]) -> None:
         self.dc.unsubscribe(callback)
 
+    def follow(self) -> bool:
+        """Follow a move of the storage made by another process; True when it moved."""
+        return self.dc.follow()
+
     # -- routing -------------------------------------------------------------------
 
     def route(self, filename: str) -> tuple[str, str]:
@@ -164,7 +171,7 @@ class Importer:
         database and of each folder, not one per file).
         """
         user = user or default_user()
-        planned = [self._planned(request) for request in requests]
+        planned = [self._planned(request, user) for request in requests]
         with self.dc.lock:
             try:
                 self.dc.check_folders()  # a folder linked away since the storage was opened
@@ -172,15 +179,15 @@ class Importer:
                 return [error for _ in requests]
             # An earlier import whose filing failed comes first; a source whose
             # import committed but could not be filed yet must not import twice.
-            unfiled = {job.source: job for job in self._finish_unfiled()}
+            unfiled = {job.source: (job, self._is_held(job)) for job in self._finish_unfiled()}
             planned = [_not_yet(plan, unfiled) for plan in planned]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
-            self.finish_jobs(jobs)
-        return [item if isinstance(item, Exception) else self._outcome(*item)
-                for item in staged]
+            left = {job.id for job in self.finish_jobs(jobs)}
+        return [item if isinstance(item, Exception)
+                else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
-    def _planned(self, request: Request) -> _Plan | Exception:
+    def _planned(self, request: Request, user: str) -> _Plan | Exception:
         path = os.path.abspath(request.path)
         name = os.path.basename(path)
         if os.path.dirname(path) != self.dc.storage:
@@ -191,9 +198,25 @@ class Importer:
             else:
                 processor = request.processor
                 routed_mode = self.router.mode_for(name, processor)
-            return path, self.processor(processor), request.mode or routed_mode
+            mode = request.mode or routed_mode
+            self._check_names(path, processor, mode)
+            return path, self.processor(processor), mode
         except UnroutedError as error:
             return error
+        except OutputNameError as error:
+            # Before anything commits: a job whose outputs cannot be named
+            # could never be filed, and would wait for a person for ever.
+            rejected = NameTooLongError(str(error))
+            self.dc.log(f"rejected: {naming(rejected, path)}", user=user, level=logging.ERROR)
+            return rejected
+
+    def _check_names(self, path: str, processor: str, mode: str) -> None:
+        """OutputNameError unless every name importing *path* may need fits its folder."""
+        distribution.check_names(self.dc.storage, path, mode)
+        if mode == "remove":  # removed records are backed up
+            backups = [os.path.join(self.dc.storage, folder, f"{processor}.csv")
+                       for folder in (layout.DELETED, layout.GRADUATED)]
+            distribution.check_names(self.dc.storage, path, mode, backups)
 
     def _commit_imports(
         self, planned: list[_Plan | Exception], user: str,
@@ -252,13 +275,14 @@ class Importer:
             raise
         return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
 
-    def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor) -> Outcome:
+    def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor,
+                 filed: bool = True) -> Outcome:
         pending = None
         if result.failed:
             path = os.path.join(self.dc.storage, job.source)
             pending = os.path.basename(destinations(self.dc.storage, path, job.mode).pending)
         return Outcome(job.source, batch.name, job.mode, result.rows, result.ok,
-                       result.failed, pending, job.id)
+                       result.failed, pending, job.id, filed)
 
     def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """File away what committed imports left in their job folders.
@@ -267,30 +291,78 @@ class Importer:
         after any crash and does only what is left. The distributions share
         journal groups where they can; if that fails, each job is tried
         alone, so one that cannot be filed does not hold up the others.
-        Returns the jobs still not filed (each failure is logged).
+        Returns the jobs still not filed (each failure is logged), those
+        held for a person included (see :meth:`_held`).
         """
         # A pending file's own chain first: it replaces that file, and a later
         # job in the batch may have failed rows to add to it.
         jobs = sorted(jobs, key=lambda job: not job.source.endswith(".pending.csv"))
+        held = self._held(jobs)
+        todo = [job for job in jobs if job.id not in held]
         try:
-            self.dc.distribute([r for r in map(self._filing, jobs) if r is not None])
+            self.dc.distribute([r for r in map(self._filing, todo) if r is not None])
             failed: list[Job] = []
         except Exception:
-            failed = [job for job in jobs if not self._file_alone(job)]
-        self.store.mark_distributed([job.id for job in jobs if job not in failed])
-        return failed
+            held |= self._held(todo)  # a group set aside holds the part that failed
+            failed = [job for job in todo if job.id not in held and not self._file_alone(job)]
+            held |= {job.id for job in failed if self._is_held(job)}
+        self.store.mark_distributed([job.id for job in todo
+                                     if job not in failed and job.id not in held])
+        return [job for job in jobs if job.id in held or job in failed]
 
     def _file_alone(self, job: Job) -> bool:
         try:
             request = self._filing(job)
             if request is not None:
                 self.dc.distribute([request])
+        except (OutputNameError, SetAsideError) as error:
+            # Trying again cannot help: a person decides (see _held).
+            self._hold(job, str(error))
+            return False
         except Exception as error:
             self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
-                        f"{error}; it is tried again before the next import",
+                        f"{error}; it is tried again later, and before the next import",
                         level=logging.ERROR)
             return False
         return True
+
+    def _held(self, jobs: Sequence[Job]) -> set[int]:
+        """The ids of *jobs* whose filing waits for a person.
+
+        A job is held when its filing cannot be done and trying again could
+        do harm: its outputs cannot be named (an earlier version committed
+        it), or the journal set aside a group that was filing it, half
+        applied perhaps (planning it again could append its rows twice). Its
+        ledger row stays not distributed: its rows are in the store exactly
+        once, its outputs wait in its job folder with a note
+        (``needs-a-person.txt``), and its source, if still at the root, is
+        not imported again (:class:`HeldError`). A person files the outputs
+        by hand (or moves the set-aside intent back once its cause is gone),
+        takes the source away, and deletes the job folder; the next opening
+        then marks the job filed.
+        """
+        held = {job.id for job in jobs if self._is_held(job)}
+        inputs = self.dc.journal.held_inputs() if len(held) < len(jobs) else {}
+        for job in jobs:
+            workdir = os.path.join(self.dc.storage, job.workdir)
+            entry = next((e for path, e in inputs.items() if os.path.dirname(path) == workdir),
+                         None)
+            if job.id not in held and entry is not None:
+                where = os.path.relpath(entry.path, self.dc.storage)
+                self._hold(job, f"its filing was set aside with {where}: {entry.reason}")
+                held.add(job.id)
+        return held
+
+    def _is_held(self, job: Job) -> bool:
+        return os.path.exists(os.path.join(self.dc.storage, job.workdir, layout.HELD))
+
+    def _hold(self, job: Job, reason: str) -> None:
+        """Leave *job* unfiled for a person, with a note in its job folder, said once."""
+        workdir = os.path.join(self.dc.storage, job.workdir)
+        text = f"{job.source}: imported (job {job.id}), but filing it away needs a person: {reason}"
+        fs.makedirs(workdir)
+        fs.atomic_write(os.path.join(workdir, layout.HELD), (text + "\n").encode("utf-8"))
+        self.dc.log(f"{text}; its outputs wait in {job.workdir}", level=logging.ERROR)
 
     def _filing(self, job: Job) -> DistRequest | None:
         """Back up what the job removed; then what is left to distribute, if anything."""
@@ -314,7 +386,19 @@ class Importer:
                 keep_aside = kept_aside(self.dc.storage, job.source, job.id)
         return DistRequest(job.failed == 0, source, finished,
                            pending if os.path.exists(pending) else None, job.mode,
-                           move_orig=same, pending_dest=keep_aside)
+                           move_orig=same, pending_dest=keep_aside, job=job.id)
+
+    def file_unfiled(self) -> list[Job]:
+        """File committed imports whose filing failed so far; returns those still unfiled.
+
+        The service calls this by itself now and then, so that a filing that
+        failed for a while (a full disk, an archive disk gone) is finished
+        without waiting for the next import. Cheap when there is nothing to do.
+        """
+        if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
+            return []
+        with self.dc.lock:
+            return [job for job in self._finish_unfiled() if not self._is_held(job)]
 
     def _finish_unfiled(self) -> list[Job]:
         """File committed imports that are not yet; returns those that still cannot be."""
@@ -324,7 +408,10 @@ class Importer:
         return self.finish_jobs(list(reversed(jobs))) if jobs else []
 
     def recover(self) -> int:
-        """Finish every committed import; drop what uncommitted ones left."""
+        """Finish every committed import; drop what uncommitted ones left.
+
+        Returns how many committed imports were filed away now.
+        """
         with self.dc.lock:
             jobs = self.store.jobs(undistributed=True)
             stuck = self._finish_unfiled()
@@ -333,22 +420,36 @@ class Importer:
             for name in os.listdir(folder) if os.path.isdir(folder) else []:
                 if name not in owned:
                     fs.rmtree(os.path.join(folder, name))
-        if jobs:
-            self.dc.log(f"recovered: {len(jobs)} committed import(s) filed away")
-        return len(jobs)
+        filed = len(jobs) - len(stuck)
+        if filed:
+            self.dc.log(f"recovered: {filed} committed import(s) filed away")
+        return filed
+
+
+class NameTooLongError(FatalCSVError):
+    """The file's outputs would need names longer than the filesystem allows."""
+
+
+class HeldError(FatalCSVError):
+    """The file was imported already, and its filing waits for a person: not again."""
 
 
 class UnfiledError(DataCenterError, OSError):
     """The file's import committed, but filing it away failed; it is retried."""
 
 
-def _not_yet(plan: _Plan | Exception, unfiled: dict[str, Job]) -> _Plan | Exception:
+def _not_yet(plan: _Plan | Exception, unfiled: dict[str, tuple[Job, bool]]
+             ) -> _Plan | Exception:
     """A planned import, unless its source still waits to be filed from an earlier one."""
     if isinstance(plan, Exception):
         return plan
-    job = unfiled.get(os.path.basename(plan[0]))
+    name = os.path.basename(plan[0])
+    job, held = unfiled.get(name, (None, False))
     if job is None:
         return plan
+    if held:
+        return HeldError(f"{name}: imported already (job {job.id}), but filing it away "
+                         "needs a person; see datacenter status")
     return UnfiledError(errno.EBUSY, f"imported already (job {job.id}) but not filed away yet; "
                         "see the log", plan[0])
 

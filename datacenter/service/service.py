@@ -95,6 +95,8 @@ class Service:
         self._state: StateFile | None = None  # None: no state to write yet
         self._shown: tuple[int, ...] = ()  # what the state file last showed, in brief
         self._next_scan = self._next_check = 0.0
+        #: When committed imports left unfiled are tried again, and the back-off.
+        self._next_filing, self._filing_wait = time.monotonic() + self.rescan_every, RETRY_FIRST
         self._last_job = 0
         self._own_jobs: set[int] = set()
         self._once_failures: dict[str, int] = {}  # passing failures per file, under --once
@@ -176,7 +178,7 @@ class Service:
 
     @contextlib.contextmanager
     def _running(self, watch: bool) -> Iterator[None]:
-        self._lock = _hold(layout.state_path(self.storage, layout.SERVICE_LOCK))
+        self._lock = self._hold_storage()
         try:
             self._state = StateFile(self.storage)
             self._state.sweep()
@@ -201,6 +203,25 @@ class Service:
                 self._lock.release()
                 self._lock = None
 
+    def _hold_storage(self) -> StorageLock:
+        """The service lock of the storage where it is now.
+
+        A move made by another process after the importer opened the storage
+        is followed first; once this lock is held, moves by other processes
+        are refused (they look for it under the storage's lock).
+        """
+        while True:
+            lock = _hold(layout.state_path(self.storage, layout.SERVICE_LOCK))
+            try:
+                moved = self.importer.follow()
+            except BaseException:
+                lock.release()
+                raise
+            if not moved:
+                return lock
+            lock.release()
+            self.watcher.root = self.storage
+
     def _step(self) -> None:
         self._follow_move()
         if time.monotonic() >= self._next_check:
@@ -214,6 +235,8 @@ class Service:
         for name, hint in self.queue.take().items():
             self._observe(name, hint)
         self._work(limit=BATCH)
+        if time.monotonic() >= self._next_filing:
+            self._file_unfiled()
         shown = (len(self.readiness), len(self.verdicts), sum(self.counts.values()))
         if (self._state and self._state.dirty) or shown != self._shown:
             self._shown = shown
@@ -223,7 +246,7 @@ class Service:
         if self.stopping or self.readiness.due(1) or self.verdicts.due():
             return
         times = [self._next_scan, self._next_check, self.readiness.next_due(),
-                 self.verdicts.next_due(),
+                 self.verdicts.next_due(), self._next_filing,
                  self._state.next_write if self._state and self._state.dirty else None]
         wait = min(t for t in times if t is not None) - time.monotonic()
         self.queue.wait(min(max(wait, 0.0), 1.0))
@@ -294,6 +317,27 @@ class Service:
         with contextlib.suppress(OSError):  # else the next check tries again
             self.watcher.restart(new)
         self.queue.request_rescan()
+
+    def _file_unfiled(self) -> None:
+        """File what committed but could not be filed yet: by itself, with back-off.
+
+        Nothing left: looked at again with the reconcile scans (a cheap query).
+        """
+        try:
+            left = bool(self.importer.file_unfiled())
+        except Exception as error:  # the importer logged what failed; recovery keeps it
+            _log.warning("datacenter: filing committed imports failed: %s", error)
+            left = True
+        now = time.monotonic()
+        if left:
+            self._next_filing = now + self._filing_wait
+            self._filing_wait = min(self._filing_wait * 2, RETRY_CAP)
+        else:
+            self._next_filing, self._filing_wait = now + self.rescan_every, RETRY_FIRST
+
+    def _filing_failed(self) -> None:
+        """An import committed but its filing failed: try again soon, not at the next scan."""
+        self._next_filing = min(self._next_filing, time.monotonic() + self._filing_wait)
 
     # -- importing -----------------------------------------------------------------------------
 
@@ -388,6 +432,9 @@ class Service:
             self._publish()
         for item, result in zip(batch, results, strict=True):
             self._handle(item, result)
+        if any(isinstance(r, OSError) or (isinstance(r, Outcome) and not r.filed)
+               for r in results):
+            self._filing_failed()
 
     def _handle(self, item: _Ready, result: Outcome | Exception) -> None:
         name, ident = item.name, item.ident

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datacenter.storage import fs, layout
-from datacenter.storage.lock import StorageLock
+from datacenter.storage.lock import service_holder
 
 STATE_FILE = "service.json"
 WRITE_INTERVAL = 0.25  # seconds: at most 4 writes a second, each one durable
@@ -80,7 +80,7 @@ def read_state(storage: str) -> dict[str, Any]:
 
 def service_running(storage: str) -> str | None:
     """``"process N"`` while a service holds *storage*, else None."""
-    return StorageLock.holder(layout.state_path(os.path.abspath(storage), layout.SERVICE_LOCK))
+    return service_holder(storage)
 
 
 def service_status(storage: str) -> dict[str, Any]:

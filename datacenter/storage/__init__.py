@@ -12,6 +12,12 @@ from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.interfaces import IDataCenter
 from datacenter.storage.journal import JournalError, UnfinishedError
 from datacenter.storage.lock import LockHeldError, StorageLock
+from datacenter.storage.relocation import (
+    RelocationRefusedError,
+    StorageMovedError,
+    StorageServedError,
+)
 
 __all__ = ["FOLDERS", "DataCenter", "DataCenterFile", "IDataCenter", "JournalError",
-           "LockHeldError", "LogFile", "StorageLock", "UnfinishedError", "fs", "layout"]
+           "LockHeldError", "LogFile", "RelocationRefusedError", "StorageLock",
+           "StorageMovedError", "StorageServedError", "UnfinishedError", "fs", "layout"]

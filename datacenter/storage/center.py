@@ -83,7 +83,7 @@ class DataCenter:
 
     @property
     def journal(self) -> Journal:
-        return Journal(self._storage)
+        return Journal(self._storage, report=self._error)
 
     def _open(self, follow: int = 8) -> None:
         """Create missing folders and recover, holding the storage's lock.
@@ -133,9 +133,13 @@ class DataCenter:
         # Not the state folder: only the service writes there (its state file),
         # and sweeps it itself; a sweep from here could race its writes.
         folders = [self._storage, *(os.path.join(self._storage, n) for n in layout.SUBFOLDERS)]
+        # A move of an intent set aside may hold a source or its copy beside
+        # it (their names carry the group's id): those wait for a person too.
+        held = [entry.id for entry in self.journal.set_aside()]
         for folder in folders:
             for entry in view.scan(folder):
-                if entry.name.startswith(fs.TEMP_PREFIX):
+                if entry.name.startswith(fs.TEMP_PREFIX) and not any(
+                        group_id in entry.name for group_id in held):
                     fs.rmtree(entry.path)
 
     def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
@@ -144,6 +148,9 @@ class DataCenter:
 
     def _warn(self, message: str) -> None:
         self.log(message, level=logging.WARNING)
+
+    def _error(self, message: str) -> None:
+        self.log(message, level=logging.ERROR)
 
     # -- listing ---------------------------------------------------------------
 
@@ -230,15 +237,21 @@ class DataCenter:
         if not chunk:
             return
 
+        moves: list[list[tuple[str, str]]] = []
+
         def plan(group: Group) -> None:
+            moves.clear()
             for n, (request, _) in enumerate(chunk):
-                distribution.plan(group, self._storage, request, label=f"{n}-")
+                moves.append(distribution.plan(group, self._storage, request, label=f"{n}-"))
 
         run_group(self.journal, plan, log=self._warn)
-        for request, _ in chunk:
+        for (request, _), moved in zip(chunk, moves, strict=True):
             outcome = "finished" if request.successful else "pending rows left"
+            renamed = [os.path.relpath(dst, self._storage) for src, dst in moved
+                       if os.path.basename(dst) != os.path.basename(src)]
+            kept = f"; filed as {', '.join(renamed)}: the name was taken" if renamed else ""
             self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
-                     f"{outcome}")
+                     f"{outcome}{kept}")
 
     def backupRecords(  # noqa: N802
         self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False
@@ -281,6 +294,10 @@ class DataCenter:
         layout.plain_name(processor, "processor name")
         folder = self.graduated_path if graduated else self.deleted_path
         dest = os.path.join(folder, f"{processor}.csv")
+        overlong = layout.overlong(dest)
+        if overlong is not None:
+            raise distribution.OutputNameError(
+                f"{processor} records: name too long for the backup they need: {overlong}")
         if count == 0:
             return dest
 
@@ -308,7 +325,10 @@ class DataCenter:
 
         Returns the names that were not moved because they exist in the
         target already (``[]``: everything moved). Raises ValueError when
-        *path* is missing or not a folder.
+        *path* is missing or not a folder, and a RelocationRefusedError when
+        the move is no longer to be made once the storage's lock is held:
+        the storage moved meanwhile (another move was queued before this
+        one), or a service of another process serves it or the target.
         """
         new = os.path.abspath(os.fspath(path))
         old = self._storage
@@ -345,8 +365,24 @@ class DataCenter:
             not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
 
         with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+            relocation.check_movable(old, new)  # one decision, under the locks
             run_group(self.journal, plan, target, log=self._warn)
         return not_moved
+
+    def follow(self) -> bool:
+        """Follow a move another process made since this storage was opened.
+
+        Opening the storage again finds the note the move left; subscribers
+        are told as after :meth:`setStoragePath`. True when it had moved.
+        """
+        old = self._storage
+        with self._lock:
+            if view.forwarding(old) is None:
+                return False
+        self._open()
+        for callback in list(self._subscribers):
+            callback(old, self._storage)
+        return True
 
     def subscribe(self, callback: Subscriber) -> None:
         """Call ``callback(old, new)`` after every change of the storage path."""
@@ -354,6 +390,10 @@ class DataCenter:
 
     def unsubscribe(self, callback: Subscriber) -> None:
         self._subscribers.remove(callback)
+
+    def needs_a_person(self) -> list[str]:
+        """What waits for a person (see :func:`datacenter.storage.view.needs_a_person`)."""
+        return view.needs_a_person(self._storage)
 
     def recover(self) -> int:
         """Finish or roll back interrupted work; returns the groups finished."""

@@ -7,6 +7,13 @@ Importing ``x.csv`` in mode ``create`` yields ``finished/x.create.finished.csv``
 continues that chain: when it finally succeeds, ``unfinished/x.csv`` moves
 to ``finished/`` and the pending file disappears.
 
+A source is never filed over an earlier one of the same name when the
+importer files it (the request names its job): the first ``x.csv`` keeps
+its name, a later one becomes ``x.job<N>.csv`` (N: the job that filed it),
+in ``finished/`` as in ``unfinished/``; one that waited in ``unfinished/``
+beside an open chain joins ``finished/`` with the chain. Kofa's
+``distProcessedFiles`` (no job) still replaces, as Kofa did.
+
 This module only *plans*: it stages bytes and adds steps to a
 :class:`~datacenter.journal.Group`. Nothing visible changes until the group
 is committed, and then all of it changes, even across a crash.
@@ -15,9 +22,13 @@ is committed, and then all of it changes, even across a crash.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
+from datacenter.errors import DataCenterError
 from datacenter.storage import csvmerge, layout, links
 from datacenter.storage.journal import Group
 from datacenter.storage.steps import Cleanup, Replace, Unlink
@@ -45,11 +56,37 @@ def pending_origin(name: str) -> tuple[str, str] | None:
     return (base + ".csv", mode) if base else None
 
 
+class OutputNameError(DataCenterError, ValueError):
+    """A file's outputs would need names longer than the filesystem allows."""
+
+
 def kept_aside(storage: str, source: str, job: int) -> str:
     """Where job *job*'s failed rows of *source* go when a person edited that pending
-    file meanwhile: ``unfinished/<stem>.job<N>.csv``, beside the chain, never over it."""
+    file meanwhile: ``unfinished/<stem>.job<N>.csv``, beside the chain, never over it
+    (the stem cut short if the name would be too long)."""
     stem = source[:-4] if source.lower().endswith(".csv") else source
-    return os.path.join(storage, layout.UNFINISHED, f"{stem}.job{job}.csv")
+    folder = os.path.join(storage, layout.UNFINISHED)
+    return os.path.join(folder, layout.fitted(folder, stem, f".job{job}.csv"))
+
+
+def check_names(storage: str, source_path: str, mode: str,
+                outputs: Iterable[str] | None = None) -> Destinations:
+    """The destinations of *source_path*, after OutputNameError if one cannot be named.
+
+    *outputs* are the paths to check (default: every name an import of it
+    may need: its finished and pending files, and its own places in
+    ``finished/`` and ``unfinished/``). Checked against the limit of each
+    folder's filesystem, before anything is staged or committed.
+    """
+    names = destinations(storage, source_path, mode)
+    if outputs is None:
+        outputs = (names.finished, names.pending, names.source_finished,
+                   names.source_unfinished)
+    problems = [why for why in map(layout.overlong, outputs) if why is not None]
+    if problems:
+        raise OutputNameError(f"{os.path.basename(source_path)}: name too long for the "
+                              f"outputs it needs: {'; '.join(problems)}")
+    return names
 
 
 def destinations(storage: str, source_path: str, mode: str) -> Destinations:
@@ -87,9 +124,14 @@ class Request:
     pending_dest: str | None = None
     #: Where the finished rows go instead of ``finished/x.<mode>.finished.csv``.
     finished_dest: str | None = None
+    #: The import (job) filing it: a source whose name is taken in ``finished/``
+    #: or ``unfinished/`` is filed as ``<stem>.job<N>.csv`` beside the earlier
+    #: one. None (Kofa's ``distProcessedFiles``): it replaces the earlier one.
+    job: int | None = None
 
     def check(self, storage: str) -> Destinations:
-        """The destinations, after FileNotFoundError for a missing input."""
+        """The destinations, after FileNotFoundError for a missing input and
+        OutputNameError for an output whose name is too long."""
         for path, what in ((self.finished_file, "finished file"),
                            (self.pending_file, "pending file")):
             if path is not None and not os.path.isfile(path):
@@ -98,6 +140,12 @@ class Request:
         source = names.source_unfinished if names.chain and self.successful else self.source
         if self.move_orig and not os.path.isfile(source):
             raise FileNotFoundError(f"source not found: {self.source}")
+        outputs = [names.finished]
+        if self.pending_file is not None:
+            outputs.append(self.pending_dest or names.pending)
+        if self.move_orig:
+            outputs += [names.source_finished, names.source_unfinished]
+        check_names(storage, self.source, self.mode, outputs)
         return names
 
     def touches(self, storage: str, names: Destinations) -> set[str]:
@@ -109,6 +157,7 @@ class Request:
         paths = {self.source, names.finished, names.pending, names.source_finished,
                  names.source_unfinished, self.pending_dest or names.pending,
                  self.finished_dest or names.finished}
+        paths.update(path for move in source_moves(storage, self, names) for path in move)
         origin = pending_origin(os.path.basename(self.source))
         if origin:
             paths |= {os.path.join(storage, folder, origin[0])
@@ -143,21 +192,26 @@ def steer_clear(storage: str, request: Request, names: Destinations,
     return request, warnings
 
 
-def plan(group: Group, storage: str, request: Request, label: str = "") -> Destinations:
+def plan(group: Group, storage: str, request: Request, label: str = ""
+         ) -> list[tuple[str, str]]:
     """Stage the results and add every step of one distribution to *group*.
 
     Several distributions can share a group as long as they touch different
-    paths; *label* keeps their staged files apart.
+    paths; *label* keeps their staged files apart. Returns where the
+    source (and any source waiting beside its chain) goes: ``(from, to)``.
     """
     names = destinations(storage, request.source, request.mode)
     finished = request.finished_dest or names.finished
     csvmerge.plan_merge(group, request.finished_file, finished, f"{label}finished.csv")
     if request.pending_file is not None:
         _plan_pending(group, request, request.pending_dest or names.pending, label)
-    if request.move_orig:
-        _plan_source(group, storage, names, request.successful, request.source)
+    moves = source_moves(storage, request, names)
+    for src, dst in moves:
+        _plan_move(group, storage, src, dst)
+    if request.move_orig and request.successful and names.chain:
+        group.add(Unlink.if_unchanged(request.source))  # the chain's last pending file
     _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
-    return names
+    return moves
 
 
 def _plan_pending(group: Group, request: Request, dest: str, label: str) -> None:
@@ -174,25 +228,67 @@ def _plan_pending(group: Group, request: Request, dest: str, label: str) -> None
         group.add(Replace(src=staged, dst=dest))
 
 
-def _plan_source(
-    group: Group, storage: str, names: Destinations, successful: bool, source: str
-) -> None:
-    if successful and names.chain:
-        _plan_move(group, storage, names.source_unfinished, names.source_finished)
-        group.add(Unlink.if_unchanged(source))
-    elif successful:
-        _plan_move(group, storage, source, names.source_finished)
+def source_moves(storage: str, request: Request, names: Destinations
+                 ) -> list[tuple[str, str]]:
+    """Where the source goes, as ``(from, to)`` pairs, as the folders are now.
+
+    A chain that succeeds takes ``unfinished/x.csv`` to ``finished/``, and
+    with it the same-name sources that waited beside it (``x.job<N>.csv``:
+    their failed rows joined the same pending file). With a job, a name
+    already taken is not replaced (see :class:`Request`).
+    """
+    if not request.move_orig:
+        return []
+    finished = os.path.join(storage, layout.FINISHED)
+    if request.successful and names.chain:
+        moves = [(names.source_unfinished, names.source_finished)]
+        moves += [(path, os.path.join(finished, os.path.basename(path)))
+                  for path in _waiting_beside(names.source_unfinished)]
+    elif request.successful:
+        moves = [(request.source, names.source_finished)]
     elif not names.chain:
-        _plan_move(group, storage, source, names.source_unfinished)
+        moves = [(request.source, names.source_unfinished)]
+    else:
+        moves = []
+    if request.job is None:
+        return moves
+    taken: set[str] = set()
+    return [(src, _free(dst, request.job, taken)) for src, dst in moves]
+
+
+def _waiting_beside(original: str) -> list[str]:
+    """The sources ``<stem>.job<N><ext>`` filed beside *original* in its folder."""
+    folder, name = os.path.split(original)
+    stem, ext = os.path.splitext(name)
+    pattern = re.compile(re.escape(stem) + r"\.job[0-9]+" + re.escape(ext))
+    try:
+        entries = sorted(os.listdir(folder))
+    except FileNotFoundError:
+        return []
+    return [os.path.join(folder, n) for n in entries if pattern.fullmatch(n)]
+
+
+def _free(dst: str, job: int, taken: set[str]) -> str:
+    """*dst*, or ``<stem>.job<N><ext>`` beside it when that name is taken."""
+    folder, name = os.path.split(dst)
+    stem, ext = os.path.splitext(name)
+    tails = itertools.chain([f".job{job}"], (f".job{job}-{n}" for n in itertools.count(2)))
+    path = dst
+    while path in taken or os.path.lexists(path):
+        path = os.path.join(folder, layout.fitted(folder, stem, next(tails) + ext))
+    taken.add(path)
+    return path
 
 
 def _plan_move(group: Group, storage: str, src: str, dst: str) -> None:
-    """Move *src* to *dst* (inside *storage*), replacing it like Kofa.
+    """Move *src* to *dst* (inside *storage*), replacing what is there (like Kofa).
 
-    A source outside the storage (the caller's) is set aside beside itself,
-    on its own filesystem, if it must be copied across.
+    Should it have to be copied across filesystems (the caller's folder, or
+    a folder of the storage mounted from another disk), the copy is made
+    beside *dst* and the source set aside beside itself: each on its own
+    filesystem, so that both renames stay renames.
     """
-    group.add_move(src, dst, overwrite=True, trash_beside_src=not layout.is_within(src, storage))
+    group.add_move(src, dst, overwrite=True, trash_beside_src=True, tmp_beside_dst=True)
 
 
 def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:

@@ -17,10 +17,24 @@ never happened. A crash after 2 leaves a committed intent, which recovery
 applies again from the start: the group happens exactly once. Recovery
 itself only applies steps and forgets intents, so it may be killed at any
 point and run again.
+
+A committed intent that can *never* be applied (a step fails for a reason
+that trying again cannot change: a name too long or not valid on the
+destination's filesystem, a folder where a file should go) is *set aside*
+rather than stopping every later opening of the storage: it moves to
+``.datacenter/journal/failed/<id>.json`` with ``<id>.why`` beside it (the
+step that failed and why), its staging folder is kept, and recovery goes
+on with the other intents. The steps before the failing one have been
+applied, those after it have not; a person decides (see :meth:`Journal.set_aside`).
+A passing failure (a full disk, an I/O error, a permission) is not set
+aside: recovery keeps trying it, since the next attempt may succeed. Nor
+is a relocation's intent: setting a half-done move aside would split the
+storage between two roots.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -33,10 +47,43 @@ from typing import Any
 from datacenter.errors import DataCenterError
 from datacenter.storage import fs, layout
 from datacenter.storage.identity import inode_at
+from datacenter.storage.steps import Cleanup, Move, Step, step_from_json
 from datacenter.storage.steps import JournalError as JournalError
-from datacenter.storage.steps import Move, Step, step_from_json
 
 _log = logging.getLogger(__name__)
+#: Where intents that cannot be applied are set aside, in the journal's folder.
+FAILED = "failed"
+#: Errors a step cannot get past by trying again: the name cannot exist there.
+_CANNOT_APPLY = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ELOOP,
+                           errno.ENOTDIR, errno.EISDIR})
+
+
+class CannotApplyError(DataCenterError, OSError):
+    """A step of a committed group failed for a reason that trying again cannot change.
+
+    ``step`` is its index in the group; the OSError's errno, reason and file are
+    those of the failure.
+    """
+
+    def __init__(self, step: int, error: OSError) -> None:
+        super().__init__(error.errno, error.strerror or str(error), error.filename)
+        self.step = step
+        if error.filename2 is not None:
+            self.filename2 = error.filename2
+
+
+class SetAsideError(JournalError):
+    """A committed group could not be applied, and was set aside for a person."""
+
+
+@dataclass(frozen=True)
+class SetAside:
+    """An intent set aside: where it is, the step that failed (its index) and why."""
+
+    id: str
+    path: str
+    step: int
+    reason: str
 
 
 class UnfinishedError(DataCenterError, OSError):
@@ -93,15 +140,19 @@ class Group:
         self.steps.append(step)
 
     def add_move(self, src: str, dst: str, *, overwrite: bool,
-                 dst_side: Group | None = None, trash_beside_src: bool = False) -> Move:
+                 dst_side: Group | None = None, trash_beside_src: bool = False,
+                 tmp_beside_dst: bool = False) -> Move:
         """Add the step moving *src* to *dst*; returns it.
 
         What a move across filesystems copies (``tmp``) and a folder it
         overwrites (``old``) are staged on the destination's filesystem: in
         *dst_side* (a group of the destination root's journal), by default
-        this group. The source is set aside (``trash``) on its own
-        filesystem: in this group's staging, or beside itself when it lies
-        outside the storage (*trash_beside_src*).
+        this group, or, for ``tmp``, beside the destination under a hidden
+        temporary name (*tmp_beside_dst*: a folder of the storage may be a
+        filesystem of its own). The source is set aside (``trash``) on its
+        own filesystem: in this group's staging, or beside itself
+        (*trash_beside_src*: it lies outside the storage, or in a folder of
+        the storage that may be a filesystem of its own).
         """
         n = len(self.steps)
         near_dst = dst_side or self
@@ -109,7 +160,11 @@ class Group:
             trash = fs.temp_name(os.path.dirname(os.path.abspath(src)), f"-{self.id}.trash")
         else:
             trash = self.staged_path(f"trash-{n}")
-        step = Move(src=src, dst=dst, tmp=near_dst.staged_path(f"tmp-{n}"), trash=trash,
+        if tmp_beside_dst:
+            tmp = fs.temp_name(os.path.dirname(os.path.abspath(dst)), f"-{self.id}.tmp")
+        else:
+            tmp = near_dst.staged_path(f"tmp-{n}")
+        step = Move(src=src, dst=dst, tmp=tmp, trash=trash,
                     ident=inode_at(src), overwrite=overwrite,
                     old=near_dst.staged_path(f"old-{n}"))
         self.add(step)
@@ -158,10 +213,13 @@ class Intent:
 class Journal:
     """The journal of one storage, in ``<storage>/.datacenter/``."""
 
-    def __init__(self, storage: str) -> None:
+    def __init__(self, storage: str, report: Callable[[str], object] | None = None) -> None:
         self.root = storage
         self.dir = layout.state_path(storage, layout.JOURNAL)
         self.staging_dir = layout.state_path(storage, layout.STAGING)
+        self.failed_dir = os.path.join(self.dir, FAILED)
+        #: Told (at error level) when an intent is set aside.
+        self.report = report or _log.error
 
     def ensure_dirs(self) -> None:
         fs.makedirs(self.dir)
@@ -207,8 +265,13 @@ class Journal:
         on_applied: Callable[[], None] | None = None,
     ) -> None:
         touched: set[str] = set()
-        for step in steps:
-            touched.update(step.apply())
+        for n, step in enumerate(steps):
+            try:
+                touched.update(step.apply())
+            except OSError as error:
+                if error.errno in _CANNOT_APPLY and not isinstance(error, CannotApplyError):
+                    raise CannotApplyError(n, error) from error
+                raise
         for directory in sorted(touched):
             if os.path.isdir(directory):
                 fs.fsync_dir(directory)
@@ -249,11 +312,85 @@ class Journal:
                     Journal(roots[0])._intent_path(group_id)):
                 fs.unlink(self._intent_path(group_id), missing_ok=True)  # never committed
                 continue
-            self.apply(group_id, intent.steps, roots)
+            try:
+                self.apply(group_id, intent.steps, roots)
+            except CannotApplyError as error:
+                if len(roots) > 1:
+                    raise  # a relocation: set aside, it would split the storage
+                self._set_aside(group_id, len(intent.steps), error)
+                continue
             rolled += 1
             _log.info("recovered interrupted group %s", group_id)
         self._drop_uncommitted()
         return rolled
+
+    def _set_aside(self, group_id: str, steps: int, error: CannotApplyError) -> None:
+        """Move a committed intent that cannot be applied out of recovery's way.
+
+        The note (why) is written first, then the intent renamed beside it:
+        a crash in between leaves the intent in place, recovery meets the
+        same failure again and sets it aside again.
+        """
+        reason = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+        fs.makedirs(self.failed_dir)
+        why = {"step": error.step, "steps": steps, "reason": reason}
+        fs.atomic_write(os.path.join(self.failed_dir, f"{group_id}.why"),
+                        json.dumps(why, ensure_ascii=False).encode("utf-8"))
+        path = os.path.join(self.failed_dir, f"{group_id}.json")
+        fs.replace(self._intent_path(group_id), path)
+        self.report(f"set aside: an interrupted operation cannot be finished (step "
+                    f"{error.step + 1} of {steps}: {reason}); it waits for a person as "
+                    f"{os.path.relpath(path, self.root)}")
+
+    def set_aside(self) -> list[SetAside]:
+        """The intents set aside, oldest first.
+
+        For a person: the steps before ``step`` were applied, ``step`` and
+        those after it were not; the staged bytes they name are still in
+        ``.datacenter/staging/<id>/``. Once the cause is removed, moving the
+        intent back into the journal's folder applies it again (every step
+        may be applied again); deleting it (and its ``.why``) gives it up.
+        """
+        try:
+            names = sorted(os.listdir(self.failed_dir))
+        except FileNotFoundError:
+            return []
+        found = []
+        for name in names:
+            if not name.endswith(".json"):
+                continue
+            group_id = name[:-5]
+            try:
+                with open(os.path.join(self.failed_dir, f"{group_id}.why"), "rb") as handle:
+                    why = json.load(handle)
+                step, reason = int(why["step"]), str(why["reason"])
+            except (OSError, ValueError, KeyError, TypeError):
+                step, reason = 0, "unknown (no readable .why note)"
+            found.append(SetAside(group_id, os.path.join(self.failed_dir, name), step, reason))
+        return found
+
+    def held_inputs(self) -> dict[str, SetAside]:
+        """Files that set-aside intents hold: they must not be planned anew.
+
+        A group's part for one input ends with the Cleanup step that consumes
+        it. The part whose step failed may be half applied, so its inputs
+        (the files of the first Cleanup at or after the failed step) are
+        held: planning them again could apply the applied half twice. The
+        parts after it were not applied at all, and the parts before it
+        consumed their inputs; neither is held.
+        """
+        held: dict[str, SetAside] = {}
+        for entry in self.set_aside():
+            try:
+                with open(entry.path, "rb") as handle:
+                    steps = Intent.from_json(json.load(handle), entry.path).steps
+            except (OSError, ValueError):
+                continue
+            for step in steps[entry.step:]:
+                if isinstance(step, Cleanup):
+                    held.update(dict.fromkeys(step.files, entry))
+                    break
+        return held
 
     def _read(self, group_id: str) -> Intent | None:
         path = self._intent_path(group_id)
@@ -267,14 +404,20 @@ class Journal:
         return Intent.from_json(data, path)
 
     def _drop_uncommitted(self) -> None:
-        committed = set(self.pending_intents())
+        committed = set(self.pending_intents()) | {e.id for e in self.set_aside()}
+        try:
+            for name in os.listdir(self.failed_dir):  # a note cut short by a crash
+                if name.startswith(fs.TEMP_PREFIX):
+                    fs.unlink(os.path.join(self.failed_dir, name))
+        except FileNotFoundError:
+            pass
         for folder in (self.dir, self.staging_dir):
             try:
                 names = os.listdir(folder)
             except FileNotFoundError:
                 continue
             for name in names:
-                if folder == self.dir and name.endswith(".json"):
+                if folder == self.dir and (name.endswith(".json") or name == FAILED):
                     continue
                 if folder == self.staging_dir and name in committed:
                     continue
@@ -309,7 +452,10 @@ def run_group(journal: Journal, planner: Callable[[Group], object], *others: Jou
 
 
 def _finished_by_recovery(group: Group, journals: list[Journal], error: Exception) -> bool:
-    """Recover after *error*: was *group* committed, and so finished now?"""
+    """Recover after *error*: was *group* committed, and so finished now?
+
+    SetAsideError when recovery had to set it aside: it cannot be finished.
+    """
     committed = group.committed
     try:
         for journal in journals:
@@ -318,4 +464,8 @@ def _finished_by_recovery(group: Group, journals: list[Journal], error: Exceptio
         if committed:
             raise UnfinishedError.wrapping(error) from error
         raise error from None
+    aside = next((e for e in group.journal.set_aside() if e.id == group.id), None)
+    if aside is not None:
+        raise SetAsideError(f"{aside.reason}; the change is committed, but cannot be "
+                            f"finished: it waits for a person as {aside.path}") from error
     return committed

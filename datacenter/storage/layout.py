@@ -30,6 +30,10 @@ MOVED_TO = "moved-to"
 STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, MOVED_TO})
 
 LOG_NAME = "datacenter.log"
+#: In a job folder: the job's filing waits for a person (it says why).
+HELD = "needs-a-person.txt"
+#: The longest file name, in bytes, where the filesystem does not say.
+NAME_MAX = 255
 
 # Who may read what the service creates. The state folder and the record
 # store are the owner's alone (the journal and staging hold every row on
@@ -99,3 +103,43 @@ def plain_name(name: str, what: str = "name") -> str:
     ):
         raise ValueError(f"invalid {what} {name!r}: must be a plain file name")
     return name
+
+
+def name_max(folder: str) -> int:
+    """The longest file name (in bytes) the filesystem of *folder* allows.
+
+    A folder not made yet is on the filesystem of its nearest existing parent.
+    """
+    path = os.path.abspath(folder)
+    while True:
+        try:
+            return int(os.pathconf(path, "PC_NAME_MAX"))
+        except FileNotFoundError:
+            parent = os.path.dirname(path)
+            if parent == path:
+                return NAME_MAX
+            path = parent
+        except (OSError, ValueError):
+            return NAME_MAX
+
+
+def name_size(name: str) -> int:
+    """The length of *name* in bytes, as the filesystem stores it."""
+    return len(os.fsencode(name))
+
+
+def overlong(path: str) -> str | None:
+    """Why the last part of *path* cannot be a file name there, or None when it can."""
+    folder, name = os.path.split(os.path.abspath(path))
+    size, limit = name_size(name), name_max(folder)
+    if size <= limit:
+        return None
+    return f"{name} is {size} bytes, {limit} are allowed there"
+
+
+def fitted(folder: str, stem: str, suffix: str) -> str:
+    """``stem + suffix``, the stem cut short (whole characters) if that is too long in *folder*."""
+    limit = name_max(folder)
+    while stem and name_size(stem + suffix) > limit:
+        stem = stem[:-1]
+    return stem + suffix

@@ -77,11 +77,20 @@ class StorageLock:
 
     @staticmethod
     def holder(path: str) -> str | None:
-        """Who holds the lock at *path* (``"process N"``), or None; takes nothing.
+        """Who holds the lock at *path* (``"process N"``), or None; takes nothing."""
+        pid = StorageLock.holder_pid(path)
+        if pid is None:
+            return None
+        return f"process {pid}" if pid else "another process"
+
+    @staticmethod
+    def holder_pid(path: str) -> int | None:
+        """The process holding the lock at *path* (0: unknown), or None when nobody does.
 
         A probe must not leave its own pid behind as the holder, so it never
         writes: it tries a shared lock, which fails only while someone holds
-        the exclusive one, and reads their note.
+        the exclusive one, and reads their note. A holder in this very
+        process counts too (flock locks belong to open files, not processes).
         """
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
@@ -94,7 +103,7 @@ class StorageLock:
                 if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN):
                     raise
                 pid = os.pread(fd, 32, 0).decode(errors="replace").strip()
-                return f"process {pid}" if pid.isdigit() else "another process"
+                return int(pid) if pid.isdigit() else 0
             fcntl.flock(fd, fcntl.LOCK_UN)
             return None
         finally:
@@ -125,3 +134,17 @@ class StorageLock:
         tb: TracebackType | None,
     ) -> None:
         self.release()
+
+
+def service_holder(storage: str, *, others_only: bool = False) -> str | None:
+    """``"process N"`` while a service (``datacenter serve``) holds *storage*, else None.
+
+    Read from ``.datacenter/serve.lock``, which only a live process can hold.
+    With *others_only* a service of this very process does not count: it
+    follows a move its own process makes (it subscribes to the storage).
+    """
+    path = layout.state_path(os.path.abspath(storage), layout.SERVICE_LOCK)
+    pid = StorageLock.holder_pid(path)
+    if pid is None or (others_only and pid == os.getpid()):
+        return None
+    return f"process {pid}" if pid else "another process"

@@ -7,6 +7,10 @@ the existing one, and only a name that exists on both sides as a file is a
 conflict. Conflicts stay where they are and are reported as paths relative
 to the root, unless ``overwrite`` is set.
 
+A move is decided under both roots' operation locks (:func:`check_movable`):
+a storage that moved meanwhile, or that a service of another process holds,
+is refused with :class:`RelocationRefusedError` and nothing moves.
+
 The intent is committed in the old root's journal and mirrored into the
 new root's, so recovery finishes an interrupted relocation whichever of
 the two roots is opened next.
@@ -17,9 +21,23 @@ from __future__ import annotations
 import os
 import stat
 
-from datacenter.storage import fs, layout
+from datacenter.errors import DataCenterError
+from datacenter.storage import fs, layout, view
 from datacenter.storage.journal import Group
+from datacenter.storage.lock import service_holder
 from datacenter.storage.steps import Replace, RmdirEmpty, Unlink
+
+
+class RelocationRefusedError(DataCenterError, RuntimeError):
+    """A move was refused before anything moved; the message says why."""
+
+
+class StorageMovedError(RelocationRefusedError):
+    """The storage asked to move has moved elsewhere meanwhile."""
+
+
+class StorageServedError(RelocationRefusedError):
+    """Another process serves the storage (``datacenter serve``)."""
 
 
 def check_target(old: str, new: str) -> None:
@@ -30,6 +48,26 @@ def check_target(old: str, new: str) -> None:
         raise ValueError(f"The path given is not a directory: {new}")
     if new != old and layout.is_within(new, old):
         raise ValueError(f"cannot move the storage {old} into its own sub-folder {new}")
+
+
+def check_movable(old: str, new: str) -> None:
+    """Refuse a move of *old* to *new* unless it is still to be made; the caller holds
+    both roots' operation locks, so that what this sees stays true for the move.
+
+    A move queued behind a busy storage finds, once it holds the lock, that
+    the storage has moved meanwhile (an earlier move left its note), or that
+    a service of another process took it: nothing is moved then. A service
+    of this very process may move its storage: it follows the move.
+    """
+    moved_to = view.forwarding(old)
+    if moved_to is not None:
+        raise StorageMovedError(f"the storage {old} has moved to {moved_to} meanwhile; "
+                                "nothing moved")
+    for root, what in ((old, "the storage"), (new, "the target")):
+        holder = service_holder(root, others_only=True)
+        if holder is not None:
+            raise StorageServedError(f"{what} {root} is being served by {holder} "
+                                     "(datacenter serve); stop it first, nothing moved")
 
 
 def plan(group: Group, target: Group, old: str, new: str, overwrite: bool) -> list[str]:

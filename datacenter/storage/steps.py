@@ -61,7 +61,16 @@ class Replace(Step):
 
     def apply(self) -> set[str]:
         if os.path.lexists(self.src):
-            fs.replace(self.src, self.dst, sync=False)
+            try:
+                fs.replace(self.src, self.dst, sync=False)
+            except OSError as exc:
+                if exc.errno != errno.EXDEV:
+                    raise
+                # The destination's folder is on another filesystem (a
+                # finished/ mounted from an archive disk): copied beside it,
+                # fsynced, renamed into place, and only then is the staged
+                # file removed, so applying again copies the same bytes again.
+                fs.move(self.src, self.dst, overwrite=True)
         return {_parent(self.dst)}  # the staging side is removed afterwards anyway
 
     def to_json(self) -> dict[str, Any]:
@@ -146,13 +155,20 @@ class Move(Step):
         if _still(self.src, self.ident):
             try:
                 self._put_in_place(self.src)
-                return touched
             except OSError as exc:
                 if exc.errno != errno.EXDEV:
                     raise
-            self._copy_across()
+                self._copy_across()
+            else:
+                if os.path.lexists(self.tmp):  # a partial copy of an earlier attempt
+                    fs.rmtree(self.tmp)
+                return touched
         if os.path.lexists(self.tmp) and os.path.lexists(self.trash):
             self._put_in_place(self.tmp)
+        elif os.path.lexists(self.tmp):
+            # A partial copy of an attempt that failed, the source moved by a
+            # rename since: garbage (beside the destination, it would stay).
+            fs.rmtree(self.tmp)
         fs.rmtree(self.trash)
         if self.old:
             fs.rmtree(self.old)

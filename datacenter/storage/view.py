@@ -68,6 +68,9 @@ class StorageView:
         """Lines of log *basename* and its rotations, as DataCenter.queryLogfiles."""
         return query_logs(self.storage, basename, query, limit, start, on_skip)
 
+    def needs_a_person(self) -> list[str]:
+        return needs_a_person(self.storage)
+
     def interrupted_operations(self) -> int:
         """Committed journal groups a crash left unfinished (recovery would finish them)."""
         return len(Journal(self.storage).pending_intents())
@@ -85,6 +88,26 @@ def query_logs(storage: str, basename: str, query: str | None = None, limit: int
     skip = on_skip or (lambda path, reason: None)
     paths = logs.rotations(os.path.join(storage, layout.LOGS), basename, skip)
     return logs.query(paths, query, limit, start, skip)
+
+
+def needs_a_person(storage: str) -> list[str]:
+    """What waits for a person, one line each: operations that were set aside
+    because they cannot be finished, and imports whose filing was held.
+
+    Neither stops anything else; each line says where it waits and why.
+    """
+    lines = [f"{os.path.relpath(entry.path, storage)}: step {entry.step + 1} "
+             f"cannot be done: {entry.reason}" for entry in Journal(storage).set_aside()]
+    jobs = layout.state_path(storage, layout.JOBS)
+    for entry in sorted(scan(jobs), key=lambda e: e.name):
+        note = os.path.join(entry.path, layout.HELD)
+        try:
+            with open(note, encoding="utf-8", errors="replace") as handle:
+                reason = handle.read().strip()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        lines.append(f"{os.path.relpath(entry.path, storage)}: {reason}")
+    return lines
 
 
 def forwarding(storage: str) -> str | None:
