@@ -320,6 +320,9 @@ class Importer:
             self._hold(job, str(error))
             return False
         except Exception as error:
+            if getattr(error, "errno", None) == errno.ENAMETOOLONG:
+                self._hold(job, str(error))  # found while planning: no retry makes it fit
+                return False
             self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
                         f"{error}; it is tried again later, and before the next import",
                         level=logging.ERROR)
