@@ -227,7 +227,7 @@ def test_a_service_started_after_a_move_works_where_the_storage_went(tmp_path: P
         write(new / "faculties.csv", "code,title\nF1,Science\n")
         service = Service(importer, once=True, out=open(os.devnull, "w"),  # noqa: SIM115
                           err=open(os.devnull, "w"))  # noqa: SIM115
-        assert service.drain(wait=5.0) == 0
+        assert service.drain() == 0
         assert importer.storage == str(new)
         assert os.path.exists(new / "finished" / "faculties.csv")
         assert not os.path.exists(os.path.join(old, "finished"))
