@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from datacenter.cli.common import open_storage, open_view, point_config_at, settings
-from datacenter.cli.registry import CommandError, command, emit, natural, say
+from datacenter.cli.registry import CommandError, command, emit, emit_each, natural, say
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
@@ -23,24 +23,36 @@ from datacenter.service import service_running, service_status
 from datacenter.storage import FOLDERS, layout
 from datacenter.storage.logs import printable
 
+#: How many of the last imports ``status`` shows unless told.
+LAST_IMPORTS = 10
+
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--limit", type=natural, default=LAST_IMPORTS, metavar="N",
+                        help=f"show the last N imports (default: {LAST_IMPORTS})")
+    parser.add_argument("--offset", type=natural, default=0, metavar="N",
+                        help="skip the N newest imports (default: 0)")
 
 
 @command("status", "counts, last operations, interrupted work (reads only)", _status_options)
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    counts = {folder: len(view.list_files(folder)) for folder in FOLDERS}
-    ledger = read_ledger(conf.database)
+    # Counted, never listed: a folder of a million files costs no object per file.
+    counts = {folder: view.count_files(folder)[0] for folder in FOLDERS
+              if folder != layout.FINISHED}
+    counts[layout.FINISHED], finished = view.count_files(layout.FINISHED, ".finished.csv")
+    counts = {folder: counts[folder] for folder in FOLDERS}  # in the order of FOLDERS
+    ledger = read_ledger(conf.database, args.limit, args.offset)
     intents = view.interrupted_operations()
     served = service_status(view.storage)
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
         "files": counts,
-        "finished_files": len(view.getFinishedFiles()),
+        # What getFinishedFiles would list: the *.finished.csv files, at most max_files.
+        "finished_files": min(finished, view.max_files),
         "interrupted": intents + ledger.unfiled,
         "interrupted_operations": intents,
         "unfiled_imports": ledger.unfiled,
@@ -85,14 +97,19 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
                         help="the folder to list (default: pending, the root's CSV files)")
     parser.add_argument("--sort", choices=("name", "date"), default="name",
                         help="by name, or newest first")
+    parser.add_argument("--limit", type=natural, default=0, metavar="N",
+                        help="at most N files (default: 0, all of them)")
+    parser.add_argument("--offset", type=natural, default=0, metavar="N",
+                        help="skip the first N files in that order (default: 0)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command("ls", "list the files of a folder (reads only)", _ls_options)
 def _ls(args: argparse.Namespace) -> int:
-    files = open_view(args).list_files(args.folder, args.sort)
+    # Streamed: each file is printed as the page yields it (memory: the page, not the folder).
+    files = open_view(args).iter_files(args.folder, args.sort, args.offset, args.limit or None)
     if args.json:
-        emit([f.as_dict() for f in files])
+        emit_each(f.as_dict() for f in files)
         return 0
     for f in files:
         say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")

@@ -351,7 +351,8 @@ class _NotEveryRowError(Exception):
 
 #: The ledger's columns are Job's fields (names the schema fixed, never data).
 _LEDGER_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Job))
-_LEDGER_LAST = "SELECT " + _LEDGER_COLUMNS + " FROM datacenter_jobs ORDER BY id DESC LIMIT ?"
+_LEDGER_LAST = ("SELECT " + _LEDGER_COLUMNS
+                + " FROM datacenter_jobs ORDER BY id DESC LIMIT ? OFFSET ?")
 _LEDGER_UNFILED = "SELECT COUNT(*) FROM datacenter_jobs WHERE distributed = 0"
 
 
@@ -363,29 +364,32 @@ class LedgerView:
     unfiled: int = 0
 
 
-def read_ledger(path: str, limit: int = 10) -> LedgerView:
-    """What the ledger at *path* says; empty when there is no database (yet)."""
+def read_ledger(path: str, limit: int = 10, offset: int = 0) -> LedgerView:
+    """What the ledger at *path* says; empty when there is no database (yet).
+
+    ``last`` holds *limit* jobs, newest first, after skipping the *offset* newest.
+    """
     if not os.path.isfile(path):
         return LedgerView()
     shared = os.path.exists(path + "-wal")
     try:
-        return _read_ledger(path, limit, shared)
+        return _read_ledger(path, limit, offset, shared)
     except sqlite3.DatabaseError:
         if shared or not os.path.exists(path + "-wal"):
             raise
         # A writer opened it (and may have checkpointed into the file) while it
         # was read as immutable: read again through the writer's -wal.
-        return _read_ledger(path, limit, shared=True)
+        return _read_ledger(path, limit, offset, shared=True)
 
 
-def _read_ledger(path: str, limit: int, shared: bool) -> LedgerView:
+def _read_ledger(path: str, limit: int, offset: int, shared: bool) -> LedgerView:
     mode = "mode=ro" if shared else "immutable=1"
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?{mode}"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
         if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'datacenter_jobs'"
                           ).fetchone():
             return LedgerView()
-        last = [Job(*row) for row in db.execute(_LEDGER_LAST, (limit,))]
+        last = [Job(*row) for row in db.execute(_LEDGER_LAST, (limit, offset))]
         unfiled = int(db.execute(_LEDGER_UNFILED).fetchone()[0])
     for job in last:
         job.distributed = bool(job.distributed)
