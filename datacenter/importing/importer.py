@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datacenter.config import Config
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import FatalCSVError, naming
-from datacenter.importing.outputs import ImportResult
+from datacenter.importing.outputs import ImportResult, backups_in
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
@@ -295,10 +295,8 @@ class Importer:
     def _filing(self, job: Job) -> DistRequest | None:
         """Back up what the job removed; then what is left to distribute, if anything."""
         workdir = os.path.join(self.dc.storage, job.workdir)
-        for kind in ("deleted", "graduated"):
-            backup = os.path.join(workdir, f"{kind}.csv")
-            if os.path.exists(backup):
-                self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
+        for backup in backups_in(workdir, job.processor):  # a cascade's too (deleted.<p>.csv)
+            self.dc.backup_file(backup.processor, backup.path, backup.graduated, consume=True)
         finished = os.path.join(workdir, "finished.csv")
         if not os.path.exists(finished):
             return None

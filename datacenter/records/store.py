@@ -131,6 +131,11 @@ class RecordStore:
         self.db.execute(
             f"CREATE TABLE IF NOT EXISTS {table(schema.name)} ({columns}, PRIMARY KEY ({key}))"
         )
+        # Removing a parent asks who names it (on_remove): one look-up, not a scan.
+        for name in schema.parents:
+            index = _quote(f"rec_{schema.name}_by_{name}")
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS {index} "
+                            f"ON {table(schema.name)} ({_quote(name)})")
 
     # -- transactions ----------------------------------------------------------
 
@@ -258,6 +263,23 @@ class RecordStore:
     def delete(self, schema: ProcessorSchema, key: Sequence[object]) -> bool:
         sql = f"DELETE FROM {table(schema.name)} WHERE {self._where(schema)}"
         return self.db.execute(sql, tuple(key)).rowcount == 1
+
+    # -- records that name a parent (referential integrity of removals) ------------
+
+    def count_referencing(self, schema: ProcessorSchema, field_name: str, value: object) -> int:
+        """How many records of *schema* name *value* (a parent's stored key) in *field_name*."""
+        sql = f"SELECT COUNT(*) FROM {table(schema.name)} WHERE {_quote(field_name)} = ?"
+        return int(self.db.execute(sql, (value,)).fetchone()[0])
+
+    def referencing(self, schema: ProcessorSchema, field_name: str, value: object,
+                    ) -> list[dict[str, object]]:
+        """The records of *schema* naming *value* in *field_name*, typed, in key order."""
+        names = list(schema.fields)
+        order = ", ".join(_quote(k) for k in schema.key)
+        sql = (f"SELECT {', '.join(map(_quote, names))} FROM {table(schema.name)} "
+               f"WHERE {_quote(field_name)} = ? ORDER BY {order}")
+        return [{n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=True)}
+                for found in self.db.execute(sql, (value,))]
 
     def count(self, name: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table(name)}").fetchone()[0])
