@@ -231,7 +231,9 @@ class Importer:
         try:
             fs.makedirs(workdir)
             with self.store.savepoint():
-                result = batch.import_rows(path, None, mode, True, workdir, progress)
+                job_id = self.store.next_job_id()  # its rows name it (find says so)
+                with self.store.provenance(job_id):
+                    result = batch.import_rows(path, None, mode, True, workdir, progress)
                 fields = dict(
                     source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
                     mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
@@ -239,7 +241,7 @@ class Importer:
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(),
                 )
-                job_id = self.store.record_job(**fields)
+                self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
