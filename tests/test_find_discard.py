@@ -15,10 +15,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, check_clean, read, snapshot, table, write
+from helpers import ROOT, check_clean, drop, make_importer, read, snapshot, table, write
 
 from datacenter import DataCenter
 from datacenter.cli.main import main
+from datacenter.importing.importer import Outcome, Request
+from datacenter.importing.pendingfiles import DiscardError, discard
 from datacenter.testing.crashpoints import enumerate_crashes, run_child
 
 STUDENTS = ("student_id,name,email,birthday,level,state\r\n"
@@ -269,6 +271,35 @@ def test_discard_steps_around_a_planted_link(tmp_path: Path) -> None:
     done = dc.discard("x.create.pending.csv", user="op", when=WHEN)
     assert done.dest == "finished/x.create.aside.discarded.csv"
     assert Path(outside).read_bytes() == b"secret\r\n"
+
+
+def test_discard_files_committed_imports_first(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """An import of the pending file that committed but is not filed yet comes first; while
+    it cannot be filed, nothing is discarded (its filing would replace that very file)."""
+    imp = make_importer(tmp_path)
+    try:
+        imp.import_file(drop(imp, "students.csv", STUDENTS))
+        pending = drop(imp, "students.create.pending.csv",
+                       read(os.path.join(imp.storage, "students.create.pending.csv"))
+                       .replace("abc", "300"))
+        real = imp.dc.distribute
+
+        def broken(requests: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        monkeypatch.setattr(imp.dc, "distribute", broken)
+        [outcome] = imp.import_many([Request(pending)])
+        assert isinstance(outcome, Outcome) and outcome.failed == 2
+        with pytest.raises(DiscardError, match="not filed away yet"):
+            discard(imp, "students.create.pending.csv", "op")
+        assert os.path.exists(pending)
+        monkeypatch.setattr(imp.dc, "distribute", real)
+        done = discard(imp, "students.create.pending.csv", "op")
+        assert done.rows == 2  # S0004 got in when its import was filed; two rows given up
+        assert imp.store.get(imp.schemas["students"], ("S0004",)) is not None
+    finally:
+        imp.close()
 
 
 # -- discard, killed at every step --------------------------------------------------------

@@ -133,9 +133,14 @@ def discard(importer: Importer, name: str, user: str | None = None,
 
     Committed imports not filed away yet are filed first, under the same
     lock: the rows given up are those of the pending file as it stands
-    once everything imported is in its place.
+    once everything imported is in its place. If an import of this very
+    file still cannot be filed, nothing is discarded (DiscardError).
     """
     with importer.dc.lock:
         importer.recover()
+        stuck = [job.id for job in importer.store.jobs(undistributed=True) if job.source == name]
+        if stuck:  # its filing would replace the very file: give up what it leaves, later
+            raise DiscardError(f"{name}: imported (job {stuck[0]}) but not filed away yet; "
+                               "nothing was discarded (see the log, then try again)")
         return importer.dc.discard(name, user, when)
 
