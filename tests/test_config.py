@@ -56,6 +56,9 @@ COMMAND_LINES: dict[str, list[str]] = {
     "logs": ["logs"],
     "move-storage": ["move-storage", "{tmp}/elsewhere"],
     "recover": ["recover"],
+    "find": ["find", "F1"],
+    "pending": ["pending"],
+    "discard": ["discard", "faculties.create.pending.csv"],
 }
 
 

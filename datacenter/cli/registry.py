@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -86,6 +86,29 @@ def timestamp(seconds: float) -> str:
     as text; the human output keeps local time.
     """
     return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def emit_each(items: Iterable[Any]) -> None:
+    """A JSON list, written item by item as *items* come (the same text as :func:`emit`)."""
+    first = True
+    for item in items:
+        print("[" if first else ",")
+        print(_indented(item), end="")
+        first = False
+    print("[]" if first else "\n]")
+
+
+_encode = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _indented(item: Any) -> str:
+    """*item* as :func:`emit` shows it inside a list; a flat object without the slow
+    indenting encoder (a million of them is what ``ls --json`` may print)."""
+    if isinstance(item, dict) and item and not any(
+            isinstance(value, dict | list | tuple) for value in item.values()):
+        return "  {\n" + ",\n".join(f"    {_encode(key)}: {_encode(value)}"
+                                     for key, value in item.items()) + "\n  }"
+    return "  " + json.dumps(item, indent=2, ensure_ascii=False).replace("\n", "\n  ")
 
 
 def natural(text: str) -> int:

@@ -20,7 +20,15 @@ from datacenter.cli.common import (
     record_store,
     settings,
 )
-from datacenter.cli.registry import CommandError, command, emit, natural, say, timestamp
+from datacenter.cli.registry import (
+    CommandError,
+    command,
+    emit,
+    emit_each,
+    natural,
+    say,
+    timestamp,
+)
 from datacenter.cli.serve import describe_status, service_json
 from datacenter.importing import Importer, resolve_processors
 from datacenter.records import Job
@@ -32,25 +40,33 @@ from datacenter.storage import FOLDERS, DataCenter, DataCenterFile, creation, la
 from datacenter.storage.logs import printable
 from datacenter.storage.view import StorageView
 
+#: How many of the last imports ``status`` shows unless told.
+LAST_IMPORTS = 10
+
 
 def _status_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--limit", type=natural, default=LAST_IMPORTS, metavar="N",
+                        help=f"show the last N imports (default: {LAST_IMPORTS})")
+    parser.add_argument("--offset", type=natural, default=0, metavar="N",
+                        help="skip the N newest imports (default: 0)")
 
 
 @command("status", "counts, last operations, interrupted work (reads only)", _status_options)
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    ledger = read_ledger(record_store(conf))
+    ledger = read_ledger(record_store(conf), args.limit, args.offset)
     intents = view.interrupted_operations()
     served = service_status(view.storage)
-    counts = _file_counts(view, served)
+    counts, finished = _file_counts(view, served)
     waiting = view.needs_a_person()
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
         "files": counts,
-        "finished_files": len(view.getFinishedFiles()),
+        # What getFinishedFiles would list: the *.finished.csv files, at most max_files.
+        "finished_files": min(finished, view.max_files),
         "interrupted": intents + ledger.unfiled,
         "interrupted_operations": intents,
         "unfiled_imports": ledger.unfiled,
@@ -82,17 +98,26 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _file_counts(view: StorageView, served: dict[str, Any]) -> dict[str, int | None]:
-    """Files per folder; the root's split into waiting, rejected and unrouted files.
+def _file_counts(view: StorageView, served: dict[str, Any],
+                 ) -> tuple[dict[str, int | None], int]:
+    """Files per folder, the root's split into waiting, rejected and unrouted files;
+    and how many ``*.finished.csv`` files ``finished/`` holds.
 
     Only the service knows which root files it left alone: without its
-    state, rejected and unrouted are unknown (None), not zero.
+    state, rejected and unrouted are unknown (None), not zero. The folders
+    are counted, never listed: a folder of a million files costs no object
+    per file.
     """
-    root = census(view.storage, [f.name for f in view.list_files("pending")], served)
+    root = census(view.storage, [f.name for f in view.iter_files("pending")], served)
     counts: dict[str, int | None] = {"pending": root.pending, REJECTED: root.rejected,
                                      UNROUTED: root.unrouted}
-    counts.update({folder: len(view.list_files(folder)) for folder in layout.SUBFOLDERS})
-    return counts
+    finished = 0
+    for folder in layout.SUBFOLDERS:
+        if folder == layout.FINISHED:
+            counts[folder], finished = view.count_files(folder, ".finished.csv")
+        else:
+            counts[folder] = view.count_files(folder)[0]
+    return counts, finished
 
 
 def _interrupted(intents: int, unfiled: int) -> str:
@@ -116,14 +141,19 @@ def _ls_options(parser: argparse.ArgumentParser) -> None:
                         help="the folder to list (default: pending, the root's CSV files)")
     parser.add_argument("--sort", choices=("name", "date"), default="name",
                         help="by name, or newest first")
+    parser.add_argument("--limit", type=natural, default=0, metavar="N",
+                        help="at most N files (default: 0, all of them)")
+    parser.add_argument("--offset", type=natural, default=0, metavar="N",
+                        help="skip the first N files in that order (default: 0)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 @command("ls", "list the files of a folder (reads only)", _ls_options)
 def _ls(args: argparse.Namespace) -> int:
-    files = open_view(args).list_files(args.folder, args.sort)
+    # Streamed: each file is printed as the page yields it (memory: the page, not the folder).
+    files = open_view(args).iter_files(args.folder, args.sort, args.offset, args.limit or None)
     if args.json:
-        emit([_file_json(f) for f in files])
+        emit_each(_file_json(f) for f in files)
         return 0
     for f in files:
         say(f"{f.getDate()}  {f.getSize():>12}  {f.name}")

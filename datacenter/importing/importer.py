@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datacenter.config import Config
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import FatalCSVError, naming
-from datacenter.importing.outputs import ImportResult
+from datacenter.importing.outputs import ImportResult, backups_in
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
@@ -254,7 +254,9 @@ class Importer:
         try:
             fs.makedirs(workdir)
             with self.store.savepoint():
-                result = batch.import_rows(path, None, mode, True, workdir, progress)
+                job_id = self.store.next_job_id()  # its rows name it (find says so)
+                with self.store.provenance(job_id):
+                    result = batch.import_rows(path, None, mode, True, workdir, progress)
                 fields = dict(
                     source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
                     mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
@@ -262,7 +264,7 @@ class Importer:
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(),
                 )
-                job_id = self.store.record_job(**fields)
+                self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
@@ -370,10 +372,8 @@ class Importer:
     def _filing(self, job: Job) -> DistRequest | None:
         """Back up what the job removed; then what is left to distribute, if anything."""
         workdir = os.path.join(self.dc.storage, job.workdir)
-        for kind in ("deleted", "graduated"):
-            backup = os.path.join(workdir, f"{kind}.csv")
-            if os.path.exists(backup):
-                self.dc.backup_file(job.processor, backup, kind == "graduated", consume=True)
+        for backup in backups_in(workdir, job.processor):  # a cascade's too (deleted.<p>.csv)
+            self.dc.backup_file(backup.processor, backup.path, backup.graduated, consume=True)
         finished = os.path.join(workdir, "finished.csv")
         if not os.path.exists(finished):
             return None

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,8 @@ class ImportResult:
     failed: int = 0
     finished_path: str = ""
     pending_path: str | None = None
-    #: Staged backups of removed records: ``deleted.csv`` / ``graduated.csv``.
+    #: Staged backups of removed records by name: ``deleted`` / ``graduated`` for the
+    #: processor's own, ``deleted.<processor>`` for records a removal cascaded to.
     backups: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     sha256: str = ""
@@ -70,6 +72,43 @@ class Outputs:
     def discard(self) -> None:
         for text in self._files.values():
             text.close()
+
+
+_BACKUP = re.compile(r"(?P<kind>deleted|graduated)(?:\.(?P<processor>[a-z][a-z0-9_]*))?\.csv")
+
+
+@dataclass(frozen=True)
+class Backup:
+    """A staged backup of removed records, to join ``<kind>/<processor>.csv``."""
+
+    processor: str
+    graduated: bool
+    path: str
+
+    @property
+    def stem(self) -> str:
+        return os.path.basename(self.path)[:-4]
+
+
+def backup_name(kind: str, processor: str, own: str) -> str:
+    """The staged backup's name: ``deleted.csv`` for *own* records, else
+    ``deleted.<processor>.csv``."""
+    return f"{kind}.csv" if processor == own else f"{kind}.{processor}.csv"
+
+
+def backups_in(workdir: str, own: str) -> list[Backup]:
+    """The staged backups an import of processor *own* left in *workdir*, by name."""
+    try:
+        names = sorted(os.listdir(workdir))
+    except FileNotFoundError:
+        return []
+    found = []
+    for name in names:
+        match = _BACKUP.fullmatch(name)
+        if match:
+            found.append(Backup(match["processor"] or own, match["kind"] == "graduated",
+                                os.path.join(workdir, name)))
+    return found
 
 
 def pending_cells(cells: list[str], header: list[str], reason: str) -> list[str]:

@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING
 
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
-from datacenter.importing.outputs import ImportResult, Outputs, pending_cells
+from datacenter.importing.outputs import (
+    ImportResult,
+    Outputs,
+    backup_name,
+    backups_in,
+    pending_cells,
+)
+from datacenter.importing.references import plan_removal
 from datacenter.importing.rowplan import Converted, RowPlan
 from datacenter.records.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
 from datacenter.records.store import RecordStore
@@ -198,9 +205,9 @@ class BatchProcessor:
     def _import_and_back_up(self, path: str, headerfields: list[str], mode: str,
                             ignore_empty: bool, workdir: str) -> ImportResult:
         result = self.import_rows(path, headerfields, mode, ignore_empty, workdir)
-        if result.backups and self.datacenter is not None:
-            for kind, backup in result.backups.items():
-                self.datacenter.backup_file(self.name, backup, kind == "graduated")
+        if self.datacenter is not None:
+            for backup in backups_in(workdir, self.name):
+                self.datacenter.backup_file(backup.processor, backup.path, backup.graduated)
         return result
 
     def log_result(self, path: str, mode: str, user: str, result: ImportResult,
@@ -277,10 +284,8 @@ class BatchProcessor:
         result.finished_path = os.path.join(workdir, "finished.csv")
         if result.failed:
             result.pending_path = os.path.join(workdir, "pending.csv")
-        for kind in ("deleted", "graduated"):
-            backup = os.path.join(workdir, f"{kind}.csv")
-            if os.path.exists(backup):
-                result.backups[kind] = backup
+        for backup in backups_in(workdir, self.name):
+            result.backups[backup.stem] = backup.path
         result.seconds = time.perf_counter() - started
         return result
 
@@ -342,13 +347,23 @@ class BatchProcessor:
         return self.store.update_rows_all_or_none(self.schema, names, params)
 
     def _remove(self, values: Mapping[str, object], outputs: Outputs) -> str | None:
-        """Back the record up (deleted or graduated), then remove it."""
+        """Back the record up (deleted or graduated), then remove it.
+
+        Records naming it as their parent are refused, removed too, or kept
+        by ``on_remove`` (:mod:`.references`).
+        """
         entry = self.getEntry(values)
         if entry is None:
             return NO_REMOVE
-        kind = "graduated" if self.schema.is_graduated(entry) else "deleted"
-        outputs.writer(f"{kind}.csv", list(self.schema.fields)).writerow(
-            list(self.schema.format_record(entry).values()))
+        doomed = plan_removal(self.store, self.schema, entry)
+        if isinstance(doomed, str):
+            return doomed
+        for n, (schema, record) in enumerate(doomed):  # the record itself first
+            kind = "graduated" if schema.is_graduated(record) else "deleted"
+            outputs.writer(backup_name(kind, schema.name, self.name), list(schema.fields)
+                           ).writerow(list(schema.format_record(record).values()))
+            if n:
+                self.store.delete(schema, self.store.key_of(schema, record))
         self.delEntry(values)
         return None
 

@@ -26,8 +26,11 @@ ERRORS_COLUMN = "--ERRORS--"
 MISSING = "required value missing"
 _PROCESSOR_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SETTINGS = ("key", "fields", "required", "parents", "graduated")
+_SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove")
 _KEY_SHAPE = "key must be a non-empty list of field names"
+#: What removing a record does to the records naming it as their parent: the row
+#: fails ("still referenced by ..."), they are removed too, or they are left as they are.
+ON_REMOVE = ("refuse", "cascade", "keep")
 
 
 class SchemaError(ConfigError):
@@ -68,6 +71,8 @@ class ProcessorSchema:
     required: tuple[str, ...] = ()
     parents: Mapping[str, str] = field(default_factory=dict, hash=False)
     graduated: Mapping[str, object] = field(default_factory=dict, hash=False)
+    #: What removing a record does to the records that name it as parent (:data:`ON_REMOVE`).
+    on_remove: str = "refuse"
 
     def __post_init__(self) -> None:
         # Own copies, so the caller's later changes cannot reach a frozen schema. Plain
@@ -88,6 +93,7 @@ class ProcessorSchema:
             + [_not_a_field("required field", name, self.fields) for name in self.required]
             + [_not_a_field("parent field", name, self.fields) for name in self.parents]
             + [self._graduated_problem(name, value) for name, value in self.graduated.items()]
+            + [_on_remove_problem(self.on_remove)]
         )
         return next((reason for reason in checks if reason is not None), None)
 
@@ -203,6 +209,12 @@ class ProcessorSchema:
         )
 
 
+def _on_remove_problem(value: object) -> str | None:
+    if isinstance(value, str) and value in ON_REMOVE:
+        return None
+    return f"on_remove must be one of {', '.join(map(repr, ON_REMOVE))}, not {value!r}"
+
+
 def _not_a_field(what: str, name: str, fields: Mapping[str, FieldType]) -> str | None:
     return None if name in fields else f"{what} {name!r} is not a field"
 
@@ -247,6 +259,7 @@ def _load_one(name: str, table: Any, processors: Mapping[str, Any]) -> Processor
         required=_names(table.get("required", []), "required", fail),
         parents=_table(table.get("parents", {}), "parents", "processor", fail, str),
         graduated=_table(table.get("graduated", {}), "graduated", "value", fail),
+        on_remove=table.get("on_remove", "refuse"),
     )
     for field_name, parent in schema.parents.items():
         if parent not in processors:

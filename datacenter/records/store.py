@@ -6,9 +6,16 @@ a ledger of import jobs. The database runs in WAL mode with
 ``synchronous=FULL``: a committed import survives a power cut.
 
 One import is one transaction, which also writes its ledger row: that
-commit is the single point where an import happens or does not.
+commit is the single point where an import happens or does not. Each
+record also keeps the id of the job that last created or updated it (the
+column ``--job--``, which no field name can be), written by the same
+statements as its values: ``datacenter find`` says since which import a
+record is what it is.
 
 This is the only module that speaks SQL, or knows the database is SQLite.
+Longer than 400 lines because of that rule: the tables, the ledger, the
+import's fast statements, the references of removals and the readers that
+look without writing (``status``, ``find``) all speak SQL, so all are here.
 """
 
 from __future__ import annotations
@@ -20,9 +27,9 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType
@@ -31,6 +38,7 @@ from datacenter.records.schema import ProcessorSchema
 #: What the store raises when its database fails. Callers catch these names,
 #: so that only this module knows the database is SQLite.
 StoreError = sqlite3.Error
+_T = TypeVar("_T")
 #: A failure of the moment (the database locked, busy, unreadable, full): the
 #: transaction is undone, and trying again later may succeed.
 StoreUnavailableError = sqlite3.OperationalError
@@ -84,6 +92,12 @@ def table(name: str) -> str:
     return f'"rec_{name}"'
 
 
+#: The column of every record table holding the job that last created or updated
+#: the record (NULL: written outside the ledger, by Kofa's ``doImport``). Field
+#: names cannot hold ``-``, so it never collides with one.
+JOB_COLUMN = "--job--"
+
+
 def _quote(column: str) -> str:
     return '"' + column.replace('"', '""') + '"'
 
@@ -111,6 +125,8 @@ class RecordStore:
     def __init__(self, path: str, schemas: Mapping[str, ProcessorSchema]) -> None:
         self.path = path
         self.schemas = dict(schemas)
+        #: The job whose rows are being written (:meth:`provenance`), or None.
+        self.job: int | None = None
         # isolation_level=None: transactions are begun and ended explicitly.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
@@ -129,8 +145,18 @@ class RecordStore:
         )
         key = ", ".join(_quote(k) for k in schema.key)
         self.db.execute(
-            f"CREATE TABLE IF NOT EXISTS {table(schema.name)} ({columns}, PRIMARY KEY ({key}))"
+            f"CREATE TABLE IF NOT EXISTS {table(schema.name)} ({columns}, "
+            f"{_quote(JOB_COLUMN)} INTEGER, PRIMARY KEY ({key}))"
         )
+        present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table(schema.name)})")}
+        if JOB_COLUMN not in present:  # a store made before records knew their job
+            self.db.execute(f"ALTER TABLE {table(schema.name)} "
+                            f"ADD COLUMN {_quote(JOB_COLUMN)} INTEGER")
+        # Removing a parent asks who names it (on_remove): one look-up, not a scan.
+        for name in schema.parents:
+            index = _quote(f"rec_{schema.name}_by_{name}")
+            self.db.execute(f"CREATE INDEX IF NOT EXISTS {index} "
+                            f"ON {table(schema.name)} ({_quote(name)})")
 
     # -- transactions ----------------------------------------------------------
 
@@ -169,22 +195,38 @@ class RecordStore:
             return None
         return {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=True)}
 
+    @contextlib.contextmanager
+    def provenance(self, job: int) -> Iterator[None]:
+        """Records created or updated meanwhile keep *job* as the one that wrote them."""
+        before, self.job = self.job, job
+        try:
+            yield
+        finally:
+            self.job = before
+
+    # The job goes into the statement itself, as a number: no parameter per row
+    # (a million rows would each need a longer tuple), one statement per job.
+
     @functools.lru_cache(maxsize=256)  # noqa: B019 - the store lives as long as its SQL
-    def _insert_sql(self, name: str, names: tuple[str, ...], ignore: bool = True) -> str:
+    def _insert_sql(self, name: str, names: tuple[str, ...], ignore: bool = True,
+                    job: int | None = None) -> str:
         verb = "INSERT OR IGNORE" if ignore else "INSERT"
-        return (f"{verb} INTO {table(name)} ({', '.join(map(_quote, names))}) "
-                f"VALUES ({', '.join('?' * len(names))})")
+        return (f"{verb} INTO {table(name)} ({', '.join(map(_quote, names))}, "
+                f"{_quote(JOB_COLUMN)}) VALUES ({', '.join('?' * len(names))}, {_job(job)})")
 
     @functools.lru_cache(maxsize=256)  # noqa: B019
-    def _update_sql(self, schema: ProcessorSchema, names: tuple[str, ...]) -> str:
-        sets = ", ".join(f"{_quote(n)} = ?" for n in names)
+    def _update_sql(self, schema: ProcessorSchema, names: tuple[str, ...],
+                    job: int | None = None) -> str:
+        sets = ", ".join([*(f"{_quote(n)} = ?" for n in names),
+                          f"{_quote(JOB_COLUMN)} = {_job(job)}"])
         return f"UPDATE {table(schema.name)} SET {sets} WHERE {self._where(schema)}"
 
     def insert(self, schema: ProcessorSchema, values: Mapping[str, object]) -> bool:
         """Add a record; False when one with its key exists already."""
         names = tuple(values)
         params = [to_db(schema.fields[n], values[n]) for n in names]
-        return self.db.execute(self._insert_sql(schema.name, names), params).rowcount == 1
+        sql = self._insert_sql(schema.name, names, True, self.job)
+        return self.db.execute(sql, params).rowcount == 1
 
     def update(self, schema: ProcessorSchema, key: Sequence[object],
                values: Mapping[str, object]) -> bool:
@@ -193,7 +235,8 @@ class RecordStore:
         if not names:
             return self.exists(schema, key)
         params = [to_db(schema.fields[n], values[n]) for n in names]
-        return self.db.execute(self._update_sql(schema, names), [*params, *key]).rowcount == 1
+        sql = self._update_sql(schema, names, self.job)
+        return self.db.execute(sql, [*params, *key]).rowcount == 1
 
     @contextlib.contextmanager
     def savepoint(self) -> Iterator[None]:
@@ -216,7 +259,8 @@ class RecordStore:
     def insert_row(self, schema: ProcessorSchema, names: tuple[str, ...],
                    params: Sequence[object]) -> bool:
         """Add one record of stored values; False when one with its key exists already."""
-        return self.db.execute(self._insert_sql(schema.name, names), params).rowcount == 1
+        sql = self._insert_sql(schema.name, names, True, self.job)
+        return self.db.execute(sql, params).rowcount == 1
 
     def insert_rows_all_or_none(self, schema: ProcessorSchema, names: tuple[str, ...],
                                 rows: Sequence[Sequence[object]]) -> bool:
@@ -225,7 +269,7 @@ class RecordStore:
         False, having written nothing, when any key exists already (or comes
         twice); the caller then learns which by trying the rows one at a time.
         """
-        return self._all_or_none(self._insert_sql(schema.name, names, False), rows)
+        return self._all_or_none(self._insert_sql(schema.name, names, False, self.job), rows)
 
     def update_rows_all_or_none(self, schema: ProcessorSchema, names: tuple[str, ...],
                                 rows: Sequence[Sequence[object]]) -> bool:
@@ -240,7 +284,7 @@ class RecordStore:
         # so a row with only its key finds out whether the record is there.
         sets = changed or keys[:1]
         params = [[row[i] for i in sets] + [row[i] for i in keys] for row in rows]
-        sql = self._update_sql(schema, tuple(names[i] for i in sets))
+        sql = self._update_sql(schema, tuple(names[i] for i in sets), self.job)
         return self._all_or_none(sql, params)
 
     def _all_or_none(self, sql: str, rows: Sequence[Sequence[object]]) -> bool:
@@ -258,6 +302,23 @@ class RecordStore:
     def delete(self, schema: ProcessorSchema, key: Sequence[object]) -> bool:
         sql = f"DELETE FROM {table(schema.name)} WHERE {self._where(schema)}"
         return self.db.execute(sql, tuple(key)).rowcount == 1
+
+    # -- records that name a parent (referential integrity of removals) ------------
+
+    def count_referencing(self, schema: ProcessorSchema, field_name: str, value: object) -> int:
+        """How many records of *schema* name *value* (a parent's stored key) in *field_name*."""
+        sql = f"SELECT COUNT(*) FROM {table(schema.name)} WHERE {_quote(field_name)} = ?"
+        return int(self.db.execute(sql, (value,)).fetchone()[0])
+
+    def referencing(self, schema: ProcessorSchema, field_name: str, value: object,
+                    ) -> list[dict[str, object]]:
+        """The records of *schema* naming *value* in *field_name*, typed, in key order."""
+        names = list(schema.fields)
+        order = ", ".join(_quote(k) for k in schema.key)
+        sql = (f"SELECT {', '.join(map(_quote, names))} FROM {table(schema.name)} "
+               f"WHERE {_quote(field_name)} = ? ORDER BY {order}")
+        return [{n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=True)}
+                for found in self.db.execute(sql, (value,))]
 
     def count(self, name: str) -> int:
         return int(self.db.execute(f"SELECT COUNT(*) FROM {table(name)}").fetchone()[0])
@@ -303,6 +364,14 @@ class RecordStore:
 
     # -- the ledger ---------------------------------------------------------------
 
+    def next_job_id(self) -> int:
+        """The id the next ledger row gets; inside the write transaction, it is this job's.
+
+        Rows are written before their ledger row, and must name their job.
+        """
+        return int(self.db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM datacenter_jobs"
+                                   ).fetchone()[0])
+
     def record_job(self, **fields: Any) -> int:
         """Add a ledger row inside the current transaction; returns its id."""
         fields.setdefault("finished", time.time())
@@ -331,6 +400,10 @@ class RecordStore:
         return jobs
 
 
+def _job(job: int | None) -> str:
+    return "NULL" if job is None else str(int(job))
+
+
 @injection_point("store.commit")
 def _commit(db: sqlite3.Connection) -> None:
     """The commit of an import: a crash point of its own for the fault harness."""
@@ -351,7 +424,8 @@ class _NotEveryRowError(Exception):
 
 #: The ledger's columns are Job's fields (names the schema fixed, never data).
 _LEDGER_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Job))
-_LEDGER_LAST = "SELECT " + _LEDGER_COLUMNS + " FROM datacenter_jobs ORDER BY id DESC LIMIT ?"
+_LEDGER_LAST = ("SELECT " + _LEDGER_COLUMNS
+                + " FROM datacenter_jobs ORDER BY id DESC LIMIT ? OFFSET ?")
 _LEDGER_UNFILED = "SELECT COUNT(*) FROM datacenter_jobs WHERE distributed = 0"
 
 
@@ -363,30 +437,96 @@ class LedgerView:
     unfiled: int = 0
 
 
-def read_ledger(path: str, limit: int = 10) -> LedgerView:
-    """What the ledger at *path* says; empty when there is no database (yet)."""
+def read_ledger(path: str, limit: int = 10, offset: int = 0) -> LedgerView:
+    """What the ledger at *path* says; empty when there is no database (yet).
+
+    ``last`` holds *limit* jobs, newest first, after skipping the *offset* newest.
+    """
+    def read(db: sqlite3.Connection) -> LedgerView:
+        if not _has_table(db, "datacenter_jobs"):
+            return LedgerView()
+        last = [_job_of(row) for row in db.execute(_LEDGER_LAST, (limit, offset))]
+        return LedgerView(last, int(db.execute(_LEDGER_UNFILED).fetchone()[0]))
+
+    return _read_only(path, read, LedgerView())
+
+
+@dataclass
+class StoredRecord:
+    """A record as ``datacenter find`` sees it: its values and the job that last wrote it."""
+
+    values: dict[str, object]
+    job: Job | None  # None: written outside the ledger, or by a version that did not say
+
+
+def read_record(path: str, schema: ProcessorSchema, key: Sequence[object],
+                ) -> StoredRecord | None:
+    """The record of *schema* with *key* (stored values) in the store at *path*, read only."""
+    def read(db: sqlite3.Connection) -> StoredRecord | None:
+        if not _has_table(db, f"rec_{schema.name}"):
+            return None
+        names = list(schema.fields)
+        has_job = JOB_COLUMN in {row[1] for row in
+                                 db.execute(f"PRAGMA table_info({table(schema.name)})")}
+        columns = [*map(_quote, names), _quote(JOB_COLUMN) if has_job else "NULL"]
+        where = " AND ".join(f"{_quote(k)} = ?" for k in schema.key)
+        found = db.execute(f"SELECT {', '.join(columns)} FROM {table(schema.name)} "
+                           f"WHERE {where}", tuple(key)).fetchone()
+        if found is None:
+            return None
+        values = {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=False)}
+        job = None
+        if found[-1] is not None and _has_table(db, "datacenter_jobs"):
+            row = db.execute(_LEDGER_ONE, (found[-1],)).fetchone()
+            job = _job_of(row) if row else None
+        return StoredRecord(values, job)
+
+    return _read_only(path, read, None)
+
+
+def read_jobs(path: str, processor: str) -> list[Job]:
+    """Every ledger row of imports into *processor*, oldest first, read only."""
+    def read(db: sqlite3.Connection) -> list[Job]:
+        if not _has_table(db, "datacenter_jobs"):
+            return []
+        return [_job_of(row) for row in db.execute(_LEDGER_OF, (processor,))]
+
+    return _read_only(path, read, [])
+
+
+_LEDGER_ONE = "SELECT " + _LEDGER_COLUMNS + " FROM datacenter_jobs WHERE id = ?"
+_LEDGER_OF = ("SELECT " + _LEDGER_COLUMNS
+              + " FROM datacenter_jobs WHERE processor = ? ORDER BY id")
+
+
+def _job_of(row: Sequence[Any]) -> Job:
+    job = Job(*row)
+    job.distributed = bool(job.distributed)
+    return job
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
+    return found.fetchone() is not None
+
+
+def _read_only(path: str, read: Callable[[sqlite3.Connection], _T], empty: _T) -> _T:
+    """*read* on the database at *path* opened without writing; *empty* when there is none."""
     if not os.path.isfile(path):
-        return LedgerView()
+        return empty
     shared = os.path.exists(path + "-wal")
     try:
-        return _read_ledger(path, limit, shared)
+        return _reading(path, read, shared)
     except sqlite3.DatabaseError:
         if shared or not os.path.exists(path + "-wal"):
             raise
         # A writer opened it (and may have checkpointed into the file) while it
         # was read as immutable: read again through the writer's -wal.
-        return _read_ledger(path, limit, shared=True)
+        return _reading(path, read, shared=True)
 
 
-def _read_ledger(path: str, limit: int, shared: bool) -> LedgerView:
+def _reading(path: str, read: Callable[[sqlite3.Connection], _T], shared: bool) -> _T:
     mode = "mode=ro" if shared else "immutable=1"
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?{mode}"
     with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
-        if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'datacenter_jobs'"
-                          ).fetchone():
-            return LedgerView()
-        last = [Job(*row) for row in db.execute(_LEDGER_LAST, (limit,))]
-        unfiled = int(db.execute(_LEDGER_UNFILED).fetchone()[0])
-    for job in last:
-        job.distributed = bool(job.distributed)
-    return LedgerView(last, unfiled)
+        return read(db)

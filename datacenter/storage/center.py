@@ -5,9 +5,20 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
-from datacenter.storage import csvmerge, distribution, fs, layout, links, logs, relocation, view
+from datacenter.storage import (
+    csvmerge,
+    discarding,
+    distribution,
+    fs,
+    layout,
+    links,
+    logs,
+    relocation,
+    view,
+)
 from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.journal import Group, Journal, UnfinishedError, run_group
 from datacenter.storage.lock import StorageLock
@@ -252,6 +263,31 @@ class DataCenter:
             kept = f"; filed as {', '.join(renamed)}: the name was taken" if renamed else ""
             self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
                      f"{outcome}{kept}")
+
+    def discard(self, name: str, user: str | None = None,
+                when: float | None = None) -> discarding.Discarded:
+        """Give up pending file *name*: its rows kept aside, its chain closed (one group).
+
+        See :mod:`datacenter.storage.discarding` for where everything goes.
+        The log says who (*user*, default: the OS user) and when.
+        """
+        user = user or logs.default_user()
+        found: list[discarding.Discarded] = []
+        with self._lock:
+            self.check_folders()
+
+            def plan(group: Group) -> None:
+                done, warnings = discarding.plan(group, self._storage, name, user,
+                                                 time.time() if when is None else when)
+                for warning in warnings:
+                    self._warn(warning)
+                found.append(done)
+
+            run_group(self.journal, plan, log=self._warn)
+        done = found[-1]
+        moved = f"; its source is now {done.source}" if done.source else ""
+        self.log(f"discarded: {name}, {done.rows} row(s) -> {done.dest}{moved}", user=user)
+        return done
 
     def backupRecords(  # noqa: N802
         self, processor: str, rows: Iterable[Mapping[str, object]], graduated: bool = False

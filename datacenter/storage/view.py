@@ -13,12 +13,14 @@ of recovering it.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterator
 from typing import Literal
 
 from datacenter.storage import layout, logs
 from datacenter.storage.files import DataCenterFile
 from datacenter.storage.journal import Journal
+from datacenter.storage.paging import sorted_entries
 
 SortOrder = Literal["name", "date"]
 #: Folders that ``list_files`` knows, and the root's pending files.
@@ -56,6 +58,16 @@ class StorageView:
     def list_files(self, folder: str = "pending", sort: SortOrder = "name"
                    ) -> list[DataCenterFile]:
         return list_files(self.storage, folder, sort)
+
+    def iter_files(self, folder: str = "pending", sort: SortOrder = "name", offset: int = 0,
+                   limit: int | None = None) -> Iterator[DataCenterFile]:
+        """A page of *folder*'s files, streamed (see :func:`iter_files`)."""
+        return iter_files(self.storage, folder, sort, offset, limit)
+
+    def count_files(self, folder: str = "pending", *suffixes: str) -> list[int]:
+        """How many files *folder* holds, and how many end in each of *suffixes*
+        (see :func:`count_files`): counted, not listed."""
+        return count_files(self.storage, folder, *suffixes)
 
     def getFinishedFiles(self) -> list[DataCenterFile]:  # noqa: N802 - Kofa's name
         """The ``*.finished.csv`` files, newest first, at most ``max_files``."""
@@ -126,32 +138,89 @@ def list_files(storage: str, folder: str = "pending", sort: SortOrder = "name"
 
     Symlinks are never listed: one could point anywhere on the machine.
     """
-    if folder not in FOLDERS:
-        raise ValueError(f"unknown folder {folder!r}: choose one of {', '.join(FOLDERS)}")
+    return list(iter_files(storage, folder, sort))
+
+
+def iter_files(storage: str, folder: str = "pending", sort: SortOrder = "name",
+               offset: int = 0, limit: int | None = None, suffix: str = "",
+               ) -> Iterator[DataCenterFile]:
+    """The files of :func:`list_files` as a stream, from number *offset*, at most *limit*.
+
+    Only names (and, for *sort* ``date``, modification times) are held
+    while the folder is read, never an object per file: a page of a
+    folder of a million files costs what the page costs plus a heap of
+    *offset* + *limit* names (:func:`sorted_entries`). *suffix*: only names
+    ending so. A file that goes away meanwhile is left out.
+    """
     if sort not in ("name", "date"):
         raise ValueError(f"unknown sort order {sort!r}: choose name or date")
-    pending = folder == "pending"
-    path = storage if pending else os.path.join(storage, folder)
-    result = []
-    for entry in scan(path):
-        if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+    if offset < 0 or (limit is not None and limit < 0):
+        raise ValueError("offset and limit must not be negative")
+    path, rel = _folder(storage, folder)
+    entries = _entries(path, folder == "pending", suffix)
+    keyed = _newest_first(entries) if sort == "date" else ((0.0, e.name) for e in entries)
+    for _, name in sorted_entries(keyed, offset, limit):
+        full = os.path.join(path, name)
+        try:
+            st = os.lstat(full)
+        except FileNotFoundError:
             continue
-        if pending and not entry.name.lower().endswith(".csv"):
+        if stat.S_ISREG(st.st_mode):
+            yield DataCenterFile(full, rel, st)
+
+
+def count_files(storage: str, folder: str = "pending", *suffixes: str) -> list[int]:
+    """How many files :func:`list_files` would list, and how many end in each of
+    *suffixes*, counted in one pass without listing them."""
+    path, _ = _folder(storage, folder)
+    counts = [0] * (1 + len(suffixes))
+    for entry in _entries(path, folder == "pending", ""):
+        counts[0] += 1
+        for n, suffix in enumerate(suffixes, 1):
+            if entry.name.endswith(suffix):
+                counts[n] += 1
+    return counts
+
+
+def _folder(storage: str, folder: str) -> tuple[str, str]:
+    """The folder's path and its name as the files' ``rel_path`` begins."""
+    if folder not in FOLDERS:
+        raise ValueError(f"unknown folder {folder!r}: choose one of {', '.join(FOLDERS)}")
+    if folder == "pending":
+        return storage, ""
+    return os.path.join(storage, folder), folder
+
+
+def _entries(path: str, pending: bool, suffix: str) -> Iterator[os.DirEntry[str]]:
+    """The regular files of folder *path*, read as they come (no list of them)."""
+    try:
+        scanner = os.scandir(path)
+    except FileNotFoundError:
+        return
+    with scanner:
+        for entry in scanner:
+            name = entry.name
+            if name.startswith(".") or not name.endswith(suffix):
+                continue
+            if pending and not name.lower().endswith(".csv"):
+                continue
+            if entry.is_file(follow_symlinks=False):
+                yield entry
+
+
+def _newest_first(entries: Iterator[os.DirEntry[str]]) -> Iterator[tuple[float, str]]:
+    """Sort keys of *entries* that order them newest first (then by name)."""
+    for entry in entries:
+        try:
+            yield -entry.stat(follow_symlinks=False).st_mtime, entry.name
+        except FileNotFoundError:
             continue
-        st = entry.stat(follow_symlinks=False)
-        result.append(DataCenterFile(entry.path, "" if pending else folder, st))
-    if sort == "date":
-        result.sort(key=lambda f: (-f.getTimeStamp(), f.name))
-    else:
-        result.sort(key=lambda f: f.name)
-    return result
 
 
 def finished_files(storage: str, max_files: int) -> list[DataCenterFile]:
     """The ``*.finished.csv`` files of *storage*, newest first, at most *max_files*."""
-    files = [f for f in list_files(storage, layout.FINISHED, "date")
-             if f.name.endswith(".finished.csv")]
-    return files[:max_files]
+    return list(iter_files(storage, layout.FINISHED, "date", limit=max_files,
+                           suffix=".finished.csv"))
 
 
 def scan(path: str) -> list[os.DirEntry[str]]:

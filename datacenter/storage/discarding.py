@@ -1,0 +1,141 @@
+"""Giving up a pending file: its rows kept in a file of their own, its chain closed.
+
+Some failed rows can never be imported (a student who never enrolled, a
+department of a faculty that was closed). ``datacenter discard NAME`` gives
+up the pending file ``NAME`` = ``x.<mode>.pending.csv`` at the root, in one
+journal group (all of it happens, or none, across a crash):
+
+* its rows, each with who discarded it when (``--DISCARDED-BY--``,
+  ``--DISCARDED-AT--``, the first two columns) and its reason (``--ERRORS--``), join
+  ``finished/x.<mode>.discarded.csv`` beside the chain's finished rows
+  ``finished/x.<mode>.finished.csv`` (a second discard of the same name
+  adds its rows to it, with the finished files' merge rules);
+* the chain's source ``unfinished/x.csv`` moves to ``finished/x.csv``: no
+  row of it is pending any more, so it counts as done, and ``unfinished/``
+  keeps only sources with rows still waiting;
+* the pending file is removed (the very file that was read: a file put in
+  its place meanwhile stays).
+
+``finished/`` then tells the whole story of ``x.csv``: the source, the rows
+imported, the rows given up and why.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from datacenter.errors import DataCenterError
+from datacenter.storage import csvmerge, distribution, fs, layout, links
+from datacenter.storage.identity import FileIdentity
+from datacenter.storage.journal import Group
+from datacenter.storage.steps import Unlink
+
+BY_COLUMN = "--DISCARDED-BY--"
+AT_COLUMN = "--DISCARDED-AT--"
+SUFFIX = ".discarded.csv"
+
+
+class DiscardError(DataCenterError, ValueError):
+    """The file cannot be discarded; nothing changed."""
+
+
+@dataclass(frozen=True)
+class Discarded:
+    """What one discard did (paths relative to the storage)."""
+
+    name: str  # the pending file given up
+    rows: int
+    dest: str  # finished/x.<mode>.discarded.csv (or a name beside it)
+    source: str | None  # finished/x.csv, where the chain's source went; None: no chain
+    user: str
+    at: str  # ISO 8601, with the UTC offset
+
+
+def target(storage: str, name: str) -> tuple[str, str | None, str | None]:
+    """``(discarded file, chain source in unfinished/, its place in finished/)`` of *name*.
+
+    DiscardError for a name that is no pending file (``x.<mode>.pending.csv``).
+    """
+    layout.plain_name(name, "pending file name")
+    origin = distribution.pending_origin(name)
+    if origin is None:
+        raise DiscardError(f"{name}: not a pending file; only x.<mode>.pending.csv files at "
+                           "the storage's root are discarded")
+    original, mode = origin
+    stem = original[:-4]
+    dest = os.path.join(storage, layout.FINISHED, f"{stem}.{mode}{SUFFIX}")
+    source = os.path.join(storage, layout.UNFINISHED, original)
+    if not os.path.isfile(source):
+        return dest, None, None
+    return dest, source, os.path.join(storage, layout.FINISHED, original)
+
+
+def plan(group: Group, storage: str, name: str, user: str, when: float,
+         ) -> tuple[Discarded, list[str]]:
+    """Add every step of discarding pending file *name* to *group*; the warnings to log."""
+    path = os.path.join(storage, name)
+    before = FileIdentity.at(path)
+    if before is None or not os.path.isfile(path):
+        raise DiscardError(f"{name}: no such pending file at the storage's root")
+    dest, source, source_dest = target(storage, name)
+    dest, warning = links.steer(dest, SUFFIX, "the discarded rows")
+    at = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
+    staged = group.staged_path("discarded.csv")
+    rows = _stage(path, staged, user, at)
+    if FileIdentity.at(path) != before:
+        raise DiscardError(f"{name}: changed while it was being discarded; nothing was "
+                           "discarded, try again")
+    csvmerge.plan_merge(group, staged, dest, "discarded-rows.csv")
+    if source is not None and source_dest is not None:
+        group.add_move(source, source_dest, overwrite=True)
+    group.add(Unlink.if_unchanged(path))
+    done = Discarded(name, rows, os.path.relpath(dest, storage),
+                     None if source_dest is None else os.path.relpath(source_dest, storage),
+                     user, at)
+    return done, [warning] if warning else []
+
+
+def _stage(path: str, staged: str, user: str, at: str) -> int:
+    """Write the rows of *path*, with who and when, to *staged*; returns how many."""
+    count = 0
+    with fs.new_file(staged, sync=False) as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape", newline="")
+        writer = csv.writer(text, lineterminator="\r\n")
+        rows = _rows(path)
+        header = next(rows, None)
+        if header is None:
+            raise DiscardError(f"{os.path.basename(path)}: empty, no header line")
+        # Who and when go first: a row longer than its header (kept whole in a pending
+        # file) cannot push them out of their columns. A file discarded before has them.
+        known = BY_COLUMN in header and AT_COLUMN in header
+        if not known:
+            header[:0] = [BY_COLUMN, AT_COLUMN]
+        by, when = header.index(BY_COLUMN), header.index(AT_COLUMN)
+        writer.writerow(header)
+        for row in rows:
+            if not any(cell.strip() for cell in row):
+                continue
+            if not known:
+                row[:0] = ["", ""]
+            row += [""] * (max(by, when) + 1 - len(row))
+            row[by], row[when] = user, at
+            writer.writerow(row)
+            count += 1
+        text.flush()
+        text.detach()
+    return count
+
+
+def _rows(path: str) -> Iterator[list[str]]:
+    binary = fs.open_read(path)  # the storage's own file: never through a link
+    with io.TextIOWrapper(binary, encoding="utf-8", errors="surrogateescape",
+                          newline="") as handle:
+        for n, row in enumerate(csv.reader(handle)):
+            if n == 0 and row and row[0].startswith("\ufeff"):
+                row[0] = row[0][1:]
+            yield row
