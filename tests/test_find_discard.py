@@ -45,7 +45,9 @@ WHEN = 1_700_000_000.0
 def conf(tmp_path: Path) -> Path:
     """The project's datacenter.toml (plus two processors), storage and store beside it."""
     text = (ROOT / "datacenter.toml").read_text(encoding="utf-8") + EXTRA
-    return Path(write(tmp_path / "conf" / "datacenter.toml", text))
+    path = Path(write(tmp_path / "conf" / "datacenter.toml", text))
+    DataCenter(str(path.parent / "storage"))  # made, as `init` or `serve` would
+    return path
 
 
 def run(capsys: pytest.CaptureFixture[str], conf: Path, *args: str) -> tuple[int, str, str]:

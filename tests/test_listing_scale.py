@@ -155,6 +155,7 @@ def test_status_pages_the_last_imports(tmp_path: Path,
     conf = tmp_path / "datacenter.toml"
     conf.write_text('storage = "storage"\ndatabase = "db.sqlite"\n'
                     '[processors.faculties]\nkey = ["code"]\nfields = { code = "str" }\n')
+    (tmp_path / "storage").mkdir()  # made, as `init` would
     for n in range(4):
         Path(tmp_path, f"faculties_{n}.csv").write_text(f"code\nF{n}\n")
         assert main(["--config", str(conf), "import", str(tmp_path / f"faculties_{n}.csv")]) == 0
