@@ -15,7 +15,17 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, check_clean, drop, make_importer, read, snapshot, table, write
+from helpers import (
+    ROOT,
+    check_clean,
+    drop,
+    fake_devices,
+    make_importer,
+    read,
+    snapshot,
+    table,
+    write,
+)
 
 from datacenter import DataCenter
 from datacenter.cli.main import main
@@ -364,3 +374,44 @@ def test_kill_anywhere_in_a_discard(tmp_path: Path, discarded_before: bool) -> N
     assert report.points >= 10, "suspiciously few crash points"
     print(f"discard ({'append' if discarded_before else 'new file'}): {report.points} crash "
           f"points, {report.runs} runs, {report.recovery_crashes} crashes inside recovery")
+
+
+def test_discard_never_replaces_a_later_source_of_the_same_name(
+        conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A chain open in unfinished/, a later x.csv imported fully: both sources are kept."""
+    imported(capsys, conf, "faculties.csv", "code,title\nF1,Sci\nF2,\n")  # F2 fails
+    imported(capsys, conf, "faculties.csv", "code,title\nF3,Arts\n")
+    finished = storage(conf) / "finished"
+    assert "F3,Arts" in read(finished / "faculties.csv")
+    code, out, _ = run(capsys, conf, "discard", "faculties.create.pending.csv")
+    assert code == 0
+    assert "F3,Arts" in read(finished / "faculties.csv")  # the later source, untouched
+    kept = [n for n in os.listdir(finished) if n.startswith("faculties.job")]
+    assert len(kept) == 1 and "F1,Sci" in read(finished / kept[0]), out
+    assert os.listdir(storage(conf) / "unfinished") == []
+
+
+def test_discard_closes_every_source_waiting_beside_the_chain(
+        conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    imported(capsys, conf, "faculties.csv", "code,title\nF1,\n")
+    imported(capsys, conf, "faculties.csv", "code,title\nF2,\n")  # waits beside the chain
+    assert len(os.listdir(storage(conf) / "unfinished")) == 2
+    assert run(capsys, conf, "discard", "faculties.create.pending.csv")[0] == 0
+    assert os.listdir(storage(conf) / "unfinished") == []
+    sources = sorted(n for n in os.listdir(storage(conf) / "finished")
+                     if n.startswith("faculties") and ".create." not in n)
+    assert len(sources) == 2 and sources[0] == "faculties.csv"
+    assert sources[1].startswith("faculties.job")
+
+
+def test_discard_with_unfinished_on_another_disk(
+        conf: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    imported(capsys, conf, "faculties.csv", "code,title\nF1,Sci\nF2,\n")
+    refused = fake_devices(monkeypatch, storage(conf) / "unfinished")
+    code, _, err = run(capsys, conf, "discard", "faculties.create.pending.csv")
+    assert code == 0, err
+    assert refused  # the cross-device path was taken, not a plain rename
+    assert "F1,Sci" in read(storage(conf) / "finished" / "faculties.csv")
+    assert os.listdir(storage(conf) / "unfinished") == []
+    assert run(capsys, conf, "recover")[0] == 0
+    check_clean(str(storage(conf)))

@@ -27,6 +27,7 @@ from datacenter.importing.whereabouts import routed
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
 from datacenter.storage import fs, layout, view
 from datacenter.storage.discarding import Discarded, DiscardError
+from datacenter.storage.distribution import pending_origin
 
 __all__ = ["DiscardError", "Discarded", "PendingFile", "Reason", "discard", "reason_group",
            "summarize"]
@@ -142,5 +143,12 @@ def discard(importer: Importer, name: str, user: str | None = None,
         if stuck:  # its filing would replace the very file: give up what it leaves, later
             raise DiscardError(f"{name}: imported (job {stuck[0]}) but not filed away yet; "
                                "nothing was discarded (see the log, then try again)")
-        return importer.dc.discard(name, user, when)
+        return importer.dc.discard(name, user, when, _chain_job(importer, name))
+
+
+def _chain_job(importer: Importer, name: str) -> int:
+    """The newest job that imported the source of pending file *name*'s chain (or 0)."""
+    origin = pending_origin(name)
+    sources = {name} | ({origin[0]} if origin else set())
+    return next((job.id for job in importer.store.jobs() if job.source in sources), 0)
 

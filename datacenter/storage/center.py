@@ -265,11 +265,12 @@ class DataCenter:
                      f"{outcome}{kept}")
 
     def discard(self, name: str, user: str | None = None,
-                when: float | None = None) -> discarding.Discarded:
+                when: float | None = None, job: int = 0) -> discarding.Discarded:
         """Give up pending file *name*: its rows kept aside, its chain closed (one group).
 
-        See :mod:`datacenter.storage.discarding` for where everything goes.
-        The log says who (*user*, default: the OS user) and when.
+        See :mod:`datacenter.storage.discarding` for where everything goes
+        (*job* numbers a source whose name is taken in ``finished/``). The
+        log says who (*user*, default: the OS user) and when.
         """
         user = user or logs.default_user()
         found: list[discarding.Discarded] = []
@@ -278,7 +279,7 @@ class DataCenter:
 
             def plan(group: Group) -> None:
                 done, warnings = discarding.plan(group, self._storage, name, user,
-                                                 time.time() if when is None else when)
+                                                 time.time() if when is None else when, job)
                 for warning in warnings:
                     self._warn(warning)
                 found.append(done)

@@ -10,9 +10,15 @@ journal group (all of it happens, or none, across a crash):
   ``finished/x.<mode>.discarded.csv`` beside the chain's finished rows
   ``finished/x.<mode>.finished.csv`` (a second discard of the same name
   adds its rows to it, with the finished files' merge rules);
-* the chain's source ``unfinished/x.csv`` moves to ``finished/x.csv``: no
-  row of it is pending any more, so it counts as done, and ``unfinished/``
-  keeps only sources with rows still waiting;
+* the chain's source ``unfinished/x.csv`` moves to ``finished/x.csv``, and
+  with it the same-name sources that waited beside it (``x.job<N>.csv``):
+  no row of them is pending any more, so they count as done, and
+  ``unfinished/`` keeps only sources with rows still waiting. A name
+  already taken in ``finished/`` (a later ``x.csv`` that imported fully) is
+  never replaced: the chain's source becomes ``finished/x.job<N>.csv``, N
+  the job that filed it into ``unfinished/``. The moves are the ones a
+  chain that succeeds makes, so a folder mounted from another disk is no
+  obstacle;
 * the pending file is removed (the very file that was read: a file put in
   its place meanwhile stays).
 
@@ -56,8 +62,8 @@ class Discarded:
     at: str  # ISO 8601, with the UTC offset
 
 
-def target(storage: str, name: str) -> tuple[str, str | None, str | None]:
-    """``(discarded file, chain source in unfinished/, its place in finished/)`` of *name*.
+def target(storage: str, name: str) -> tuple[str, str | None]:
+    """``(discarded file, chain source in unfinished/ or None)`` of *name*.
 
     DiscardError for a name that is no pending file (``x.<mode>.pending.csv``).
     """
@@ -70,19 +76,21 @@ def target(storage: str, name: str) -> tuple[str, str | None, str | None]:
     stem = original[:-4]
     dest = os.path.join(storage, layout.FINISHED, f"{stem}.{mode}{SUFFIX}")
     source = os.path.join(storage, layout.UNFINISHED, original)
-    if not os.path.isfile(source):
-        return dest, None, None
-    return dest, source, os.path.join(storage, layout.FINISHED, original)
+    return dest, source if os.path.isfile(source) else None
 
 
-def plan(group: Group, storage: str, name: str, user: str, when: float,
+def plan(group: Group, storage: str, name: str, user: str, when: float, job: int = 0,
          ) -> tuple[Discarded, list[str]]:
-    """Add every step of discarding pending file *name* to *group*; the warnings to log."""
+    """Add every step of discarding pending file *name* to *group*; the warnings to log.
+
+    *job* numbers the name a chain's source gets when its own is taken in
+    ``finished/`` (the job that filed it into ``unfinished/``).
+    """
     path = os.path.join(storage, name)
     before = FileIdentity.at(path)
     if before is None or not os.path.isfile(path):
         raise DiscardError(f"{name}: no such pending file at the storage's root")
-    dest, source, source_dest = target(storage, name)
+    dest, source = target(storage, name)
     dest, warning = links.steer(dest, SUFFIX, "the discarded rows")
     at = dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
     staged = group.staged_path("discarded.csv")
@@ -91,12 +99,11 @@ def plan(group: Group, storage: str, name: str, user: str, when: float,
         raise DiscardError(f"{name}: changed while it was being discarded; nothing was "
                            "discarded, try again")
     csvmerge.plan_merge(group, staged, dest, "discarded-rows.csv")
-    if source is not None and source_dest is not None:
-        group.add_move(source, source_dest, overwrite=True)
+    moves = [] if source is None else distribution.closing_moves(storage, source, job)
+    distribution.plan_moves(group, storage, moves)
     group.add(Unlink.if_unchanged(path))
     done = Discarded(name, rows, os.path.relpath(dest, storage),
-                     None if source_dest is None else os.path.relpath(source_dest, storage),
-                     user, at)
+                     os.path.relpath(moves[0][1], storage) if moves else None, user, at)
     return done, [warning] if warning else []
 
 

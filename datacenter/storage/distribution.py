@@ -206,8 +206,7 @@ def plan(group: Group, storage: str, request: Request, label: str = ""
     if request.pending_file is not None:
         _plan_pending(group, request, request.pending_dest or names.pending, label)
     moves = source_moves(storage, request, names)
-    for src, dst in moves:
-        _plan_move(group, storage, src, dst)
+    plan_moves(group, storage, moves)
     if request.move_orig and request.successful and names.chain:
         group.add(Unlink.if_unchanged(request.source))  # the chain's last pending file
     _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
@@ -241,9 +240,7 @@ def source_moves(storage: str, request: Request, names: Destinations
         return []
     finished = os.path.join(storage, layout.FINISHED)
     if request.successful and names.chain:
-        moves = [(names.source_unfinished, names.source_finished)]
-        moves += [(path, os.path.join(finished, os.path.basename(path)))
-                  for path in _waiting_beside(names.source_unfinished)]
+        moves = _chain_closing(names.source_unfinished, finished)
     elif request.successful:
         moves = [(request.source, names.source_finished)]
     elif not names.chain:
@@ -254,6 +251,28 @@ def source_moves(storage: str, request: Request, names: Destinations
         return moves
     taken: set[str] = set()
     return [(src, _free(dst, request.job, taken)) for src, dst in moves]
+
+
+def closing_moves(storage: str, source_unfinished: str, job: int) -> list[tuple[str, str]]:
+    """The moves that close the chain of ``unfinished/x.csv`` (its rows all done or given
+    up): it and the same-name sources waiting beside it go to ``finished/``, where a
+    name already taken is never replaced (``x.job<job>.csv`` instead)."""
+    taken: set[str] = set()
+    finished = os.path.join(storage, layout.FINISHED)
+    return [(src, _free(dst, job, taken)) for src, dst in _chain_closing(source_unfinished,
+                                                                           finished)]
+
+
+def plan_moves(group: Group, storage: str, moves: list[tuple[str, str]]) -> None:
+    """Add the source *moves* (see :func:`source_moves`) to *group*."""
+    for src, dst in moves:
+        _plan_move(group, storage, src, dst)
+
+
+def _chain_closing(source_unfinished: str, finished: str) -> list[tuple[str, str]]:
+    moves = [(source_unfinished, os.path.join(finished, os.path.basename(source_unfinished)))]
+    return moves + [(path, os.path.join(finished, os.path.basename(path)))
+                    for path in _waiting_beside(source_unfinished)]
 
 
 def _waiting_beside(original: str) -> list[str]:
