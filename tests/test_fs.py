@@ -232,3 +232,18 @@ def test_real_second_filesystem(tmp_path: Path, other_fs: Path) -> None:
     fs.move(src, str(other_fs / "f.csv"))
     assert (other_fs / "f.csv").read_text() == "rows\n" and not os.path.exists(src)
     assert os.listdir(other_fs) == ["f.csv"]
+
+
+def test_an_append_replayed_after_later_appends_is_refused(tmp_path: Path) -> None:
+    """Putting back a set-aside intent must not cut off what was appended since."""
+    dest = write(tmp_path / "finished.csv", "id\r\n1\r\n")
+    staged = write(tmp_path / "staged.csv", "2\r\n")
+    at = os.path.getsize(dest)
+    fs.append_file(dest, staged, at)
+    fs.append_file(dest, staged, at)  # replayed after a crash: the same result
+    assert Path(dest).read_bytes() == b"id\r\n1\r\n2\r\n"
+    with open(dest, "a", encoding="utf-8", newline="") as later:
+        later.write("3\r\n")  # a later import's rows
+    with pytest.raises(OSError, match="grown by later changes"):
+        fs.append_file(dest, staged, at)
+    assert Path(dest).read_bytes() == b"id\r\n1\r\n2\r\n3\r\n"

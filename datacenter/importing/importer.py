@@ -342,9 +342,10 @@ class Importer:
         once, its outputs wait in its job folder with a note
         (``needs-a-person.txt``), and its source, if still at the root, is
         not imported again (:class:`HeldError`). A person files the outputs
-        by hand (or moves the set-aside intent back once its cause is gone),
-        takes the source away, and deletes the job folder; the next opening
-        then marks the job filed.
+        by hand, takes the source away, and deletes the job folder; the next
+        opening then marks the job filed. (Putting a set-aside intent back is
+        no remedy: the other jobs of its group were filed again since, and an
+        append planned before later ones is refused, see ``fs.append_file``.)
         """
         held = {job.id for job in jobs if self._is_held(job)}
         inputs = self.dc.journal.held_inputs() if len(held) < len(jobs) else {}

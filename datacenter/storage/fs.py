@@ -408,9 +408,16 @@ def append_file(dest: str, staged: str, at_size: int) -> None:
     """Make *dest* hold its first *at_size* bytes followed by *staged*.
 
     Cutting back first makes this idempotent: run twice after a crash, the
-    result is the same, with the new bytes present exactly once.
+    result is the same, with the new bytes present exactly once. A *dest*
+    longer than both together has grown by later appends since this one was
+    planned (only an intent set aside and put back can see that): cutting
+    it back would take their bytes, so that is refused (EINVAL).
     """
-    if os.lstat(dest).st_size != at_size:
+    size = os.lstat(dest).st_size
+    if size > at_size + os.lstat(staged).st_size:
+        raise OSError(errno.EINVAL, "it has grown by later changes since this append was "
+                      "planned; appending again would cut their rows off", dest)
+    if size != at_size:
         truncate(dest, at_size)
     with open_read(staged, shared=True) as source, open_new(dest, append=True) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)

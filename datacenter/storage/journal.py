@@ -72,6 +72,17 @@ class CannotApplyError(DataCenterError, OSError):
             self.filename2 = error.filename2
 
 
+def _cannot_apply_reason(error: CannotApplyError) -> str:
+    """The failure in words, naming the destination too: for a rename the first
+    file is only the staged one, the second the name that could not be made."""
+    if not error.filename:
+        return str(error)
+    files = str(error.filename)
+    if error.filename2 is not None:
+        files += f" -> {error.filename2}"
+    return f"{files}: {error.strerror}"
+
+
 class SetAsideError(JournalError):
     """A committed group could not be applied, and was set aside for a person."""
 
@@ -331,7 +342,7 @@ class Journal:
         a crash in between leaves the intent in place, recovery meets the
         same failure again and sets it aside again.
         """
-        reason = f"{error.filename}: {error.strerror}" if error.filename else str(error)
+        reason = _cannot_apply_reason(error)
         fs.makedirs(self.failed_dir)
         why = {"step": error.step, "steps": steps, "reason": reason}
         fs.atomic_write(os.path.join(self.failed_dir, f"{group_id}.why"),
