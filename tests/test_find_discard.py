@@ -415,3 +415,12 @@ def test_discard_with_unfinished_on_another_disk(
     assert os.listdir(storage(conf) / "unfinished") == []
     assert run(capsys, conf, "recover")[0] == 0
     check_clean(str(storage(conf)))
+
+
+def test_a_pending_file_with_the_longest_name_can_be_discarded(tmp_path: Path) -> None:
+    dc = DataCenter(str(tmp_path / "s"))
+    name = "x" * (255 - len(".update.pending.csv")) + ".update.pending.csv"
+    write(os.path.join(dc.storage, name), "id,--ERRORS--\r\n1,bad\r\n")
+    done = dc.discard(name, user="op", when=WHEN)
+    assert done.rows == 1 and done.dest.endswith(".update.discarded.csv")
+    assert len(os.path.basename(done.dest).encode()) <= 255

@@ -74,7 +74,9 @@ def target(storage: str, name: str) -> tuple[str, str | None]:
                            "the storage's root are discarded")
     original, mode = origin
     stem = original[:-4]
-    dest = os.path.join(storage, layout.FINISHED, f"{stem}.{mode}{SUFFIX}")
+    finished = os.path.join(storage, layout.FINISHED)
+    # Two bytes longer than the pending file's name: cut to fit, never refused.
+    dest = os.path.join(finished, layout.fitted(finished, stem, f".{mode}{SUFFIX}"))
     source = os.path.join(storage, layout.UNFINISHED, original)
     return dest, source if os.path.isfile(source) else None
 
