@@ -26,6 +26,7 @@ from typing import Any, NamedTuple, TextIO
 from datacenter.config import WatchSettings
 from datacenter.importing.csvinput import FatalCSVError, naming
 from datacenter.importing.importer import Importer, Outcome, Request
+from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
 from datacenter.records.store import StoreUnavailableError
 from datacenter.service import verdicts
@@ -81,6 +82,8 @@ class Service:
                                poll_interval=max(0.05, min(1.0, watch.settle / 2)),
                                report=self._warn)
         self.in_hand: str | None = None
+        #: The progress of the file in hand, when it is imported alone.
+        self.meter: Meter | None = None
         self.last_imports: deque[dict[str, Any]] = deque(maxlen=20)
         self.counts = {"imported": 0, REJECTED: 0, UNROUTED: 0}
         #: Scans of the root done so far: "a reconcile scan later" can be waited for.
@@ -374,18 +377,35 @@ class Service:
         if not batch or self.stopping:
             return
         self.in_hand = batch[0].name if len(batch) == 1 else f"{len(batch)} files"
+        # Rows of one file make a rate and an ETA; a batch is many small files, soon done.
+        self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(force=batch[0].ident.size >= BIG_FILE)
         requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode)
                     for item in batch]
         try:
-            results: list[Outcome | Exception] = self.importer.import_many(requests)
+            results: list[Outcome | Exception] = self.importer.import_many(
+                requests, progress=self._progress if self.meter is not None else None)
         except Exception as error:  # after the commit: recovery files them next time
             results = [error] * len(batch)
         finally:
-            self.in_hand = None
+            self.in_hand = self.meter = None
             self._publish()
         for item, result in zip(batch, results, strict=True):
             self._handle(item, result)
+
+    def _progress(self, rows: int, position: int) -> None:
+        """The importer's report on the file in hand (every 10,000 rows).
+
+        Published at most a few times a second (each write of the state file
+        is durable), but at once when the first rows are in: from then on
+        ``status`` shows the file with its rows, rate and ETA.
+        """
+        meter = self.meter
+        if meter is None:
+            return
+        first = rows > 0 and meter.rows == 0
+        meter.update(rows, position)
+        self._publish(force=first)
 
     def _handle(self, item: _Ready, result: Outcome | Exception) -> None:
         name, ident = item.name, item.ident
@@ -482,6 +502,7 @@ class Service:
             "state": state, "pid": os.getpid(), "storage": self.storage, "once": self.once,
             "mode": "polling" if self.polling else "inotify", "watch": dict(self.watcher.counts),
             "started": self._started, "updated": time.time(), "in_hand": self.in_hand,
+            "progress": self.meter.report() if self.meter is not None else None,
             "queue": {"count": len(self.readiness), "files": self.readiness.names(50)},
             "counts": dict(self.counts), "last_imports": list(self.last_imports),
             UNROUTED: listed(UNROUTED), REJECTED: listed(REJECTED), PENDING: listed(PENDING),
