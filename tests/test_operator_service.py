@@ -354,3 +354,41 @@ def test_a_second_ctrl_c_stops_at_once_and_loses_nothing(
     assert done.returncode == 0, done.stderr
     assert jobs(conf) == ["faculties_big.csv"] and count(conf, "faculties") == BIG_ROWS
     assert os.listdir(Path(conf.storage, ".datacenter", "jobs")) == []
+
+
+# -- 2. a header first, the rows a moment later --------------------------------------------------
+
+
+def track(service: Service, name: str) -> Any:
+    return service.readiness._tracks.get(name)
+
+
+def test_a_header_written_first_and_rows_a_moment_later_are_imported_together(
+        conf: Config) -> None:
+    conf.watch.rescan = 3600  # events tell, not scans
+    # (Each step of the clock is a little more than the 0.2 s settle: the
+    # clock's large numbers round, and 0.2 later may differ by less.)
+    clock = ManualClock()
+    path = Path(conf.storage, "faculties_slow.csv")
+    with serving(conf, clock=clock) as service:
+        path.write_text("code,title\n")  # echo header > f
+        wait_for(lambda: (t := track(service, path.name)) is not None
+                 and t.state.value == "closed" and t.ident.size == path.stat().st_size)
+        clock.advance(service, 0.25)  # settled: due, but only a header
+        wait_for(lambda: (t := track(service, path.name)) is None or t.extra > 0)
+        assert track(service, path.name) is not None, "taken with its header alone"
+        with open(path, "a") as handle:  # ... >> f
+            handle.write("F1,One\nF2,Two\n")
+        wait_for(lambda: (t := track(service, path.name)) is not None
+                 and t.ident.size == path.stat().st_size and t.extra == 0)
+        clock.advance(service, 0.25)
+        wait_for(lambda: jobs(conf) == ["faculties_slow.csv"])
+        path.write_text("code,title\n")  # a file that stays a header...
+        wait_for(lambda: (t := track(service, path.name)) is not None and t.extra == 0
+                 and t.ident.size == path.stat().st_size)
+        clock.advance(service, 0.25)
+        wait_for(lambda: (t := track(service, path.name)) is not None and t.extra > 0)
+        clock.advance(service, 0.25)  # ...is imported, as empty, one settle later
+        wait_for(lambda: len(jobs(conf)) == 2)
+    assert count(conf, "faculties") == 2
+    assert not log_lines(conf, "rejected")

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple, TextIO
 
 from datacenter.config import WatchSettings
-from datacenter.importing.csvinput import FatalCSVError, naming
+from datacenter.importing.csvinput import FatalCSVError, naming, only_a_header
 from datacenter.importing.importer import Importer, Outcome, Request
 from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
@@ -351,6 +351,8 @@ class Service:
         if not stat.S_ISREG(st.st_mode):
             self._observe(name, Hint.CHANGED, st)
         elif self.readiness.confirm(name, ident):  # else it changed after all: settles anew
+            if self.readiness.wait_for_rows(name, lambda: self._header_only(name)):
+                return []
             self.readiness.forget(name)
             try:
                 processor, mode = self.importer.route(name)
@@ -359,6 +361,13 @@ class Service:
                 return []
             return [_Ready(name, processor, mode, ident, "")]
         return []
+
+    def _header_only(self, name: str) -> bool:
+        """Does *name* hold a header and no rows yet? If it cannot be read, the import says why."""
+        try:
+            return only_a_header(os.path.join(self.storage, name))
+        except OSError:  # a planted link too (PlantedLinkError)
+            return False
 
     def _retry(self, name: str) -> list[_Ready]:
         note = self.verdicts.note(name)
