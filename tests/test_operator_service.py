@@ -392,3 +392,88 @@ def test_a_header_written_first_and_rows_a_moment_later_are_imported_together(
         wait_for(lambda: len(jobs(conf)) == 2)
     assert count(conf, "faculties") == 2
     assert not log_lines(conf, "rejected")
+
+
+# -- 3. pending files written by someone else -------------------------------------------------
+
+
+def test_a_pending_file_an_import_wrote_is_left_alone_until_someone_changes_it(
+        conf: Config, conf_path: Path, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "departments_cli.csv"
+    source.write_text(departments("F1", "F2"))
+    assert datacenter_main(["--config", str(conf_path), "import", str(source)]) == 3
+    pending = Path(conf.storage, "departments_cli.create.pending.csv")
+    assert pending.exists() and jobs(conf) == ["departments_cli.csv"]
+    capsys.readouterr()
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 0
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "")
+    assert jobs(conf) == ["departments_cli.csv"]  # no "0 ok, 2 failed" again
+    assert not log_lines(conf, "service: departments_cli.create.pending.csv")
+    assert pending_names(conf) == [pending.name]  # shown as waiting, with its reason
+    pending.write_text(pending.read_text().replace(",F2,", ",F3,"))  # a person edits it
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 0
+    out, _ = capsys.readouterr()
+    assert out == "Imported 2 rows from departments_cli.create.pending.csv: 0 ok, 2 failed " \
+                  "-> departments_cli.create.pending.csv\n"
+    assert jobs(conf) == ["departments_cli.csv", "departments_cli.create.pending.csv"]
+
+
+def test_a_pending_file_an_import_wrote_is_retried_when_its_parent_arrives(
+        conf: Config, conf_path: Path, tmp_path: Path) -> None:
+    source = tmp_path / "departments_cli.csv"
+    source.write_text(departments("F1"))
+    assert datacenter_main(["--config", str(conf_path), "import", str(source)]) == 3
+    drop(conf, "faculties_f.csv", "code,title\nF1,Faculty one\n")
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 0
+    assert jobs(conf) == ["departments_cli.csv", "faculties_f.csv",
+                          "departments_cli.create.pending.csv"]
+    assert count(conf, "departments") == 1
+    assert not Path(conf.storage, "departments_cli.create.pending.csv").exists()
+
+
+def test_the_service_leaves_alone_a_pending_file_the_cli_writes_while_it_runs(
+        conf: Config, conf_path: Path, tmp_path: Path) -> None:
+    source = tmp_path / "departments_cli.csv"
+    source.write_text(departments("F1"))
+    pending = Path(conf.storage, "departments_cli.create.pending.csv")
+    with serving(conf) as service:
+        done = cli(conf_path, "import", str(source))
+        assert done.returncode == 3, done.stderr
+        wait_for(lambda: pending_names(conf) == [pending.name])
+        scans = service.scans
+        wait_for(lambda: service.scans >= scans + 2)  # two reconcile scans: still left alone
+        assert jobs(conf) == ["departments_cli.csv"]
+        drop(conf, "faculties_f.csv", "code,title\nF1,Faculty one\n")
+        wait_for(lambda: not pending.exists())  # a parent arrived: retried, and in
+    assert jobs(conf) == ["departments_cli.csv", "faculties_f.csv", pending.name]
+
+
+#: The ledger as the versions before the pending file's identity made it.
+OLD_LEDGER = """CREATE TABLE datacenter_jobs (
+    id INTEGER PRIMARY KEY, source TEXT NOT NULL, sha256 TEXT NOT NULL,
+    processor TEXT NOT NULL, mode TEXT NOT NULL, user TEXT NOT NULL, rows INTEGER NOT NULL,
+    ok INTEGER NOT NULL, failed INTEGER NOT NULL, outcome TEXT NOT NULL,
+    started REAL NOT NULL, finished REAL NOT NULL, workdir TEXT NOT NULL,
+    ident TEXT NOT NULL DEFAULT '', distributed INTEGER NOT NULL DEFAULT 0)"""
+
+
+def test_an_old_ledger_gets_the_new_column_and_status_reads_it_before(
+        conf: Config, conf_path: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        Path(conf.database + suffix).unlink(missing_ok=True)
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        db.execute(OLD_LEDGER)
+        db.execute("INSERT INTO datacenter_jobs (source, sha256, processor, mode, user, rows, "
+                   "ok, failed, outcome, started, finished, workdir, distributed) VALUES "
+                   "('old.csv', '', 'faculties', 'create', 'x', 1, 1, 0, 'finished', 1, 2, "
+                   "'', 1)")
+        db.commit()
+    status = cli(conf_path, "status", "--json")  # reads only: the old ledger as it is
+    assert status.returncode == 0, status.stderr
+    assert [job["source"] for job in json.loads(status.stdout)["last_imports"]] == ["old.csv"]
+    Importer(conf).close()  # opening it for work adds the column
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        assert db.execute("SELECT source, pending_ident FROM datacenter_jobs").fetchall() == [
+            ("old.csv", "")]

@@ -25,10 +25,10 @@ from typing import Any, NamedTuple, TextIO
 
 from datacenter.config import WatchSettings
 from datacenter.importing.csvinput import FatalCSVError, naming, only_a_header
-from datacenter.importing.importer import Importer, Outcome, Request
+from datacenter.importing.importer import Importer, Outcome, Request, UntouchedPendingError
 from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
-from datacenter.records.store import StoreUnavailableError
+from datacenter.records.store import Job, StoreUnavailableError
 from datacenter.service import verdicts
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.state import StateFile, read_state
@@ -55,7 +55,11 @@ _log = logging.getLogger(__name__)
 
 
 class _Ready(NamedTuple):
-    """A file about to be imported, and why (``" (retry)"`` or nothing)."""
+    """A file about to be imported, and why (``" (retry)"`` or nothing).
+
+    A retry is wanted as it is; anything else is imported only if it is no
+    pending file as an import left it (see :meth:`Service._untouched`).
+    """
 
     name: str
     processor: str
@@ -389,8 +393,8 @@ class Service:
         # Rows of one file make a rate and an ETA; a batch is many small files, soon done.
         self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(force=batch[0].ident.size >= BIG_FILE)
-        requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode)
-                    for item in batch]
+        requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode,
+                            unless_untouched=not item.why) for item in batch]
         try:
             results: list[Outcome | Exception] = self.importer.import_many(
                 requests, progress=self._progress if self.meter is not None else None)
@@ -420,6 +424,8 @@ class Service:
         name, ident = item.name, item.ident
         if isinstance(result, Outcome):
             self._imported(name, result, item.why)
+        elif isinstance(result, UntouchedPendingError):
+            self._untouched(name, ident, result.job)
         elif isinstance(result, FatalCSVError):
             self._leave(name, Note(REJECTED, ident, naming(result, name)), "rejected")
         elif not os.path.lexists(os.path.join(self.storage, name)):
@@ -478,6 +484,19 @@ class Service:
         self.verdicts.wrote_pending(name, Note(PENDING, ident, reason, tuple(parents)),
                                     progressed=outcome.ok > 0)
         self.readiness.forget(name)
+
+    def _untouched(self, name: str, ident: FileIdentity, job: Job) -> None:
+        """A pending file as an import left it (``datacenter import``, the API, a past run).
+
+        Importing it again would only fail its rows again: like a pending
+        file the service wrote itself, it waits for a person's change or for
+        its parents, and is retried at once if a parent came in since.
+        """
+        parents = tuple(self.importer.parents_of(job.processor))
+        reason = f"{name}: {job.failed} row(s) failed; fix them there, or import parents"
+        self.verdicts.wrote_pending(name, Note(PENDING, ident, reason, parents))
+        if self.importer.helped_since(job):
+            self.verdicts.wake(name)
 
     def _leave(self, name: str, note: Note, what: str, fatal: bool = True) -> None:
         """Leave *name* alone until it changes, and say why, once."""
