@@ -477,3 +477,20 @@ def test_an_old_ledger_gets_the_new_column_and_status_reads_it_before(
     with contextlib.closing(sqlite3.connect(conf.database)) as db:
         assert db.execute("SELECT source, pending_ident FROM datacenter_jobs").fetchall() == [
             ("old.csv", "")]
+
+
+# -- 4. a deleted pending file ---------------------------------------------------------------------
+
+
+def test_a_deleted_pending_file_leaves_the_status_without_waiting_for_a_rescan(
+        conf: Config) -> None:
+    conf.watch.rescan = 3600
+    with serving(conf) as service:
+        pending = Path(conf.storage, "departments_x.create.pending.csv")
+        drop(conf, "departments_x.csv", departments("F9"))
+        wait_for(lambda: pending_names(conf) == [pending.name])
+        scans = service.scans
+        pending.unlink()
+        wait_for(lambda: pending_names(conf) == [], timeout=30)
+        assert service.scans == scans  # the delete event did it, not a scan
+        assert not len(service.verdicts)

@@ -252,8 +252,9 @@ class Service:
     def _observe(self, name: str, hint: Hint, st: os.stat_result | None = None) -> None:
         try:
             st = st or os.lstat(os.path.join(self.storage, name))
-        except OSError:
+        except OSError:  # deleted or moved away: neither waiting nor left alone any more
             self.readiness.forget(name)
+            self.verdicts.forget(name)  # and so out of the state file, at its next write
             return
         ident = FileIdentity.of(st)
         if stat.S_ISLNK(st.st_mode):
