@@ -383,7 +383,8 @@ def test_a_header_written_first_and_rows_a_moment_later_are_imported_together(
                  and t.ident.size == path.stat().st_size and t.extra == 0)
         clock.advance(service, 0.25)
         wait_for(lambda: jobs(conf) == ["faculties_slow.csv"])
-        path.write_text("code,title\n")  # a file that stays a header...
+        wait_for(lambda: not path.exists() and service.in_hand is None)  # filed away
+        path.write_text("code,title\n")  # a new file that stays a header...
         wait_for(lambda: (t := track(service, path.name)) is not None and t.extra == 0
                  and t.ident.size == path.stat().st_size)
         clock.advance(service, 0.25)
