@@ -3,16 +3,18 @@
 Targets (DESIGN.md): from ``rename()`` into the root, p50 <= 20 ms and
 p99 <= 200 ms; a burst of 10,000 small files all imported exactly once at
 >= 300 files/s with full durability; SIGKILLs during a drop lose nothing
-and duplicate nothing.
+and duplicate nothing; ``status`` and ``ls`` answer in < 1 s during a long
+import, and show its progress.
 
 Sizes shrink with environment variables: BENCH_LATENCY (200 files),
 BENCH_BURST (10,000 files), BENCH_POLL_BURST (as BENCH_BURST),
-BENCH_KILL_FILES (2,000) and BENCH_KILLS (100).
+BENCH_KILL_FILES (2,000), BENCH_KILLS (100) and BENCH_STATUS_ROWS (1,000,000).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import random
 import shutil
@@ -184,6 +186,34 @@ def bench_kills(work: str, files: int, kills: int) -> None:
     row("  left at the root / in jobs, journal, staging", f"{len(pending)} / {leftovers}")
 
 
+def bench_status_during_import(work: str, rows: int) -> None:
+    """``status --json`` and ``ls``, each a process of its own, while one big file imports."""
+    bench = Bench(work)
+    (name,) = bench.prepare("S", 1, rows)
+    answers: dict[str, list[float]] = {"status --json": [], "ls": []}
+    progress: list[int] = []
+    with bench.serving():
+        bench.drop(name)
+        while not (read_state(str(bench.storage)).get("progress") or {}).get("rows"):
+            time.sleep(0.01)
+        while not (bench.storage / "finished" / name).exists():
+            for command, times in answers.items():
+                start = time.perf_counter()
+                done = subprocess.run([*PYTHON_M, "--config", str(bench.config),
+                                       *command.split()], capture_output=True, text=True,
+                                      check=True)
+                times.append(time.perf_counter() - start)
+                if command.startswith("status"):
+                    shown = json.loads(done.stdout)["service"].get("progress")
+                    progress.append((shown or {}).get("rows", 0))
+    for command, times in answers.items():
+        row(f"`{command}` during a {rows:,}-row import, median / max (target < 1 s)",
+            f"{statistics.median(times) * 1000:.0f} / {max(times) * 1000:.0f} ms")
+    seen = [n for n in progress if n]
+    row("  status showed the file in hand, rows done", f"{len(seen)} of {len(progress)} "
+        f"times, {min(seen, default=0):,} .. {max(seen, default=0):,} rows")
+
+
 def main() -> None:
     burst = _env("BENCH_BURST", 10_000)
     steps = [
@@ -191,6 +221,7 @@ def main() -> None:
         lambda work: bench_burst(work, burst, polling=False),
         lambda work: bench_burst(work, _env("BENCH_POLL_BURST", burst), polling=True),
         lambda work: bench_kills(work, _env("BENCH_KILL_FILES", 2_000), _env("BENCH_KILLS", 100)),
+        lambda work: bench_status_during_import(work, _env("BENCH_STATUS_ROWS", 1_000_000)),
     ]
     for step in steps:
         work = tempfile.mkdtemp(prefix="bench-service-")

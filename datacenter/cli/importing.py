@@ -16,6 +16,7 @@ from datacenter.importing import (
     naming,
     resolve_processors,
 )
+from datacenter.importing.progress import Meter, describe_progress
 from datacenter.records import MODES, ProcessorSchema
 from datacenter.storage import UnfinishedError, fs, kinds
 from datacenter.storage.logs import printable
@@ -71,18 +72,17 @@ def _check_source(shown: str, path: str) -> None:
 
 
 class Progress:
-    """A progress line on a terminal; nothing in a pipe."""
+    """A progress bar on a terminal (percent, rows, rows per second, ETA); nothing in a pipe."""
 
     def __init__(self, path: str) -> None:
-        self.size = max(os.path.getsize(path), 1)
-        self.name = printable(os.path.basename(path))
+        self.meter = Meter(printable(os.path.basename(path)), os.path.getsize(path))
         self.shown = sys.stderr.isatty()
 
     def update(self, rows: int, position: int) -> None:
-        if self.shown:
-            percent = min(100, 100 * position // self.size)
-            print(f"\rimporting {self.name}: {percent:3d}% ({rows:,} rows)", end="",
-                  file=sys.stderr, flush=True)
+        self.meter.update(rows, position)
+        if self.shown:  # \033[K: a shorter line (a falling ETA) leaves nothing behind
+            print(f"\rimporting {self.meter.name}: {describe_progress(self.meter.report())}"
+                  "\033[K", end="", file=sys.stderr, flush=True)
 
     @staticmethod
     def clear() -> None:

@@ -29,6 +29,7 @@ from datacenter.cli.common import record_store, settings
 from datacenter.cli.registry import CommandError, command, timestamp
 from datacenter.config import Config
 from datacenter.importing import Importer
+from datacenter.importing.progress import describe_progress
 from datacenter.service import KINDS, Service, service_running
 from datacenter.service.service import STILL_WRITING
 from datacenter.storage import LockHeldError, creation
@@ -97,7 +98,11 @@ def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
 
 @contextlib.contextmanager
 def _signals(service: Service) -> Iterator[None]:
-    """SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C aborts."""
+    """SIGTERM and a first Ctrl-C stop after the file in hand; a second Ctrl-C aborts.
+
+    The first Ctrl-C says what is being finished: a long import can take
+    minutes, and silence would look like a hang.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -105,6 +110,8 @@ def _signals(service: Service) -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
         service.stop(wake=False)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        if signum == signal.SIGINT:
+            _tell(_finishing(service))
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -131,13 +138,35 @@ def service_json(value: Any, key: str = "") -> Any:
     return timestamp(value) if key in _MOMENTS and isinstance(value, float) else value
 
 
+def _finishing(service: Service) -> str:
+    """What the first Ctrl-C answers: the file in hand, and that a second one is safe."""
+    in_hand, meter = service.in_hand, service.meter
+    if in_hand is None:
+        return "datacenter: stopping"
+    done = f" ({meter.rows:,} rows done)" if meter is not None else ""
+    return (f"datacenter: finishing {printable(in_hand)}{done}; press Ctrl-C again to stop "
+            "at once \N{EM DASH} nothing is lost")
+
+
+def _tell(line: str) -> None:
+    """Write *line* on stderr from a signal handler.
+
+    Straight to the file descriptor: the interrupted code may be inside a
+    write to ``sys.stderr``, whose buffer lock would refuse a second one.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):  # no real stderr
+        os.write(sys.stderr.fileno(), (line + "\n").encode("utf-8", "replace"))
+
+
 def describe_status(status: dict[str, Any]) -> list[str]:
     """Lines for ``datacenter status``, from :func:`~datacenter.service.service_status`."""
     state = f"running ({status['holder']})" if status.get("running") else \
         status.get("state", "never ran here")
     queue, in_hand = status.get("queue", {}).get("count", 0), status.get("in_hand")
+    progress = describe_progress(status.get("progress"))
     lines = [f"service: {state}" + (f", {queue} file(s) settling" if queue else "")
-             + (f", importing {in_hand}" if in_hand else "")]
+             + (f", importing {in_hand}" if in_hand else "")
+             + (f": {progress}" if in_hand and progress else "")]
     for kind in KINDS:
         lines += [f"  {kind:<9} {note.get('reason')}" for note in status.get(kind, [])]
     for job in status.get("last_imports", [])[:5]:

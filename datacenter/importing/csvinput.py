@@ -162,3 +162,28 @@ class CSVSource:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+#: How far :func:`only_a_header` reads at most: a first line longer than that is
+#: no header a writer puts down before its rows; such a file counts as one with rows.
+HEADER_CHECK_BYTES = 1 << 20
+
+
+def only_a_header(path: str, limit: int = HEADER_CHECK_BYTES) -> bool:
+    """Does the file at *path* hold at most one line that is not blank (no rows yet)?
+
+    Reads from the start until a second such line shows, *limit* bytes at
+    most; a file that goes on beyond them counts as one with rows. Never
+    through a symlink.
+    """
+    lines, budget = 0, limit
+    with fs.open_read(path, shared=True) as handle:
+        while budget > 0:
+            line = handle.readline(budget)
+            if not line:
+                return True
+            budget -= len(line)
+            lines += bool(line.strip())
+            if lines > 1:
+                return False
+        return not handle.read(1)

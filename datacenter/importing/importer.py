@@ -47,11 +47,17 @@ _log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Request:
-    """A file to import; processor and mode default to the routing."""
+    """A file to import; processor and mode default to the routing.
+
+    *unless_untouched*: a pending file exactly as an import's filing left
+    it is not imported (the result is :class:`UntouchedPendingError`): the
+    service takes only what someone changed; a retry it wants says False.
+    """
 
     path: str
     processor: str | None = None
     mode: str | None = None
+    unless_untouched: bool = False
 
 
 @dataclass
@@ -180,12 +186,41 @@ class Importer:
             # An earlier import whose filing failed comes first; a source whose
             # import committed but could not be filed yet must not import twice.
             unfiled = {job.source: (job, self._is_held(job)) for job in self._finish_unfiled()}
-            planned = [_not_yet(plan, unfiled) for plan in planned]
+            planned = [self._untouched(_not_yet(plan, unfiled), request)
+                       for plan, request in zip(planned, requests, strict=True)]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             left = {job.id for job in self.finish_jobs(jobs)}
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
+
+    def _untouched(self, plan: _Plan | Exception, request: Request) -> _Plan | Exception:
+        """The plan, or UntouchedPendingError for a pending file nobody changed since its filing.
+
+        Asked under the storage's lock, so a filing in another process
+        (``datacenter import``) is over and its pending file recorded.
+        """
+        if isinstance(plan, Exception) or not request.unless_untouched:
+            return plan
+        job = self.left_pending(plan[0])
+        return plan if job is None else UntouchedPendingError(plan[0], job)
+
+    def left_pending(self, path: str) -> Job | None:
+        """The import whose filing left pending file *path* as it is now, if nobody changed it.
+
+        Its name and its identity (device, inode, size, mtime) are recorded
+        in the ledger when it is filed; an edit, a replacement or a rename
+        makes it a new file.
+        """
+        job = self.store.left_pending(os.path.basename(path))
+        ident = FileIdentity.at(path)
+        if job is None or ident is None or FileIdentity.from_ledger(job.pending_ident) != ident:
+            return None
+        return job
+
+    def helped_since(self, job: Job) -> bool:
+        """Did an import into one of *job*'s parent processors get rows in after it?"""
+        return self.store.committed_into(self.parents_of(job.processor), after=job.id)
 
     def _planned(self, request: Request, user: str) -> _Plan | Exception:
         path = os.path.abspath(request.path)
@@ -301,15 +336,20 @@ class Importer:
         jobs = sorted(jobs, key=lambda job: not job.source.endswith(".pending.csv"))
         held = self._held(jobs)
         todo = [job for job in jobs if job.id not in held]
+        pending: dict[int, str | None] = {}
         try:
-            self.dc.distribute([r for r in map(self._filing, todo) if r is not None])
+            requests = [self._filing(job) for job in todo]
+            # Named before the filing: it changes what the names are (a chain begins).
+            pending = {job.id: _pending_name(self.dc.storage, request)
+                       for job, request in zip(todo, requests, strict=True)}
+            self.dc.distribute([r for r in requests if r is not None])
             failed: list[Job] = []
         except Exception:
             held |= self._held(todo)  # a group set aside holds the part that failed
             failed = [job for job in todo if job.id not in held and not self._file_alone(job)]
             held |= {job.id for job in failed if self._is_held(job)}
-        self.store.mark_distributed([job.id for job in todo
-                                     if job not in failed and job.id not in held])
+        filed = [job.id for job in todo if job not in failed and job.id not in held]
+        self.store.mark_distributed(filed, _left_at_root(self.dc.storage, pending, filed))
         return [job for job in jobs if job.id in held or job in failed]
 
     def _file_alone(self, job: Job) -> bool:
@@ -440,6 +480,44 @@ class HeldError(FatalCSVError):
 
 class UnfiledError(DataCenterError, OSError):
     """The file's import committed, but filing it away failed; it is retried."""
+
+
+class UntouchedPendingError(DataCenterError):
+    """Not a failure: a pending file is as an import left it; nothing to do until it changes.
+
+    The answer to a :class:`Request` with ``unless_untouched``; *job* is the
+    import whose filing left it.
+    """
+
+    def __init__(self, path: str, job: Job) -> None:
+        super().__init__(f"{os.path.basename(path)}: as job {job.id} left it "
+                         f"({job.failed} row(s) failed); nobody changed it since")
+        self.job = job
+
+
+def _pending_name(storage: str, request: DistRequest | None) -> str | None:
+    """The pending file at the root that filing *request* writes, or None (none, or aside)."""
+    if request is None or request.pending_file is None or request.pending_dest is not None:
+        return None
+    return os.path.basename(destinations(storage, request.source, request.mode).pending)
+
+
+def _left_at_root(storage: str, pending: dict[int, str | None], filed: list[int],
+                  ) -> dict[int, tuple[str, str]]:
+    """The name and identity of each pending file the *filed* jobs left at the root.
+
+    Looked at right after the filing: what is there then is what the
+    import wrote (a planted link steered the rows aside, and is no file of
+    ours).
+    """
+    left = {}
+    for job_id in filed:
+        name = pending.get(job_id)
+        path = os.path.join(storage, name) if name else None
+        ident = FileIdentity.at(path) if path and fs.planted(path) is None else None
+        if name and ident is not None:
+            left[job_id] = (name, ident.to_ledger())
+    return left
 
 
 def _not_yet(plan: _Plan | Exception, unfiled: dict[str, tuple[Job, bool]]

@@ -59,8 +59,18 @@ CREATE TABLE IF NOT EXISTS datacenter_jobs (
     finished    REAL NOT NULL,
     workdir     TEXT NOT NULL,
     ident       TEXT NOT NULL DEFAULT '',
-    distributed INTEGER NOT NULL DEFAULT 0
+    distributed INTEGER NOT NULL DEFAULT 0,
+    pending     TEXT NOT NULL DEFAULT '',
+    pending_ident TEXT NOT NULL DEFAULT ''
 )"""
+#: Columns added since the ledger was first made: a ledger made before gets them.
+_LEDGER_ADDED = {
+    "pending": "TEXT NOT NULL DEFAULT ''",
+    "pending_ident": "TEXT NOT NULL DEFAULT ''",
+}
+#: Which job left a pending file of a given name (the service asks per file it finds).
+_LEDGER_PENDING_INDEX = """CREATE INDEX IF NOT EXISTS datacenter_jobs_pending
+    ON datacenter_jobs (pending) WHERE pending != ''"""
 
 
 @dataclass
@@ -83,6 +93,10 @@ class Job:
     #: ``"device:inode:size:mtime_ns"`` of the source when it was imported.
     ident: str
     distributed: bool
+    #: The pending file at the root that filing the job left (its name and
+    #: identity as then), or ``""``: whoever changes it since makes it new.
+    pending: str = ""
+    pending_ident: str = ""
 
 
 _JOB_COLUMNS = [f.name for f in dataclasses.fields(Job)]
@@ -133,11 +147,26 @@ class RecordStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute(_LEDGER)
+        self._add_ledger_columns()
         for schema in self.schemas.values():
             self._create_table(schema)
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_ledger_columns(self) -> None:
+        """Bring a ledger made by an earlier version up to date (its rows keep the defaults)."""
+        for column, kind in _LEDGER_ADDED.items():
+            if column not in self._ledger_columns():
+                try:
+                    self.db.execute(f"ALTER TABLE datacenter_jobs ADD COLUMN {column} {kind}")
+                except sqlite3.OperationalError:
+                    if column not in self._ledger_columns():
+                        raise  # else another process opening the store added it first
+        self.db.execute(_LEDGER_PENDING_INDEX)
+
+    def _ledger_columns(self) -> set[str]:
+        return {row[1] for row in self.db.execute("PRAGMA table_info(datacenter_jobs)")}
 
     def _create_table(self, schema: ProcessorSchema) -> None:
         columns = ", ".join(
@@ -380,12 +409,40 @@ class RecordStore:
                f"VALUES ({', '.join('?' * len(names))})")
         return int(self.db.execute(sql, [fields[n] for n in names]).lastrowid or 0)
 
-    def mark_distributed(self, job_ids: Sequence[int]) -> None:
-        """Record that these jobs were filed away (one commit for all of them)."""
+    def mark_distributed(self, job_ids: Sequence[int],
+                         pending: Mapping[int, tuple[str, str]] | None = None) -> None:
+        """Record that these jobs were filed away (one commit for all of them).
+
+        *pending* maps a job to the pending file its filing left at the
+        root: its name and its identity (``"dev:ino:size:mtime_ns"``).
+        """
         if job_ids:
             with self.transaction():
                 self.db.executemany("UPDATE datacenter_jobs SET distributed = 1 WHERE id = ?",
                                     [(job_id,) for job_id in job_ids])
+                self.db.executemany(
+                    "UPDATE datacenter_jobs SET pending = ?, pending_ident = ? WHERE id = ?",
+                    [(name, ident, job_id) for job_id, (name, ident) in (pending or {}).items()])
+
+    def left_pending(self, name: str) -> Job | None:
+        """The last job whose filing left a pending file called *name*, if any."""
+        row = self.db.execute(
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs "
+            "WHERE pending = ? AND pending != '' ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+        if row is None:
+            return None
+        job = Job(**dict(zip(_JOB_COLUMNS, row, strict=True)))
+        job.distributed = bool(job.distributed)
+        return job
+
+    def committed_into(self, processors: Sequence[str], after: int) -> bool:
+        """Did an import into one of *processors* get rows in after job *after*?"""
+        if not processors:
+            return False
+        marks = ", ".join("?" * len(processors))
+        return self.db.execute(
+            f"SELECT 1 FROM datacenter_jobs WHERE id > ? AND ok > 0 AND processor IN ({marks}) "
+            "LIMIT 1", (after, *processors)).fetchone() is not None
 
     def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
         """Ledger rows, newest first."""
@@ -422,10 +479,6 @@ class _NotEveryRowError(Exception):
 # never created); otherwise everything is in the database file itself, which is
 # read as it is (``immutable=1``: no lock files, no journal).
 
-#: The ledger's columns are Job's fields (names the schema fixed, never data).
-_LEDGER_COLUMNS = ", ".join(f.name for f in dataclasses.fields(Job))
-_LEDGER_LAST = ("SELECT " + _LEDGER_COLUMNS
-                + " FROM datacenter_jobs ORDER BY id DESC LIMIT ? OFFSET ?")
 _LEDGER_UNFILED = "SELECT COUNT(*) FROM datacenter_jobs WHERE distributed = 0"
 
 
@@ -445,7 +498,10 @@ def read_ledger(path: str, limit: int = 10, offset: int = 0) -> LedgerView:
     def read(db: sqlite3.Connection) -> LedgerView:
         if not _has_table(db, "datacenter_jobs"):
             return LedgerView()
-        last = [_job_of(row) for row in db.execute(_LEDGER_LAST, (limit, offset))]
+        columns = _ledger_columns(db)
+        found = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs "
+                           "ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        last = [_job_of(columns, row) for row in found]
         return LedgerView(last, int(db.execute(_LEDGER_UNFILED).fetchone()[0]))
 
     return _read_only(path, read, LedgerView())
@@ -477,8 +533,10 @@ def read_record(path: str, schema: ProcessorSchema, key: Sequence[object],
         values = {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=False)}
         job = None
         if found[-1] is not None and _has_table(db, "datacenter_jobs"):
-            row = db.execute(_LEDGER_ONE, (found[-1],)).fetchone()
-            job = _job_of(row) if row else None
+            columns = _ledger_columns(db)
+            row = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs WHERE id = ?",
+                             (found[-1],)).fetchone()
+            job = _job_of(columns, row) if row else None
         return StoredRecord(values, job)
 
     return _read_only(path, read, None)
@@ -489,18 +547,23 @@ def read_jobs(path: str, processor: str) -> list[Job]:
     def read(db: sqlite3.Connection) -> list[Job]:
         if not _has_table(db, "datacenter_jobs"):
             return []
-        return [_job_of(row) for row in db.execute(_LEDGER_OF, (processor,))]
+        columns = _ledger_columns(db)
+        found = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs "
+                           "WHERE processor = ? ORDER BY id", (processor,))
+        return [_job_of(columns, row) for row in found]
 
     return _read_only(path, read, [])
 
 
-_LEDGER_ONE = "SELECT " + _LEDGER_COLUMNS + " FROM datacenter_jobs WHERE id = ?"
-_LEDGER_OF = ("SELECT " + _LEDGER_COLUMNS
-              + " FROM datacenter_jobs WHERE processor = ? ORDER BY id")
+def _ledger_columns(db: sqlite3.Connection) -> list[str]:
+    """Job's fields the ledger at *db* has: one of an earlier version, read as it is
+    (never upgraded by a reader), lacks the later ones, which have defaults."""
+    present = {row[1] for row in db.execute("PRAGMA table_info(datacenter_jobs)")}
+    return [name for name in _JOB_COLUMNS if name in present]
 
 
-def _job_of(row: Sequence[Any]) -> Job:
-    job = Job(*row)
+def _job_of(columns: Sequence[str], row: Sequence[Any]) -> Job:
+    job = Job(**dict(zip(columns, row, strict=True)))
     job.distributed = bool(job.distributed)
     return job
 

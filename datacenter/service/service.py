@@ -24,10 +24,11 @@ from collections.abc import Iterator
 from typing import Any, NamedTuple, TextIO
 
 from datacenter.config import WatchSettings
-from datacenter.importing.csvinput import FatalCSVError, naming
-from datacenter.importing.importer import Importer, Outcome, Request
+from datacenter.importing.csvinput import FatalCSVError, naming, only_a_header
+from datacenter.importing.importer import Importer, Outcome, Request, UntouchedPendingError
+from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
-from datacenter.records.store import StoreUnavailableError
+from datacenter.records.store import Job, StoreUnavailableError
 from datacenter.service import verdicts
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.state import StateFile, read_state
@@ -54,7 +55,11 @@ _log = logging.getLogger(__name__)
 
 
 class _Ready(NamedTuple):
-    """A file about to be imported, and why (``" (retry)"`` or nothing)."""
+    """A file about to be imported, and why (``" (retry)"`` or nothing).
+
+    A retry is wanted as it is; anything else is imported only if it is no
+    pending file as an import left it (see :meth:`Service._untouched`).
+    """
 
     name: str
     processor: str
@@ -81,6 +86,8 @@ class Service:
                                poll_interval=max(0.05, min(1.0, watch.settle / 2)),
                                report=self._warn)
         self.in_hand: str | None = None
+        #: The progress of the file in hand, when it is imported alone.
+        self.meter: Meter | None = None
         self.last_imports: deque[dict[str, Any]] = deque(maxlen=20)
         self.counts = {"imported": 0, REJECTED: 0, UNROUTED: 0}
         #: Scans of the root done so far: "a reconcile scan later" can be waited for.
@@ -270,8 +277,9 @@ class Service:
     def _observe(self, name: str, hint: Hint, st: os.stat_result | None = None) -> None:
         try:
             st = st or os.lstat(os.path.join(self.storage, name))
-        except OSError:
+        except OSError:  # deleted or moved away: neither waiting nor left alone any more
             self.readiness.forget(name)
+            self.verdicts.forget(name)  # and so out of the state file, at its next write
             return
         ident = FileIdentity.of(st)
         if stat.S_ISLNK(st.st_mode):
@@ -394,6 +402,8 @@ class Service:
         if not stat.S_ISREG(st.st_mode):
             self._observe(name, Hint.CHANGED, st)
         elif self.readiness.confirm(name, ident):  # else it changed after all: settles anew
+            if self.readiness.wait_for_rows(name, lambda: self._header_only(name)):
+                return []
             self.readiness.forget(name)
             try:
                 processor, mode = self.importer.route(name)
@@ -402,6 +412,13 @@ class Service:
                 return []
             return [_Ready(name, processor, mode, ident, "")]
         return []
+
+    def _header_only(self, name: str) -> bool:
+        """Does *name* hold a header and no rows yet? If it cannot be read, the import says why."""
+        try:
+            return only_a_header(os.path.join(self.storage, name))
+        except OSError:  # a planted link too (PlantedLinkError)
+            return False
 
     def _retry(self, name: str) -> list[_Ready]:
         note = self.verdicts.note(name)
@@ -420,15 +437,18 @@ class Service:
         if not batch or self.stopping:
             return
         self.in_hand = batch[0].name if len(batch) == 1 else f"{len(batch)} files"
+        # Rows of one file make a rate and an ETA; a batch is many small files, soon done.
+        self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(force=batch[0].ident.size >= BIG_FILE)
-        requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode)
-                    for item in batch]
+        requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode,
+                            unless_untouched=not item.why) for item in batch]
         try:
-            results: list[Outcome | Exception] = self.importer.import_many(requests)
+            results: list[Outcome | Exception] = self.importer.import_many(
+                requests, progress=self._progress if self.meter is not None else None)
         except Exception as error:  # after the commit: recovery files them next time
             results = [error] * len(batch)
         finally:
-            self.in_hand = None
+            self.in_hand = self.meter = None
             self._publish()
         for item, result in zip(batch, results, strict=True):
             self._handle(item, result)
@@ -436,10 +456,26 @@ class Service:
                for r in results):
             self._filing_failed()
 
+    def _progress(self, rows: int, position: int) -> None:
+        """The importer's report on the file in hand (every 10,000 rows).
+
+        Published at most a few times a second (each write of the state file
+        is durable), but at once when the first rows are in: from then on
+        ``status`` shows the file with its rows, rate and ETA.
+        """
+        meter = self.meter
+        if meter is None:
+            return
+        first = rows > 0 and meter.rows == 0
+        meter.update(rows, position)
+        self._publish(force=first)
+
     def _handle(self, item: _Ready, result: Outcome | Exception) -> None:
         name, ident = item.name, item.ident
         if isinstance(result, Outcome):
             self._imported(name, result, item.why)
+        elif isinstance(result, UntouchedPendingError):
+            self._untouched(name, ident, result.job)
         elif isinstance(result, FatalCSVError):
             self._leave(name, Note(REJECTED, ident, naming(result, name)), "rejected")
         elif not os.path.lexists(os.path.join(self.storage, name)):
@@ -499,6 +535,19 @@ class Service:
                                     progressed=outcome.ok > 0)
         self.readiness.forget(name)
 
+    def _untouched(self, name: str, ident: FileIdentity, job: Job) -> None:
+        """A pending file as an import left it (``datacenter import``, the API, a past run).
+
+        Importing it again would only fail its rows again: like a pending
+        file the service wrote itself, it waits for a person's change or for
+        its parents, and is retried at once if a parent came in since.
+        """
+        parents = tuple(self.importer.parents_of(job.processor))
+        reason = f"{name}: {job.failed} row(s) failed; fix them there, or import parents"
+        self.verdicts.wrote_pending(name, Note(PENDING, ident, reason, parents))
+        if self.importer.helped_since(job):
+            self.verdicts.wake(name)
+
     def _leave(self, name: str, note: Note, what: str, fatal: bool = True) -> None:
         """Leave *name* alone until it changes, and say why, once."""
         self.verdicts.leave(name, note)
@@ -532,6 +581,7 @@ class Service:
             "state": state, "pid": os.getpid(), "storage": self.storage, "once": self.once,
             "mode": "polling" if self.polling else "inotify", "watch": dict(self.watcher.counts),
             "started": self._started, "updated": time.time(), "in_hand": self.in_hand,
+            "progress": self.meter.report() if self.meter is not None else None,
             "queue": {"count": len(self.readiness), "files": self.readiness.names(50)},
             "counts": dict(self.counts), "last_imports": list(self.last_imports),
             UNROUTED: listed(UNROUTED), REJECTED: listed(REJECTED), PENDING: listed(PENDING),

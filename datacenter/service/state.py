@@ -1,8 +1,9 @@
 """What others see of a running service, without asking it.
 
-* The state file ``.datacenter/service.json`` (queue, file in hand,
-  unrouted, rejected and pending files with reasons, last imports), written
-  by the service at most a few times a second, read by ``datacenter status``.
+* The state file ``.datacenter/service.json`` (queue, file in hand with
+  its progress, unrouted, rejected and pending files with reasons, last
+  imports), written by the service at most a few times a second, during
+  a long import too, and read by ``datacenter status`` without any lock.
 * Whether a service runs, which is never read from that file (a killed
   service cannot say it stopped) but from ``.datacenter/serve.lock``, which
   only a live process can hold.

@@ -1,12 +1,12 @@
 """Verdicts that hold until the file changes, and retries with back-off.
 
-A file no processor claims, one rejected as a whole, or a pending file the
-service wrote itself is not looked at again until it changes (device,
-inode, size or mtime). A pending file the service wrote is retried only
-after an import into a parent processor committed, at most once per
-back-off period, which doubles while retries make no progress. Like
-:mod:`datacenter.service.readiness` it does no I/O, so every rule can be
-tested with a fake clock.
+A file no processor claims, one rejected as a whole, or a pending file an
+import wrote (the service's, or another process's: the ledger says which)
+is not looked at again until it changes (device, inode, size or mtime).
+Such a pending file is retried only after an import into a parent
+processor committed, at most once per back-off period, which doubles
+while retries make no progress. Like :mod:`datacenter.service.readiness`
+it does no I/O, so every rule can be tested with a fake clock.
 """
 
 from __future__ import annotations
@@ -117,6 +117,12 @@ class Verdicts:
         """Rows went into *processor*: wake the pending files waiting for it."""
         for retry in self._retries.values():
             retry.wanted = retry.wanted or processor in retry.parents
+
+    def wake(self, name: str) -> None:
+        """Retry pending file *name* as soon as its back-off allows (a parent came in)."""
+        retry = self._retries.get(name)
+        if retry is not None:
+            retry.wanted = True
 
     def due(self) -> list[str]:
         now = self.clock()

@@ -6,7 +6,8 @@ One type for what three places record, each in its own shape on disk:
   planned, ``[dev, ino]`` in the intent: a rename keeps it, a replacement
   does not;
 * the ledger keeps ``"dev:ino:size:mtime_ns"`` per import, to tell the very
-  file that was imported from a new one under the same name;
+  file that was imported from a new one under the same name, and of the
+  pending file its filing left, to tell it from a person's edit;
 * the service's verdicts keep ``[dev, ino, size, mtime_ns]`` in its state
   file, and readiness compares all four: writing to a file changes them.
 
