@@ -54,6 +54,7 @@ def conf_path(tmp_path: Path) -> Path:
     text = text.replace("settle  = 2.0", "settle  = 0.2").replace("rescan  = 60", "rescan  = 1")
     path = tmp_path / "datacenter.toml"
     path.write_text(text)
+    (tmp_path / "storage").mkdir()  # made, as `init` or `serve` would
     return path
 
 
