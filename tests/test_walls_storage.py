@@ -144,8 +144,7 @@ def test_two_moves_queued_behind_a_busy_storage_only_one_moves(tmp_path: Path) -
                                    str(target), "--move"], text=True,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
                  for target in targets]
-        if not _wait_for(lambda: _waiters(lock_path) >= 2, timeout=60):
-            time.sleep(2.0)  # no /proc/locks entry seen: give them time to queue
+        assert _wait_for(lambda: _waiters(lock_path) >= 2, timeout=60), "never queued"
     finally:
         busy.release()
     results = [(proc.wait(timeout=120), *proc.communicate()) for proc in procs]

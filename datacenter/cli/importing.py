@@ -11,6 +11,8 @@ from datacenter.cli.common import open_importer, settings
 from datacenter.cli.registry import CommandError, command, emit, say
 from datacenter.importing import (
     FatalCSVError,
+    Importer,
+    Outcome,
     UnfiledError,
     UnroutedError,
     naming,
@@ -19,6 +21,7 @@ from datacenter.importing import (
 from datacenter.importing.progress import Meter, describe_progress
 from datacenter.records import MODES, ProcessorSchema
 from datacenter.storage import UnfinishedError, fs, kinds
+from datacenter.storage.identity import FileIdentity
 from datacenter.storage.logs import printable
 
 
@@ -34,29 +37,41 @@ def _import(args: argparse.Namespace) -> int:
     source = os.path.abspath(args.file)
     _check_source(args.file, source)  # before the storage opens: a refusal creates nothing
     importer = open_importer(args)
-    target = os.path.join(importer.storage, os.path.basename(source))
-    copied = source != target
-    if copied:
-        with importer.dc.lock:  # opening a storage sweeps temporaries; not ours mid-copy
-            if os.path.lexists(target):
-                raise CommandError(f"{target}: a pending file of that name is waiting already; "
-                                   "import that one, or rename yours")
-            fs.copy_new(os.path.realpath(source), target)  # a link the user named is theirs
     try:
-        outcome = importer.import_file(target, args.processor, args.mode, args.user,
-                                       progress=Progress(target).update)
+        # The copy and its import are one operation: a service watching the
+        # storage cannot take the copy in between (the lock is re-entrant).
+        with importer.dc.lock:
+            outcome = _copy_and_import(importer, args, source)
+    finally:
+        Progress.clear()
+        importer.close()
+    say(outcome.summary())
+    return 3 if outcome.failed else 0
+
+
+def _copy_and_import(importer: Importer, args: argparse.Namespace, source: str) -> Outcome:
+    """Import *source*, copied into the storage's root first if it lies elsewhere."""
+    target = os.path.join(importer.storage, os.path.basename(source))
+    copy = None
+    if source != target:
+        if os.path.lexists(target):
+            raise CommandError(f"{target}: a pending file of that name is waiting already; "
+                               "import that one, or rename yours")
+        fs.copy_new(os.path.realpath(source), target)  # a link the user named is theirs
+        copy = FileIdentity.at(target)
+    try:
+        return importer.import_file(target, args.processor, args.mode, args.user,
+                                    progress=Progress(target).update)
     except Exception as error:
         # Nothing was imported, so our copy goes (the user's file is untouched);
-        # unless the import committed and only its filing is unfinished.
-        if copied and not isinstance(error, (UnfinishedError, UnfiledError)):
+        # unless the import committed and only its filing is unfinished. Only
+        # the very copy: whatever took its name since is someone else's.
+        if (copy is not None and not isinstance(error, (UnfinishedError, UnfiledError))
+                and FileIdentity.at(target) == copy):
             fs.unlink(target, missing_ok=True)
         if isinstance(error, (FatalCSVError, UnroutedError)):
             raise CommandError(naming(error, source)) from None
         raise
-    finally:
-        Progress.clear()
-    say(outcome.summary())
-    return 3 if outcome.failed else 0
 
 
 def _check_source(shown: str, path: str) -> None:
