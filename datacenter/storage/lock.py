@@ -33,11 +33,6 @@ class StorageLock:
         self._depth = 0
         self._mutex = threading.RLock()
 
-    @property
-    def held(self) -> bool:
-        """Does this object hold the lock now (taken and not yet released)?"""
-        return self._depth > 0
-
     def acquire(self, blocking: bool = True) -> None:
         self._mutex.acquire()
         if self._depth:
