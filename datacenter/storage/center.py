@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from datacenter.storage import (
-    csvmerge,
+    backups,
     discarding,
     distribution,
     fs,
@@ -22,7 +22,6 @@ from datacenter.storage import (
 from datacenter.storage.files import DataCenterFile, LogFile
 from datacenter.storage.journal import Group, Journal, UnfinishedError, run_group
 from datacenter.storage.lock import StorageLock
-from datacenter.storage.steps import Cleanup
 from datacenter.storage.view import FOLDERS, SortOrder
 
 Subscriber = Callable[[str, str], None]
@@ -297,16 +296,9 @@ class DataCenter:
 
         Records are backed up before an import removes them. The rows join
         the file with the finished files' merge rules (new columns are added
-        at the end). Returns the backup file's path.
+        at the end). Returns the backup file's path (see :mod:`.backups`).
         """
-        records = list(rows)
-
-        def stage(group: Group) -> str:
-            staged = group.staged_path("rows.csv")
-            csvmerge.write_records(staged, records)
-            return staged
-
-        return self._backup(processor, stage, graduated, len(records))
+        return backups.back_up_records(self, processor, rows, graduated)
 
     def backup_file(self, processor: str, rows_file: str, graduated: bool = False,
                     consume: bool = False) -> str:
@@ -315,45 +307,7 @@ class DataCenter:
         With *consume* the file is removed in the same all-or-nothing step,
         so a crash can neither lose its rows nor back them up twice.
         """
-        def stage(group: Group) -> str:
-            if consume:
-                return rows_file
-            # A file that stays would keep a second name of the backup: copy it.
-            staged = group.staged_path("rows.csv")
-            fs.copy_file(rows_file, staged, sync=False)
-            return staged
-
-        return self._backup(processor, stage, graduated, None,
-                            consumed=rows_file if consume else None)
-
-    def _backup(self, processor: str, stage: Callable[[Group], str], graduated: bool,
-                count: int | None, consumed: str | None = None) -> str:
-        layout.plain_name(processor, "processor name")
-        folder = self.graduated_path if graduated else self.deleted_path
-        dest = os.path.join(folder, f"{processor}.csv")
-        overlong = layout.overlong(dest)
-        if overlong is not None:
-            raise distribution.OutputNameError(
-                f"{processor} records: name too long for the backup they need: {overlong}")
-        if count == 0:
-            return dest
-
-        with self._lock:
-            self.check_folders()
-            dest, warning = links.steer(dest, ".csv", "the records")
-            if warning is not None:
-                self.log(warning, level=logging.WARNING)
-
-            def plan(group: Group) -> None:
-                csvmerge.plan_merge(group, stage(group), dest, "backup.csv")
-                if consumed is not None:
-                    group.add(Cleanup(files=(consumed,)))
-
-            run_group(self.journal, plan, log=self._warn)
-        where = os.path.relpath(dest, self._storage)
-        what = f"{count} {processor} record(s)" if count is not None else f"{processor} records"
-        self.log(f"backed up: {what} to {where}")
-        return dest
+        return backups.back_up_file(self, processor, rows_file, graduated, consume)
 
     def setStoragePath(  # noqa: N802
         self, path: str | os.PathLike[str], move: bool = False, overwrite: bool = False
@@ -373,7 +327,8 @@ class DataCenter:
         not_moved: list[str] = []
         if move and new != old:
             try:
-                not_moved = self._relocate(old, new, overwrite)
+                not_moved = relocation.relocate(self.journal, self._lock, old, new, overwrite,
+                                                self._warn)
             except UnfinishedError:
                 self._storage = new  # committed: the storage has moved, recovery finishes
                 raise
@@ -390,20 +345,6 @@ class DataCenter:
             self.log(f"storage moved: {old} -> {new}, {len(not_moved)} name(s) not moved")
             for callback in list(self._subscribers):
                 callback(old, new)
-        return not_moved
-
-    def _relocate(self, old: str, new: str, overwrite: bool) -> list[str]:
-        fs.makedirs(layout.state_path(new))
-        target = Journal(new)
-        not_moved: list[str] = []
-
-        def plan(group: Group) -> None:
-            mirror = Group(target, group.id)
-            not_moved.extend(relocation.plan(group, mirror, old, new, overwrite))
-
-        with self._lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
-            relocation.check_movable(old, new)  # one decision, under the locks
-            run_group(self.journal, plan, target, log=self._warn)
         return not_moved
 
     def follow(self) -> bool:

@@ -18,23 +18,13 @@ applies again from the start: the group happens exactly once. Recovery
 itself only applies steps and forgets intents, so it may be killed at any
 point and run again.
 
-A committed intent that can *never* be applied (a step fails for a reason
-that trying again cannot change: a name too long or not valid on the
-destination's filesystem, a folder where a file should go) is *set aside*
-rather than stopping every later opening of the storage: it moves to
-``.datacenter/journal/failed/<id>.json`` with ``<id>.why`` beside it (the
-step that failed and why), its staging folder is kept, and recovery goes
-on with the other intents. The steps before the failing one have been
-applied, those after it have not; a person decides (see :meth:`Journal.set_aside`).
-A passing failure (a full disk, an I/O error, a permission) is not set
-aside: recovery keeps trying it, since the next attempt may succeed. Nor
-is a relocation's intent: setting a half-done move aside would split the
-storage between two roots.
+A committed intent that can *never* be applied is *set aside* for a person
+instead (:mod:`datacenter.storage.setaside` keeps them), and recovery goes
+on with the other intents; a relocation's intent never is.
 """
 
 from __future__ import annotations
 
-import errno
 import json
 import logging
 import os
@@ -45,56 +35,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from datacenter.errors import DataCenterError
-from datacenter.storage import fs, layout
+from datacenter.storage import fs, layout, setaside
 from datacenter.storage.identity import inode_at
-from datacenter.storage.steps import Cleanup, Move, Step, step_from_json
+from datacenter.storage.setaside import FAILED as FAILED
+from datacenter.storage.setaside import CannotApplyError as CannotApplyError
+from datacenter.storage.setaside import SetAside as SetAside
+from datacenter.storage.setaside import SetAsideError as SetAsideError
 from datacenter.storage.steps import JournalError as JournalError
+from datacenter.storage.steps import Move, Step, step_from_json
 
 _log = logging.getLogger(__name__)
-#: Where intents that cannot be applied are set aside, in the journal's folder.
-FAILED = "failed"
-#: Errors a step cannot get past by trying again: the name cannot exist there.
-_CANNOT_APPLY = frozenset({errno.ENAMETOOLONG, errno.EILSEQ, errno.EINVAL, errno.ELOOP,
-                           errno.ENOTDIR, errno.EISDIR})
-
-
-class CannotApplyError(DataCenterError, OSError):
-    """A step of a committed group failed for a reason that trying again cannot change.
-
-    ``step`` is its index in the group; the OSError's errno, reason and file are
-    those of the failure.
-    """
-
-    def __init__(self, step: int, error: OSError) -> None:
-        super().__init__(error.errno, error.strerror or str(error), error.filename)
-        self.step = step
-        if error.filename2 is not None:
-            self.filename2 = error.filename2
-
-
-def _cannot_apply_reason(error: CannotApplyError) -> str:
-    """The failure in words, naming the destination too: for a rename the first
-    file is only the staged one, the second the name that could not be made."""
-    if not error.filename:
-        return str(error)
-    files = str(error.filename)
-    if error.filename2 is not None:
-        files += f" -> {error.filename2}"
-    return f"{files}: {error.strerror}"
-
-
-class SetAsideError(JournalError):
-    """A committed group could not be applied, and was set aside for a person."""
-
-
-@dataclass(frozen=True)
-class SetAside:
-    """An intent set aside: where it is, the step that failed (its index) and why."""
-
-    id: str
-    path: str
-    step: int
-    reason: str
 
 
 class UnfinishedError(DataCenterError, OSError):
@@ -280,7 +230,7 @@ class Journal:
             try:
                 touched.update(step.apply())
             except OSError as error:
-                if error.errno in _CANNOT_APPLY and not isinstance(error, CannotApplyError):
+                if error.errno in setaside.CANNOT_APPLY and not isinstance(error, CannotApplyError):
                     raise CannotApplyError(n, error) from error
                 raise
         for directory in sorted(touched):
@@ -336,72 +286,21 @@ class Journal:
         return rolled
 
     def _set_aside(self, group_id: str, steps: int, error: CannotApplyError) -> None:
-        """Move a committed intent that cannot be applied out of recovery's way.
-
-        The note (why) is written first, then the intent renamed beside it:
-        a crash in between leaves the intent in place, recovery meets the
-        same failure again and sets it aside again.
-        """
-        reason = _cannot_apply_reason(error)
-        fs.makedirs(self.failed_dir)
-        why = {"step": error.step, "steps": steps, "reason": reason}
-        fs.atomic_write(os.path.join(self.failed_dir, f"{group_id}.why"),
-                        json.dumps(why, ensure_ascii=False).encode("utf-8"))
-        path = os.path.join(self.failed_dir, f"{group_id}.json")
-        fs.replace(self._intent_path(group_id), path)
+        """Set a committed intent that cannot be applied aside, and report it."""
+        reason, path = setaside.put_aside(self.failed_dir, self._intent_path(group_id),
+                                          group_id, steps, error)
         self.report(f"set aside: an interrupted operation cannot be finished (step "
                     f"{error.step + 1} of {steps}: {reason}); it waits for a person as "
                     f"{os.path.relpath(path, self.root)}")
 
     def set_aside(self) -> list[SetAside]:
-        """The intents set aside, oldest first.
-
-        For a person: the steps before ``step`` were applied, ``step`` and
-        those after it were not; the staged bytes they name are still in
-        ``.datacenter/staging/<id>/``. Once the cause is removed, moving the
-        intent back into the journal's folder applies it again (every step
-        may be applied again); deleting it (and its ``.why``) gives it up.
-        """
-        try:
-            names = sorted(os.listdir(self.failed_dir))
-        except FileNotFoundError:
-            return []
-        found = []
-        for name in names:
-            if not name.endswith(".json"):
-                continue
-            group_id = name[:-5]
-            try:
-                with open(os.path.join(self.failed_dir, f"{group_id}.why"), "rb") as handle:
-                    why = json.load(handle)
-                step, reason = int(why["step"]), str(why["reason"])
-            except (OSError, ValueError, KeyError, TypeError):
-                step, reason = 0, "unknown (no readable .why note)"
-            found.append(SetAside(group_id, os.path.join(self.failed_dir, name), step, reason))
-        return found
+        """The intents set aside, oldest first (see :func:`.setaside.listing`)."""
+        return setaside.listing(self.failed_dir)
 
     def held_inputs(self) -> dict[str, SetAside]:
-        """Files that set-aside intents hold: they must not be planned anew.
-
-        A group's part for one input ends with the Cleanup step that consumes
-        it. The part whose step failed may be half applied, so its inputs
-        (the files of the first Cleanup at or after the failed step) are
-        held: planning them again could apply the applied half twice. The
-        parts after it were not applied at all, and the parts before it
-        consumed their inputs; neither is held.
-        """
-        held: dict[str, SetAside] = {}
-        for entry in self.set_aside():
-            try:
-                with open(entry.path, "rb") as handle:
-                    steps = Intent.from_json(json.load(handle), entry.path).steps
-            except (OSError, ValueError):
-                continue
-            for step in steps[entry.step:]:
-                if isinstance(step, Cleanup):
-                    held.update(dict.fromkeys(step.files, entry))
-                    break
-        return held
+        """Files that set-aside intents hold: they must not be planned anew
+        (see :func:`.setaside.held_inputs`)."""
+        return setaside.held_inputs(self.set_aside(), _intent_steps)
 
     def _read(self, group_id: str) -> Intent | None:
         path = self._intent_path(group_id)
@@ -416,12 +315,7 @@ class Journal:
 
     def _drop_uncommitted(self) -> None:
         committed = set(self.pending_intents()) | {e.id for e in self.set_aside()}
-        try:
-            for name in os.listdir(self.failed_dir):  # a note cut short by a crash
-                if name.startswith(fs.TEMP_PREFIX):
-                    fs.unlink(os.path.join(self.failed_dir, name))
-        except FileNotFoundError:
-            pass
+        setaside.sweep_notes(self.failed_dir)  # a note cut short by a crash
         for folder in (self.dir, self.staging_dir):
             try:
                 names = os.listdir(folder)
@@ -433,6 +327,12 @@ class Journal:
                 if folder == self.staging_dir and name in committed:
                     continue
                 fs.rmtree(os.path.join(folder, name))
+
+
+def _intent_steps(path: str) -> list[Step]:
+    """The steps of the intent file at *path*."""
+    with open(path, "rb") as handle:
+        return Intent.from_json(json.load(handle), path).steps
 
 
 def run_group(journal: Journal, planner: Callable[[Group], object], *others: Journal,

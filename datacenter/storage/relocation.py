@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 
 from datacenter.errors import DataCenterError
 from datacenter.storage import fs, layout, view
-from datacenter.storage.journal import Group
-from datacenter.storage.lock import service_holder
+from datacenter.storage.journal import Group, Journal, run_group
+from datacenter.storage.lock import StorageLock, service_holder
 from datacenter.storage.steps import Replace, RmdirEmpty, Unlink
 
 
@@ -68,6 +69,27 @@ def check_movable(old: str, new: str) -> None:
         if holder is not None:
             raise StorageServedError(f"{what} {root} is being served by {holder} "
                                      "(datacenter serve); stop it first, nothing moved")
+
+
+def relocate(journal: Journal, lock: StorageLock, old: str, new: str, overwrite: bool,
+             log: Callable[[str], object]) -> list[str]:
+    """Move the storage at *old* (its *journal* and operation *lock*) to *new*.
+
+    One group, decided and run under both roots' locks; *log* is told if it
+    was finished after an error. Returns the names not moved.
+    """
+    fs.makedirs(layout.state_path(new))
+    target = Journal(new)
+    not_moved: list[str] = []
+
+    def planner(group: Group) -> None:
+        mirror = Group(target, group.id)
+        not_moved.extend(plan(group, mirror, old, new, overwrite))
+
+    with lock, StorageLock(layout.state_path(new, layout.OPS_LOCK)):
+        check_movable(old, new)  # one decision, under the locks
+        run_group(journal, planner, target, log=log)
+    return not_moved
 
 
 def plan(group: Group, target: Group, old: str, new: str, overwrite: bool) -> list[str]:
