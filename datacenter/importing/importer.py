@@ -10,74 +10,52 @@
    ``distProcessedFiles`` files the source and the results. Each of these
    steps consumes its input in the same all-or-nothing journal group, so
    recovery can tell what is left to do, and does it, from the ledger rows
-   not yet marked distributed.
+   not yet marked distributed. :class:`.Filing` (:mod:`.filing`) does this
+   half; the :class:`Importer` owns one and asks it.
+
+The requests, outcomes and refusals are in :mod:`.outcomes`, and are
+importable from here too.
 """
 
 from __future__ import annotations
 
 import errno
-import hashlib
 import logging
 import os
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 from datacenter.config import Config
-from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import FatalCSVError, naming
-from datacenter.importing.outputs import ImportResult, backups_in
+from datacenter.importing.filing import Filing
+from datacenter.importing.outcomes import (
+    HeldError,
+    NameTooLongError,
+    Outcome,
+    Plan,
+    Request,
+    UnfiledError,
+    UntouchedPendingError,
+    failed,
+    not_yet,
+)
+from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
 from datacenter.records.store import Job, RecordStore
 from datacenter.storage import distribution, fs, layout
 from datacenter.storage.center import DataCenter
-from datacenter.storage.distribution import OutputNameError, destinations, kept_aside
-from datacenter.storage.distribution import Request as DistRequest
+from datacenter.storage.distribution import OutputNameError, destinations
 from datacenter.storage.identity import FileIdentity
-from datacenter.storage.journal import SetAsideError
 from datacenter.storage.logs import default_user
 
-#: A file ready to import: its path, its processor and the mode.
-_Plan = tuple[str, BatchProcessor, str]
+# Names of the pipeline's requests and answers, importable from here as ever.
+__all__ = ["HeldError", "Importer", "NameTooLongError", "Outcome", "Request", "UnfiledError",
+           "UnroutedError", "UntouchedPendingError"]
+
 _log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Request:
-    """A file to import; processor and mode default to the routing.
-
-    *unless_untouched*: a pending file exactly as an import's filing left
-    it is not imported (the result is :class:`UntouchedPendingError`): the
-    service takes only what someone changed; a retry it wants says False.
-    """
-
-    path: str
-    processor: str | None = None
-    mode: str | None = None
-    unless_untouched: bool = False
-
-
-@dataclass
-class Outcome:
-    """What importing one file did."""
-
-    source: str
-    processor: str
-    mode: str
-    rows: int
-    ok: int
-    failed: int
-    pending: str | None  # the pending file's name at the root, if rows failed
-    job: int
-    #: Filed away (False: committed, filing failed for now; it is tried again).
-    filed: bool = True
-
-    def summary(self) -> str:
-        text = f"Imported {self.rows} rows from {self.source}: {self.ok} ok, {self.failed} failed"
-        return text + (f" -> {self.pending}" if self.pending else "")
 
 
 class Importer:
@@ -98,6 +76,8 @@ class Importer:
         fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
         _private_store(conf.database)
         self.store = RecordStore(conf.database, self.schemas)
+        #: Files the committed imports away (the pipeline's second half).
+        self.filing = Filing(self.dc, self.store)
         #: Committed imports filed away when this importer was opened.
         self.recovered = self.recover()
 
@@ -185,8 +165,9 @@ class Importer:
                 return [error for _ in requests]
             # An earlier import whose filing failed comes first; a source whose
             # import committed but could not be filed yet must not import twice.
-            unfiled = {job.source: (job, self._is_held(job)) for job in self._finish_unfiled()}
-            planned = [self._untouched(_not_yet(plan, unfiled), request)
+            unfiled = {job.source: (job, self.filing.is_held(job))
+                       for job in self.filing.finish_unfiled()}
+            planned = [self._untouched(not_yet(plan, unfiled), request)
                        for plan, request in zip(planned, requests, strict=True)]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
@@ -194,7 +175,7 @@ class Importer:
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
-    def _untouched(self, plan: _Plan | Exception, request: Request) -> _Plan | Exception:
+    def _untouched(self, plan: Plan | Exception, request: Request) -> Plan | Exception:
         """The plan, or UntouchedPendingError for a pending file nobody changed since its filing.
 
         Asked under the storage's lock, so a filing in another process
@@ -222,7 +203,7 @@ class Importer:
         """Did an import into one of *job*'s parent processors get rows in after it?"""
         return self.store.committed_into(self.parents_of(job.processor), after=job.id)
 
-    def _planned(self, request: Request, user: str) -> _Plan | Exception:
+    def _planned(self, request: Request, user: str) -> Plan | Exception:
         path = os.path.abspath(request.path)
         name = os.path.basename(path)
         if os.path.dirname(path) != self.dc.storage:
@@ -254,7 +235,7 @@ class Importer:
             distribution.check_names(self.dc.storage, path, mode, backups)
 
     def _commit_imports(
-        self, planned: list[_Plan | Exception], user: str,
+        self, planned: list[Plan | Exception], user: str,
         progress: Callable[[int, int], None] | None,
     ) -> list[tuple[Job, ImportResult, BatchProcessor] | Exception]:
         staged: list[tuple[Job, ImportResult, BatchProcessor] | Exception] = []
@@ -269,7 +250,7 @@ class Importer:
                     fs.rmtree(os.path.join(self.dc.storage, done[0].workdir))
             if not isinstance(error, Exception):
                 raise
-            return [_failed(plan, staged[n] if n < len(staged) else None, error)
+            return [failed(plan, staged[n] if n < len(staged) else None, error)
                     for n, plan in enumerate(planned)]
         for done in staged:
             if isinstance(done, tuple):
@@ -321,116 +302,15 @@ class Importer:
         return Outcome(job.source, batch.name, job.mode, result.rows, result.ok,
                        result.failed, pending, job.id, filed)
 
+    # -- filing (see :mod:`.filing`) -------------------------------------------------
+
     def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """File away what committed imports left in their job folders.
 
-        Every step consumes its input atomically, so this can run again
-        after any crash and does only what is left. The distributions share
-        journal groups where they can; if that fails, each job is tried
-        alone, so one that cannot be filed does not hold up the others.
-        Returns the jobs still not filed (each failure is logged), those
-        held for a person included (see :meth:`_held`).
+        Returns the jobs still not filed, those held for a person included
+        (see :meth:`.Filing.finish_jobs`).
         """
-        # A pending file's own chain first: it replaces that file, and a later
-        # job in the batch may have failed rows to add to it.
-        jobs = sorted(jobs, key=lambda job: not job.source.endswith(".pending.csv"))
-        held = self._held(jobs)
-        todo = [job for job in jobs if job.id not in held]
-        pending: dict[int, str | None] = {}
-        try:
-            requests = [self._filing(job) for job in todo]
-            # Named before the filing: it changes what the names are (a chain begins).
-            pending = {job.id: _pending_name(self.dc.storage, request)
-                       for job, request in zip(todo, requests, strict=True)}
-            self.dc.distribute([r for r in requests if r is not None])
-            failed: list[Job] = []
-        except Exception:
-            held |= self._held(todo)  # a group set aside holds the part that failed
-            failed = [job for job in todo if job.id not in held and not self._file_alone(job)]
-            held |= {job.id for job in failed if self._is_held(job)}
-        filed = [job.id for job in todo if job not in failed and job.id not in held]
-        self.store.mark_distributed(filed, _left_at_root(self.dc.storage, pending, filed))
-        return [job for job in jobs if job.id in held or job in failed]
-
-    def _file_alone(self, job: Job) -> bool:
-        try:
-            request = self._filing(job)
-            if request is not None:
-                self.dc.distribute([request])
-        except (OutputNameError, SetAsideError) as error:
-            # Trying again cannot help: a person decides (see _held).
-            self._hold(job, str(error))
-            return False
-        except Exception as error:
-            if getattr(error, "errno", None) == errno.ENAMETOOLONG:
-                self._hold(job, str(error))  # found while planning: no retry makes it fit
-                return False
-            self.dc.log(f"{job.source}: imported (job {job.id}), but filing it away failed: "
-                        f"{error}; it is tried again later, and before the next import",
-                        level=logging.ERROR)
-            return False
-        return True
-
-    def _held(self, jobs: Sequence[Job]) -> set[int]:
-        """The ids of *jobs* whose filing waits for a person.
-
-        A job is held when its filing cannot be done and trying again could
-        do harm: its outputs cannot be named (an earlier version committed
-        it), or the journal set aside a group that was filing it, half
-        applied perhaps (planning it again could append its rows twice). Its
-        ledger row stays not distributed: its rows are in the store exactly
-        once, its outputs wait in its job folder with a note
-        (``needs-a-person.txt``), and its source, if still at the root, is
-        not imported again (:class:`HeldError`). A person files the outputs
-        by hand, takes the source away, and deletes the job folder; the next
-        opening then marks the job filed. (Putting a set-aside intent back is
-        no remedy: the other jobs of its group were filed again since, and an
-        append planned before later ones is refused, see ``fs.append_file``.)
-        """
-        held = {job.id for job in jobs if self._is_held(job)}
-        inputs = self.dc.journal.held_inputs() if len(held) < len(jobs) else {}
-        for job in jobs:
-            workdir = os.path.join(self.dc.storage, job.workdir)
-            entry = next((e for path, e in inputs.items() if os.path.dirname(path) == workdir),
-                         None)
-            if job.id not in held and entry is not None:
-                where = os.path.relpath(entry.path, self.dc.storage)
-                self._hold(job, f"its filing was set aside with {where}: {entry.reason}")
-                held.add(job.id)
-        return held
-
-    def _is_held(self, job: Job) -> bool:
-        return os.path.exists(os.path.join(self.dc.storage, job.workdir, layout.HELD))
-
-    def _hold(self, job: Job, reason: str) -> None:
-        """Leave *job* unfiled for a person, with a note in its job folder, said once."""
-        workdir = os.path.join(self.dc.storage, job.workdir)
-        text = f"{job.source}: imported (job {job.id}), but filing it away needs a person: {reason}"
-        fs.makedirs(workdir)
-        fs.atomic_write(os.path.join(workdir, layout.HELD), (text + "\n").encode("utf-8"))
-        self.dc.log(f"{text}; its outputs wait in {job.workdir}", level=logging.ERROR)
-
-    def _filing(self, job: Job) -> DistRequest | None:
-        """Back up what the job removed; then what is left to distribute, if anything."""
-        workdir = os.path.join(self.dc.storage, job.workdir)
-        for backup in backups_in(workdir, job.processor):  # a cascade's too (deleted.<p>.csv)
-            self.dc.backup_file(backup.processor, backup.path, backup.graduated, consume=True)
-        finished = os.path.join(workdir, "finished.csv")
-        if not os.path.exists(finished):
-            return None
-        source = os.path.join(self.dc.storage, job.source)
-        same = _is_source_of(source, job)
-        pending = os.path.join(workdir, "pending.csv")
-        names = destinations(self.dc.storage, source, job.mode)
-        keep_aside = None
-        if not same:
-            self.dc.log(f"{job.source} changed since its import (job {job.id}); "
-                        "it stays where it is", level=logging.WARNING)
-            if names.pending == source:  # a person's edit of the pending file: never overwrite
-                keep_aside = kept_aside(self.dc.storage, job.source, job.id)
-        return DistRequest(job.failed == 0, source, finished,
-                           pending if os.path.exists(pending) else None, job.mode,
-                           move_orig=same, pending_dest=keep_aside, job=job.id)
+        return self.filing.finish_jobs(jobs)
 
     def file_unfiled(self) -> list[Job]:
         """File committed imports whose filing failed so far; returns those still unfiled.
@@ -439,126 +319,14 @@ class Importer:
         failed for a while (a full disk, an archive disk gone) is finished
         without waiting for the next import. Cheap when there is nothing to do.
         """
-        if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
-            return []
-        with self.dc.lock:
-            return [job for job in self._finish_unfiled() if not self._is_held(job)]
-
-    def _finish_unfiled(self) -> list[Job]:
-        """File committed imports that are not yet; returns those that still cannot be."""
-        # Interrupted moves first: a source may be on its way to this root.
-        self.dc.recover()
-        jobs = self.store.jobs(undistributed=True)
-        return self.finish_jobs(list(reversed(jobs))) if jobs else []
+        return self.filing.file_unfiled()
 
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left.
 
         Returns how many committed imports were filed away now.
         """
-        with self.dc.lock:
-            jobs = self.store.jobs(undistributed=True)
-            stuck = self._finish_unfiled()
-            owned = {os.path.basename(job.workdir) for job in stuck}
-            folder = layout.state_path(self.dc.storage, layout.JOBS)
-            for name in os.listdir(folder) if os.path.isdir(folder) else []:
-                if name not in owned:
-                    fs.rmtree(os.path.join(folder, name))
-        filed = len(jobs) - len(stuck)
-        if filed:
-            self.dc.log(f"recovered: {filed} committed import(s) filed away")
-        return filed
-
-
-class NameTooLongError(FatalCSVError):
-    """The file's outputs would need names longer than the filesystem allows."""
-
-
-class HeldError(FatalCSVError):
-    """The file was imported already, and its filing waits for a person: not again."""
-
-
-class UnfiledError(DataCenterError, OSError):
-    """The file's import committed, but filing it away failed; it is retried."""
-
-
-class UntouchedPendingError(DataCenterError):
-    """Not a failure: a pending file is as an import left it; nothing to do until it changes.
-
-    The answer to a :class:`Request` with ``unless_untouched``; *job* is the
-    import whose filing left it.
-    """
-
-    def __init__(self, path: str, job: Job) -> None:
-        super().__init__(f"{os.path.basename(path)}: as job {job.id} left it "
-                         f"({job.failed} row(s) failed); nobody changed it since")
-        self.job = job
-
-
-def _pending_name(storage: str, request: DistRequest | None) -> str | None:
-    """The pending file at the root that filing *request* writes, or None (none, or aside)."""
-    if request is None or request.pending_file is None or request.pending_dest is not None:
-        return None
-    return os.path.basename(destinations(storage, request.source, request.mode).pending)
-
-
-def _left_at_root(storage: str, pending: dict[int, str | None], filed: list[int],
-                  ) -> dict[int, tuple[str, str]]:
-    """The name and identity of each pending file the *filed* jobs left at the root.
-
-    Looked at right after the filing: what is there then is what the
-    import wrote (a planted link steered the rows aside, and is no file of
-    ours).
-    """
-    left = {}
-    for job_id in filed:
-        name = pending.get(job_id)
-        path = os.path.join(storage, name) if name else None
-        ident = FileIdentity.at(path) if path and fs.planted(path) is None else None
-        if name and ident is not None:
-            left[job_id] = (name, ident.to_ledger())
-    return left
-
-
-def _not_yet(plan: _Plan | Exception, unfiled: dict[str, tuple[Job, bool]]
-             ) -> _Plan | Exception:
-    """A planned import, unless its source still waits to be filed from an earlier one."""
-    if isinstance(plan, Exception):
-        return plan
-    name = os.path.basename(plan[0])
-    job, held = unfiled.get(name, (None, False))
-    if job is None:
-        return plan
-    if held:
-        return HeldError(f"{name}: imported already (job {job.id}), but filing it away "
-                         "needs a person; see datacenter status")
-    return UnfiledError(errno.EBUSY, f"imported already (job {job.id}) but not filed away yet; "
-                        "see the log", plan[0])
-
-
-def _failed(plan: object, done: object, error: Exception) -> Exception:
-    """What a file's result is when the transaction it shared failed."""
-    if isinstance(done, Exception):
-        return done  # its own failure, found before
-    return plan if isinstance(plan, Exception) else error
-
-
-def _is_source_of(path: str, job: Job) -> bool:
-    """Is the file at *path* the very file *job* imported?
-
-    The same inode, size and time say so at once; otherwise (a move across
-    filesystems gives a new inode) the content must hash the same.
-    """
-    if not os.path.isfile(path):
-        return False
-    recorded = FileIdentity.from_ledger(job.ident)
-    if recorded is not None and recorded == FileIdentity.at(path):
-        return True
-    digest = hashlib.sha256()
-    with fs.open_read(path, shared=True) as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest() == job.sha256
+        return self.filing.recover()
 
 
 def _private_store(database: str) -> None:

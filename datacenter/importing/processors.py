@@ -22,14 +22,8 @@ from typing import TYPE_CHECKING
 
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
-from datacenter.importing.outputs import (
-    ImportResult,
-    Outputs,
-    backup_name,
-    backups_in,
-    pending_cells,
-)
-from datacenter.importing.references import plan_removal
+from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
+from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
 from datacenter.records.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
 from datacenter.records.store import RecordStore
@@ -354,22 +348,15 @@ class BatchProcessor:
         """Back the record up (deleted or graduated), then remove it.
 
         Records naming it as their parent are refused, removed too, or kept
-        by ``on_remove`` (:mod:`.references`).
+        by ``on_remove`` (:mod:`.references`, :mod:`.removal`).
         """
         entry = self.getEntry(values)
         if entry is None:
             return NO_REMOVE
-        doomed = plan_removal(self.store, self.schema, entry)
-        if isinstance(doomed, str):
-            return doomed
-        for n, (schema, record) in enumerate(doomed):  # the record itself first
-            kind = "graduated" if schema.is_graduated(record) else "deleted"
-            outputs.writer(backup_name(kind, schema.name, self.name), list(schema.fields)
-                           ).writerow(list(schema.format_record(record).values()))
-            if n:
-                self.store.delete(schema, self.store.key_of(schema, record))
-        self.delEntry(values)
-        return None
+        refused = back_up_removal(self.store, self.schema, entry, outputs, self.name)
+        if refused is None:
+            self.delEntry(values)
+        return refused
 
     def _import_row(self, row: Row, header: list[str], mapping: Mapping[int, str], mode: str,
                     ignore_empty: bool, outputs: Outputs) -> str | None:
