@@ -1,8 +1,10 @@
 """The service wing: the watch loop that imports each complete file once.
 
 :class:`Service` is the loop; :mod:`.watcher` turns events into hints,
-:mod:`.readiness` decides when a file is complete, :mod:`.verdicts` what is
-left alone until it changes, and :mod:`.state` is what others read of it.
+:mod:`.readiness` decides when a file is complete, :mod:`.intake` takes it,
+imports it and acts on the result, :mod:`.verdicts` keeps what is left
+alone until it changes, :mod:`.voice` is what the service says, and
+:mod:`.state` is what others read of it.
 """
 
 from datacenter.service.service import Service

@@ -6,7 +6,7 @@
   a long import too, and read by ``datacenter status`` without any lock.
 * Whether a service runs, which is never read from that file (a killed
   service cannot say it stopped) but from ``.datacenter/serve.lock``, which
-  only a live process can hold.
+  only a live process can hold (:func:`hold_service_lock` takes it).
 
 The loop itself is :mod:`datacenter.service.service`; the ``serve``
 command is :mod:`datacenter.cli.serve`.
@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from datacenter.storage import fs, layout
-from datacenter.storage.lock import service_holder
+from datacenter.storage.lock import LockHeldError, StorageLock, service_holder
 
 STATE_FILE = "service.json"
 WRITE_INTERVAL = 0.25  # seconds: at most 4 writes a second, each one durable
@@ -92,3 +92,21 @@ def service_status(storage: str) -> dict[str, Any]:
     if holder is None and data.get("state") == "running":
         data["state"] = "gone without stopping (killed?)"
     return data
+
+
+def hold_service_lock(storage: str, patience: float = 1.0) -> StorageLock:
+    """The service lock of *storage*, or LockHeldError when another service holds it.
+
+    Not at the first refusal: ``service_running`` (``datacenter status``)
+    takes a shared lock for an instant to see whether anybody holds it.
+    """
+    lock = StorageLock(layout.state_path(storage, layout.SERVICE_LOCK))
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            lock.acquire(blocking=False)
+            return lock
+        except LockHeldError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
