@@ -13,9 +13,13 @@ import contextlib
 import csv
 import errno
 import importlib.metadata
+import io
 import os
+import sqlite3
+import threading
+import time
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ import pytest
 from datacenter import DataCenter
 from datacenter.config import Config, Route
 from datacenter.importing.importer import Importer
+from datacenter.service import Service, read_state
 from datacenter.storage import fs
 from datacenter.storage.layout import SUBFOLDERS
 
@@ -333,3 +338,90 @@ SCENARIOS = [
     Scenario("backup-records", _chain(lambda s, o: DataCenter(s).backupRecords(
         "students", [{"id": "S1", "name": "Ada"}])), _backup),
 ]
+
+
+# -- waiting for the service ---------------------------------------------------------
+
+
+def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
+    """Return once *predicate* holds; AssertionError after *timeout* seconds.
+
+    Tests wait for a condition (a state, a row), never for a fixed time.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate}")
+        time.sleep(0.01)
+
+
+class ManualClock:
+    """A readiness clock that moves only when the test says so.
+
+    It starts far ahead of the real monotonic clock, so the service's own
+    waits (computed against the real clock) stay short instead of spinning.
+    """
+
+    def __init__(self) -> None:
+        self.now = time.monotonic() + 1e6
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, service: Service, seconds: float) -> None:
+        self.now += seconds
+        service.queue.wake.set()
+
+
+@contextlib.contextmanager
+def serving(conf: Config, polling: bool = False,
+            clock: ManualClock | None = None) -> Iterator[Service]:
+    """A service of *conf* in a thread, running until the block ends."""
+    importer = Importer(conf)
+    service = Service(importer, conf.watch, polling=polling, out=io.StringIO(),
+                      err=io.StringIO())
+    if clock is not None:
+        service.readiness.clock = clock
+    thread = threading.Thread(target=service.serve, name="service")
+    thread.start()
+    try:
+        # "running" is written once the watch is up and the first scan is done
+        wait_for(lambda: read_state(conf.storage).get("state") == "running")
+        yield service
+    finally:
+        service.stop()
+        thread.join(timeout=60)
+        importer.close()
+    assert not thread.is_alive()
+
+
+class Clock:
+    """A fake monotonic clock for readiness and verdict rules."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def jobs(conf: Config) -> list[str]:
+    """The sources of every committed import, oldest first."""
+    if not os.path.exists(conf.database):
+        return []
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return [r[0] for r in db.execute("SELECT source FROM datacenter_jobs ORDER BY id")]
+
+
+def count(conf: Config, processor: str) -> int:
+    """How many records *processor* holds in the store of *conf*."""
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return int(db.execute(f"SELECT COUNT(*) FROM rec_{processor}").fetchone()[0])
+
+
+def faculties(prefix: str, n: int) -> str:
+    """A faculties CSV of *n* rows, codes ``<prefix>0``... ."""
+    return "code,title\n" + "".join(f"{prefix}{i},Faculty {prefix}{i}\n" for i in range(n))

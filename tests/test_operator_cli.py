@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import ROOT, write
+from helpers import ROOT, wait_for, write
 
 from datacenter import DataCenter, config
 from datacenter.cli import build_parser, main
@@ -67,14 +67,6 @@ def quick_config(folder: Path, storage: str = "storage") -> Path:
     text = text.replace('storage  = "storage"', f'storage  = "{storage}"')
     text = text.replace("settle  = 2.0", "settle  = 0.2").replace("rescan  = 60", "rescan  = 1")
     return Path(write(folder / "datacenter.toml", text))
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(0.01)
 
 
 # -- 1. no silent defaults ------------------------------------------------------------------

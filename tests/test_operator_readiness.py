@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers import Clock
 
 from datacenter.importing.csvinput import only_a_header
 from datacenter.importing.progress import Meter, describe_progress
@@ -17,17 +18,6 @@ from datacenter.service.readiness import Hint, Readiness
 from datacenter.storage.identity import FileIdentity
 
 WALL = 1_700_000_000.0
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 @pytest.fixture

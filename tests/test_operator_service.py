@@ -26,19 +26,19 @@ import sqlite3
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import ManualClock, count, faculties, jobs, serving, wait_for
 
 from datacenter import config
 from datacenter.cli import main as datacenter_main
 from datacenter.config import Config
 from datacenter.importing.importer import Importer
 from datacenter.importing.processors import BatchProcessor
-from datacenter.service import Service, read_state, service_status
+from datacenter.service import Service, service_status
 from datacenter.storage import layout
 from datacenter.storage.lock import StorageLock
 
@@ -63,61 +63,6 @@ def conf(conf_path: Path) -> Config:
     conf = config.load(str(conf_path))
     Importer(conf).close()  # make the storage
     return conf
-
-
-class ManualClock:
-    """A readiness clock that moves only when the test says so (see test_service.py)."""
-
-    def __init__(self) -> None:
-        self.now = time.monotonic() + 1e6
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, service: Service, seconds: float) -> None:
-        self.now += seconds
-        service.queue.wake.set()
-
-
-@contextlib.contextmanager
-def serving(conf: Config, clock: ManualClock | None = None) -> Iterator[Service]:
-    importer = Importer(conf)
-    service = Service(importer, conf.watch, out=io.StringIO(), err=io.StringIO())
-    if clock is not None:
-        service.readiness.clock = clock
-    thread = threading.Thread(target=service.serve, name="service")
-    thread.start()
-    try:
-        wait_for(lambda: read_state(conf.storage).get("state") == "running")
-        yield service
-    finally:
-        service.stop()
-        thread.join(timeout=60)
-        importer.close()
-    assert not thread.is_alive()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(0.01)
-
-
-def jobs(conf: Config) -> list[str]:
-    """The sources of every committed import, oldest first."""
-    with contextlib.closing(sqlite3.connect(conf.database)) as db:
-        return [r[0] for r in db.execute("SELECT source FROM datacenter_jobs ORDER BY id")]
-
-
-def count(conf: Config, processor: str) -> int:
-    with contextlib.closing(sqlite3.connect(conf.database)) as db:
-        return int(db.execute(f"SELECT COUNT(*) FROM rec_{processor}").fetchone()[0])
-
-
-def faculties(prefix: str, n: int) -> str:
-    return "code,title\n" + "".join(f"{prefix}{i},Faculty {prefix}{i}\n" for i in range(n))
 
 
 def departments(*faculty_codes: str) -> str:

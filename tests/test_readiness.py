@@ -6,22 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from helpers import Clock
 
 from datacenter.service.readiness import Hint, Readiness, ignored_reason
 from datacenter.service.verdicts import PENDING, REJECTED, UNROUTED, Note, Verdicts
 from datacenter.storage.identity import FileIdentity
-
-
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
 
 WALL = 1_700_000_000.0
 RECENT = FileIdentity(1, 10, 100, int(WALL * 1e9))  # modified "now" on the wall clock

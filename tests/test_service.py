@@ -12,30 +12,27 @@ upper bounds, never targets.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import io
 import json
 import logging
 import os
 import random
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from helpers import ManualClock, count, faculties, jobs, serving, wait_for
 
 from datacenter import config
 from datacenter.cli import main as datacenter_main
 from datacenter.config import Config
 from datacenter.importing.importer import Importer
-from datacenter.service import Service, read_state, service_running, service_status
+from datacenter.service import Service, service_running, service_status
 from datacenter.service import service as service_module
 from datacenter.service.watcher import OVERFLOW_LOGGER, HintQueue
 from datacenter.testing import FaultConfig, FaultInjector
@@ -61,53 +58,6 @@ def conf(conf_path: Path) -> Config:
     return conf
 
 
-class ManualClock:
-    """A readiness clock that moves only when the test says so.
-
-    It starts far ahead of the real monotonic clock, so the service's own
-    waits (computed against the real clock) stay short instead of spinning.
-    """
-
-    def __init__(self) -> None:
-        self.now = time.monotonic() + 1e6
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, service: Service, seconds: float) -> None:
-        self.now += seconds
-        service.queue.wake.set()
-
-
-@contextlib.contextmanager
-def serving(conf: Config, polling: bool = False,
-            clock: ManualClock | None = None) -> Iterator[Service]:
-    importer = Importer(conf)
-    service = Service(importer, conf.watch, polling=polling, out=io.StringIO(),
-                      err=io.StringIO())
-    if clock is not None:
-        service.readiness.clock = clock
-    thread = threading.Thread(target=service.serve, name="service")
-    thread.start()
-    try:
-        # "running" is written once the watch is up and the first scan is done
-        wait_for(lambda: read_state(conf.storage).get("state") == "running")
-        yield service
-    finally:
-        service.stop()
-        thread.join(timeout=30)
-        importer.close()
-    assert not thread.is_alive()
-
-
-def wait_for(predicate: Callable[[], object], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate}")
-        time.sleep(0.01)
-
-
 def seen(service: Service, name: str, state: str, size: int) -> bool:
     """Has the service taken note of *name* at *size* bytes, as *state* (``closed``...)?"""
     track = service.readiness._tracks.get(name)
@@ -123,23 +73,6 @@ def rescanned(service: Service, times: int = 1) -> Callable[[], bool]:
 def quiet(service: Service) -> bool:
     """Nothing waits to settle and nothing is in hand."""
     return not len(service.readiness) and service.in_hand is None
-
-
-def jobs(conf: Config) -> list[str]:
-    """The sources of every committed import, oldest first."""
-    if not os.path.exists(conf.database):
-        return []
-    with contextlib.closing(sqlite3.connect(conf.database)) as db:
-        return [r[0] for r in db.execute("SELECT source FROM datacenter_jobs ORDER BY id")]
-
-
-def count(conf: Config, processor: str) -> int:
-    with contextlib.closing(sqlite3.connect(conf.database)) as db:
-        return int(db.execute(f"SELECT COUNT(*) FROM rec_{processor}").fetchone()[0])
-
-
-def faculties(prefix: str, n: int) -> str:
-    return "code,title\n" + "".join(f"{prefix}{i},Faculty {prefix}{i}\n" for i in range(n))
 
 
 def finished(conf: Config, name: str) -> bool:
