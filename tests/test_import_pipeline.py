@@ -112,7 +112,7 @@ def test_update_keeps_values_of_empty_cells_and_fails_missing_records(imp: Impor
     pending = table(at(imp, outcome.pending or "?"))
     assert pending == [["student_id", "name", "email", "level", "--ERRORS--"],
                        ["S9", "Nobody", "", "100", NO_UPDATE]]
-    finished = table(at(imp, "finished", "students_fix.update.update.finished.csv"))
+    finished = table(at(imp, "finished", "students_fix.update.finished.csv"))
     assert finished == [["student_id", "name", "email", "level"],
                         ["S1", "", "", "200"], ["S2", "Bola Eze-Obi", "", " "]]
     assert os.path.isfile(at(imp, "unfinished", "students_fix.update.csv"))
@@ -145,9 +145,9 @@ def test_remove_backs_records_up_to_deleted_and_graduated(imp: Importer) -> None
         header, ["S1", "Ada Obi", "ada@example.org", "2004-03-15", "100", "admitted"]]
     assert table(at(imp, "graduated", "students.csv")) == [
         header, ["S2", "Bola Eze", "bola@example.org", "2003-11-02", "400", "graduated"]]
-    assert table(at(imp, "students_x.remove.remove.pending.csv")) == [
+    assert table(at(imp, "students_x.remove.pending.csv")) == [
         ["student_id", "name", "--ERRORS--"], ["S7", "", NO_REMOVE]]
-    assert table(at(imp, "finished", "students_x.remove.remove.finished.csv")) == [
+    assert table(at(imp, "finished", "students_x.remove.finished.csv")) == [
         ["student_id", "name"], ["S1", "anything"], ["S2", ""]]
     assert os.path.isfile(at(imp, "unfinished", "students_x.remove.csv"))
     assert job_folders(imp) == []
@@ -167,7 +167,7 @@ def test_remove_appends_to_existing_backups(imp: Importer) -> None:
 def test_remove_of_a_missing_record_fails_and_backs_nothing_up(imp: Importer) -> None:
     outcome = imp.import_file(drop(imp, "students.remove.csv", "student_id\nS1\n"))
     assert (outcome.ok, outcome.failed) == (0, 1)
-    assert table(at(imp, "students.remove.remove.pending.csv"))[1] == ["S1", NO_REMOVE]
+    assert table(at(imp, "students.remove.pending.csv"))[1] == ["S1", NO_REMOVE]
     assert os.listdir(imp.dc.deleted_path) == [] and os.listdir(imp.dc.graduated_path) == []
 
 

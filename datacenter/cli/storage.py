@@ -56,7 +56,7 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    ledger = read_ledger(record_store(conf), args.limit, args.offset)
+    ledger = read_ledger(record_store(conf), args.limit, args.offset, view.storage)
     intents = view.interrupted_operations()
     served = service_status(view.storage)
     counts, finished = _file_counts(view, served)

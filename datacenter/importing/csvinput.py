@@ -21,6 +21,7 @@ from typing import IO
 
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.errors import DataCenterError
+from datacenter.importing import diagnosis
 from datacenter.storage import fs
 
 # A cell longer than 128 KiB is data, not an error; how long a row (and so a
@@ -85,10 +86,11 @@ class _Lines:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
+                hint = diagnosis.not_utf8_hint(raw)
                 raise FatalCSVError(
                     f"{self.name}: line {self.number}: not UTF-8 "
                     f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    "save the file as UTF-8 and drop it again"
+                    + (f"{hint}" if hint else "save the file as UTF-8 and drop it again")
                 ) from None
 
 
@@ -108,12 +110,24 @@ class CSVSource:
         self.name = os.path.basename(path)
         self._handle = fs.open_read(path, shared=True)  # never through a symlink
         self._lines = _Lines(self.name, self._handle, max_line_bytes)
-        self._reader = csv.reader(self._lines, strict=True)
         try:
+            #: ``,``, or ``;`` or a tab when the header line says so (no comma, those).
+            self.delimiter = self._sniff()
+            self._reader = csv.reader(self._lines, strict=True, delimiter=self.delimiter)
             self.header = self._read_header()
         except BaseException:
             self._handle.close()
             raise
+
+    def _sniff(self) -> str:
+        """The delimiter, after FatalCSVError for a workbook or UTF-16 (see diagnosis)."""
+        head = self._handle.read(4096)
+        self._handle.seek(0)
+        problem = diagnosis.not_csv(head)
+        if problem is not None:
+            raise FatalCSVError(f"{self.name}: {problem}")
+        first = head.removeprefix(_BOM).lstrip(b"\r\n").split(b"\n", 1)[0]
+        return diagnosis.delimiter(first) or ","
 
     def _read_header(self) -> list[str]:
         for cells in self._guarded():

@@ -32,6 +32,8 @@ class ImportResult:
     backups: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     sha256: str = ""
+    #: What the log line of the import adds (``read as ;-separated``).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> int:

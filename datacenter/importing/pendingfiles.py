@@ -27,7 +27,7 @@ from datacenter.importing.whereabouts import routed
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
 from datacenter.storage import fs, layout, view
 from datacenter.storage.discarding import Discarded, DiscardError
-from datacenter.storage.distribution import pending_origin
+from datacenter.storage.distribution import chain_sources
 
 __all__ = ["DiscardError", "Discarded", "PendingFile", "Reason", "discard", "reason_group",
            "summarize"]
@@ -148,7 +148,6 @@ def discard(importer: Importer, name: str, user: str | None = None,
 
 def _chain_job(importer: Importer, name: str) -> int:
     """The newest job that imported the source of pending file *name*'s chain (or 0)."""
-    origin = pending_origin(name)
-    sources = {name} | ({origin[0]} if origin else set())
+    sources = {name, *chain_sources(name)}
     return next((job.id for job in importer.store.jobs() if job.source in sources), 0)
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
+from datacenter.importing import diagnosis
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
 from datacenter.importing.removal import back_up_removal
@@ -97,7 +98,8 @@ class BatchProcessor:
         if missing:
             needed = ", ".join(f"'{f}'" for f in self.req[mode])
             raise FatalCSVError(
-                f"Need at least columns {needed} for import! (missing: {', '.join(missing)})")
+                f"Need at least columns {needed} for import! "
+                f"({diagnosis.header_mismatch(headerfields, missing)})")
         if len(present) == len(headerfields):
             return True  # no name twice
         used = Counter(h for h in headerfields if not h.startswith("--"))
@@ -209,7 +211,8 @@ class BatchProcessor:
         per_item = result.seconds / result.rows if result.rows else 0.0
         message = (f"processed: {os.path.basename(path)}, {mode} mode, {result.rows} lines "
                    f"({result.ok} successful/ {result.failed} failed), "
-                   f"{result.seconds:.3f} s ({per_item:.4f} s/item)")
+                   f"{result.seconds:.3f} s ({per_item:.4f} s/item)"
+                   + "".join(f", {note}" for note in result.notes))
         if logger is not None:
             logger.info(message, extra={"user": user})
         elif self.datacenter is not None:
@@ -232,6 +235,8 @@ class BatchProcessor:
         self._parent_cache.clear()
         with CSVSource(path, self.max_line_bytes) as source:
             header = headerfields if headerfields is not None else source.header
+            if source.delimiter != ",":
+                result.notes.append(diagnosis.separated(source.delimiter))
             self.checkHeaders(header, mode)
             mapping = self.getMapping(header, mode)
             outputs = Outputs(workdir, header, self.schema)

@@ -208,10 +208,10 @@ def _finished_files(storage: str, database: str, processor: str,
     """
     files: dict[str, list[Job]] = {}
     for job in read_jobs(database, processor):
-        stems = {os.path.splitext(job.source)[0]}
-        origin = distribution.pending_origin(job.source)
-        if origin is not None:
-            stems.add(origin[0][:-4])
+        # Today's name, and the one outputs had before a mode in the name was not
+        # repeated (x.update.update.finished.csv).
+        stems = {distribution.output_stem(job.source, job.mode),
+                 os.path.splitext(job.source)[0]}
         for stem in sorted(stems):
             # Rows given up are no job's; a job whose every row failed wrote none.
             files.setdefault(f"{stem}.{job.mode}{discarding.SUFFIX}", [])

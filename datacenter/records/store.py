@@ -61,12 +61,14 @@ CREATE TABLE IF NOT EXISTS datacenter_jobs (
     ident       TEXT NOT NULL DEFAULT '',
     distributed INTEGER NOT NULL DEFAULT 0,
     pending     TEXT NOT NULL DEFAULT '',
-    pending_ident TEXT NOT NULL DEFAULT ''
+    pending_ident TEXT NOT NULL DEFAULT '',
+    storage     TEXT NOT NULL DEFAULT ''
 )"""
 #: Columns added since the ledger was first made: a ledger made before gets them.
 _LEDGER_ADDED = {
     "pending": "TEXT NOT NULL DEFAULT ''",
     "pending_ident": "TEXT NOT NULL DEFAULT ''",
+    "storage": "TEXT NOT NULL DEFAULT ''",
 }
 #: Which job left a pending file of a given name (the service asks per file it finds).
 _LEDGER_PENDING_INDEX = """CREATE INDEX IF NOT EXISTS datacenter_jobs_pending
@@ -97,6 +99,9 @@ class Job:
     #: identity as then), or ``""``: whoever changes it since makes it new.
     pending: str = ""
     pending_ident: str = ""
+    #: The root of the storage the job imported into (``""``: a ledger row of a
+    #: version that did not say); storages may share one record store.
+    storage: str = ""
 
 
 _JOB_COLUMNS = [f.name for f in dataclasses.fields(Job)]
@@ -490,19 +495,26 @@ class LedgerView:
     unfiled: int = 0
 
 
-def read_ledger(path: str, limit: int = 10, offset: int = 0) -> LedgerView:
+def read_ledger(path: str, limit: int = 10, offset: int = 0,
+                storage: str | None = None) -> LedgerView:
     """What the ledger at *path* says; empty when there is no database (yet).
 
     ``last`` holds *limit* jobs, newest first, after skipping the *offset* newest.
+    With *storage*, only the jobs of that storage count (and those of a ledger
+    row that does not say, written by an earlier version).
     """
     def read(db: sqlite3.Connection) -> LedgerView:
         if not _has_table(db, "datacenter_jobs"):
             return LedgerView()
         columns = _ledger_columns(db)
-        found = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs "
-                           "ORDER BY id DESC LIMIT ? OFFSET ?", (limit, offset))
+        where, params = "", tuple[str, ...]()
+        if storage is not None and "storage" in columns:
+            where, params = "WHERE storage IN (?, '')", (storage,)
+        found = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs {where} "
+                           "ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
         last = [_job_of(columns, row) for row in found]
-        return LedgerView(last, int(db.execute(_LEDGER_UNFILED).fetchone()[0]))
+        unfiled = _LEDGER_UNFILED + (where.replace("WHERE", " AND") if where else "")
+        return LedgerView(last, int(db.execute(unfiled, params).fetchone()[0]))
 
     return _read_only(path, read, LedgerView())
 

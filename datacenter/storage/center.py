@@ -257,9 +257,16 @@ class DataCenter:
         run_group(self.journal, plan, log=self._warn)
         for (request, _), moved in zip(chunk, moves, strict=True):
             outcome = "finished" if request.successful else "pending rows left"
+            # A pending file dropped with no chain is filed as its original (x.csv).
+            origin = distribution.pending_origin(os.path.basename(request.source))
+            usual = {origin[0]} if origin else set()
+            chained = [os.path.relpath(dst, self._storage) for src, dst in moved
+                       if os.path.basename(dst) in usual - {os.path.basename(src)}]
             renamed = [os.path.relpath(dst, self._storage) for src, dst in moved
-                       if os.path.basename(dst) != os.path.basename(src)]
+                       if os.path.basename(dst) not in usual | {os.path.basename(src)}]
             kept = f"; filed as {', '.join(renamed)}: the name was taken" if renamed else ""
+            if chained:
+                kept += f"; filed as {', '.join(chained)}, the source of its pending rows"
             self.log(f"distributed: {os.path.basename(request.source)}, {request.mode} mode, "
                      f"{outcome}{kept}")
 

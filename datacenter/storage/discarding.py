@@ -72,13 +72,12 @@ def target(storage: str, name: str) -> tuple[str, str | None]:
     if origin is None:
         raise DiscardError(f"{name}: not a pending file; only x.<mode>.pending.csv files at "
                            "the storage's root are discarded")
-    original, mode = origin
-    stem = original[:-4]
+    mode = origin[1]
+    stem = distribution.output_stem(name, mode)
     finished = os.path.join(storage, layout.FINISHED)
     # Two bytes longer than the pending file's name: cut to fit, never refused.
     dest = os.path.join(finished, layout.fitted(finished, stem, f".{mode}{SUFFIX}"))
-    source = os.path.join(storage, layout.UNFINISHED, original)
-    return dest, source if os.path.isfile(source) else None
+    return dest, distribution.chain_source(storage, name)
 
 
 def plan(group: Group, storage: str, name: str, user: str, when: float, job: int = 0,

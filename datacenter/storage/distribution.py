@@ -5,7 +5,10 @@ Importing ``x.csv`` in mode ``create`` yields ``finished/x.create.finished.csv``
 ``x.create.pending.csv`` at the root. The source goes to ``finished/`` or
 ``unfinished/``. A pending file imported while ``unfinished/x.csv`` exists
 continues that chain: when it finally succeeds, ``unfinished/x.csv`` moves
-to ``finished/`` and the pending file disappears.
+to ``finished/`` and the pending file disappears. A mode the name says
+already is never repeated: ``x.update.csv`` yields ``x.update.pending.csv``
+(whose chain is ``unfinished/x.update.csv``), and a pending file dropped with
+no chain in ``unfinished/`` keeps its name for its own failed rows.
 
 A source is never filed over an earlier one of the same name when the
 importer files it (the request names its job): the first ``x.csv`` keeps
@@ -28,6 +31,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from datacenter.config import MODES
 from datacenter.errors import DataCenterError
 from datacenter.storage import csvmerge, layout, links
 from datacenter.storage.journal import Group
@@ -89,21 +93,70 @@ def check_names(storage: str, source_path: str, mode: str,
     return names
 
 
-def destinations(storage: str, source_path: str, mode: str) -> Destinations:
-    basename = pending_name = os.path.basename(source_path)
-    chain = False
+def chain_sources(name: str) -> list[str]:
+    """The names the source of pending file *name*'s chain may have in ``unfinished/``.
+
+    ``x.update.pending.csv`` -> ``["x.update.csv", "x.csv"]``: the source of a
+    name that said its mode (whose pending file does not repeat it), then the
+    plain one. Empty for a name that is no pending file.
+    """
+    origin = pending_origin(name)
+    if origin is None:
+        return []
+    original, mode = origin
+    return [f"{original[:-4]}.{mode}.csv", original]
+
+
+def chain_source(storage: str, name: str) -> str | None:
+    """``unfinished/<source>`` whose chain pending file *name* continues, or None."""
     unfinished = os.path.join(storage, layout.UNFINISHED)
+    return next((os.path.join(unfinished, n) for n in chain_sources(name)
+                 if os.path.isfile(os.path.join(unfinished, n))), None)
+
+
+def output_stem(name: str, mode: str) -> str:
+    """The stem of the outputs of source *name* imported in *mode*.
+
+    A mode the name says already is not repeated (``x.update.csv`` ->
+    ``x``: ``x.update.pending.csv``, ``finished/x.update.finished.csv``),
+    and a pending file stands for its original (``x.update.pending.csv`` -> ``x``).
+    """
+    origin = pending_origin(name)
+    if origin is not None and origin[1] in MODES:
+        name = origin[0]
+    stem = os.path.splitext(name)[0]
+    suffix = f".{mode}"
+    if stem.endswith(suffix) and len(stem) > len(suffix):
+        stem = stem[: -len(suffix)]
+    return stem
+
+
+def destinations(storage: str, source_path: str, mode: str) -> Destinations:
+    """The names importing *source_path* in *mode* uses.
+
+    A pending file continues the chain of its source in ``unfinished/``
+    (:func:`chain_source`). One with no chain there (a person dropped it)
+    stands for its original: ``x.update.pending.csv`` is filed as
+    ``x.csv`` would be, so its own failed rows keep its name and the next
+    fix of it continues the chain of ``unfinished/x.csv``.
+    """
+    basename = pending_name = os.path.basename(source_path)
+    chained = chain_source(storage, basename)
+    chain = chained is not None
     origin = pending_origin(basename)
-    if origin and os.path.isfile(os.path.join(unfinished, origin[0])):
-        basename, chain = origin[0], True
-    base, ext = os.path.splitext(basename)
+    if chained is not None:
+        basename = os.path.basename(chained)
+    elif origin is not None and origin[1] in MODES:
+        basename = origin[0]
+    stem, ext = output_stem(basename, mode), os.path.splitext(basename)[1]
     if not chain:
-        pending_name = f"{base}.{mode}.pending{ext}"
+        pending_name = f"{stem}.{mode}.pending{ext}"
     finished = os.path.join(storage, layout.FINISHED)
+    unfinished = os.path.join(storage, layout.UNFINISHED)
     return Destinations(
         basename=basename,
         chain=chain,
-        finished=os.path.join(finished, f"{base}.{mode}.finished{ext}"),
+        finished=os.path.join(finished, f"{stem}.{mode}.finished{ext}"),
         pending=os.path.join(storage, pending_name),
         source_finished=os.path.join(finished, basename),
         source_unfinished=os.path.join(unfinished, basename),
@@ -158,10 +211,9 @@ class Request:
                  names.source_unfinished, self.pending_dest or names.pending,
                  self.finished_dest or names.finished}
         paths.update(path for move in source_moves(storage, self, names) for path in move)
-        origin = pending_origin(os.path.basename(self.source))
-        if origin:
-            paths |= {os.path.join(storage, folder, origin[0])
-                      for folder in (layout.FINISHED, layout.UNFINISHED)}
+        paths |= {os.path.join(storage, folder, name)
+                  for name in chain_sources(os.path.basename(self.source))
+                  for folder in (layout.FINISHED, layout.UNFINISHED)}
         return paths
 
 
@@ -203,10 +255,14 @@ def plan(group: Group, storage: str, request: Request, label: str = ""
     names = destinations(storage, request.source, request.mode)
     finished = request.finished_dest or names.finished
     csvmerge.plan_merge(group, request.finished_file, finished, f"{label}finished.csv")
-    if request.pending_file is not None:
-        _plan_pending(group, request, request.pending_dest or names.pending, label)
     moves = source_moves(storage, request, names)
-    plan_moves(group, storage, moves)
+    pending = request.pending_dest or names.pending
+    if pending == request.source:  # a dropped pending file: it is filed first, then replaced
+        plan_moves(group, storage, moves)
+    if request.pending_file is not None:
+        _plan_pending(group, request, pending, label)
+    if pending != request.source:
+        plan_moves(group, storage, moves)
     if request.move_orig and request.successful and names.chain:
         group.add(Unlink.if_unchanged(request.source))  # the chain's last pending file
     _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
