@@ -63,3 +63,37 @@ def test_a_ledger_without_the_storage_column_is_still_read(tmp_path: Path) -> No
     db.close()
     ledger = read_ledger(str(database), storage=str(tmp_path / "storage"))
     assert [job.source for job in ledger.last] == ["x.csv"]
+
+
+def test_the_imports_of_a_moved_storage_show_where_it_went(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+    conf = config(tmp_path / "one", tmp_path / "db.sqlite")
+    write(tmp_path / "in" / "faculties_one.csv", "code,title\nF1,Science\n")
+    assert run(capsys, conf, "import", str(tmp_path / "in" / "faculties_one.csv"))[0] == 0
+    (tmp_path / "new").mkdir()
+    assert run(capsys, conf, "move-storage", str(tmp_path / "new"), "--move")[0] == 0
+    code, out = run(capsys, conf, "status", "--json")
+    assert code == 0, out
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert [job["source"] for job in report["last_imports"]] == ["faculties_one.csv"]
+
+
+def test_status_names_the_files_no_import_takes(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+    conf = config(tmp_path / "one", tmp_path / "db.sqlite")
+    storage = tmp_path / "one" / "storage"
+    (storage / "students.xlsx").write_bytes(b"PK\x03\x04")
+    (storage / "notes.pdf").write_bytes(b"%PDF")
+    (storage / "students.csv.part").write_bytes(b"")  # still being written: not said
+    code, out = run(capsys, conf, "status")
+    assert code == 0, out
+    assert "  students.xlsx: a spreadsheet workbook: save it as CSV UTF-8" in out
+    assert "  notes.pdf: not a CSV file" in out
+    assert "students.csv.part" not in out
+    code, out = run(capsys, conf, "status", "--json")
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert [item["name"] for item in report["not_importable"]] == ["notes.pdf", "students.xlsx"]

@@ -8,6 +8,7 @@ they work on a read-only storage and never recover or rewrite anything.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -31,7 +32,8 @@ from datacenter.cli.registry import (
 )
 from datacenter.cli.serve import describe_status, service_json
 from datacenter.importing import Importer, resolve_processors
-from datacenter.records import Job
+from datacenter.importing.diagnosis import NOT_CSV, root_file_advice
+from datacenter.records import Job, RecordStore
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
 from datacenter.service.census import census
@@ -61,6 +63,10 @@ def _status(args: argparse.Namespace) -> int:
     served = service_status(view.storage)
     counts, finished = _file_counts(view, served)
     waiting = view.needs_a_person()
+    # Files at the root that no import takes (a workbook dropped as it is): said
+    # here, since the service leaves them alone without a word in its queue.
+    not_importable = [{"name": name, "reason": root_file_advice(name) or NOT_CSV}
+                      for name in view.other_root_files()]
     report: dict[str, Any] = {
         "storage": view.storage,
         "database": conf.database,
@@ -72,6 +78,7 @@ def _status(args: argparse.Namespace) -> int:
         "unfiled_imports": ledger.unfiled,
         "last_imports": [_job_dict(job) for job in ledger.last],
         "needs_a_person": waiting,
+        "not_importable": not_importable,
         "service": service_json(served),
     }
     if args.json:
@@ -87,6 +94,10 @@ def _status(args: argparse.Namespace) -> int:
         say(f"needs a person: {len(waiting)}")
     for line in waiting:
         say(f"  {printable(line)}")
+    if not_importable:
+        say(f"not importable: {len(not_importable)} file(s) at the root")
+    for item in not_importable:
+        say(f"  {printable(item['name'])}: {item['reason']}")
     for line in describe_status(served):
         say(line)
     if ledger.last:
@@ -195,10 +206,18 @@ def _move_storage(args: argparse.Namespace) -> int:
     for name in not_moved:
         say(f"not moved (exists in the target): {name}")
     print(f"storage is now {dc.storage}")
+    _ledger_follows(conf.database, conf.storage, dc.storage)
     if conf.path and not args.storage:
         point_config_at(conf.path, dc.storage)
         print(f"updated {conf.path}")
     return 0
+
+
+def _ledger_follows(database: str, old: str, new: str) -> None:
+    """The imports recorded for the storage at *old* show in *new*'s status from now on."""
+    if old != new and os.path.isfile(database):
+        with contextlib.closing(RecordStore(database, {})) as store:
+            store.relabel_storage(old, new)
 
 
 def _logs_options(parser: argparse.ArgumentParser) -> None:

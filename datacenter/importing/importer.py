@@ -19,6 +19,7 @@ importable from here too.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -78,11 +79,18 @@ class Importer:
         self.store = RecordStore(conf.database, self.schemas)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store)
+        # A relocation made through this storage takes its ledger rows along.
+        self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
         self.recovered = self.recover()
 
     def close(self) -> None:
+        with contextlib.suppress(ValueError):
+            self.dc.unsubscribe(self._storage_moved)
         self.store.close()
+
+    def _storage_moved(self, old: str, new: str) -> None:
+        self.store.relabel_storage(old, new)
 
     def processor(self, name: str) -> BatchProcessor:
         try:

@@ -414,6 +414,12 @@ class RecordStore:
                f"VALUES ({', '.join('?' * len(names))})")
         return int(self.db.execute(sql, [fields[n] for n in names]).lastrowid or 0)
 
+    def relabel_storage(self, old: str, new: str) -> int:
+        """The jobs of the storage at *old* belong to *new* now (it moved); how many."""
+        with self.transaction():
+            return int(self.db.execute("UPDATE datacenter_jobs SET storage = ? WHERE storage = ?",
+                                       (new, old)).rowcount)
+
     def mark_distributed(self, job_ids: Sequence[int],
                          pending: Mapping[int, tuple[str, str]] | None = None) -> None:
         """Record that these jobs were filed away (one commit for all of them).

@@ -32,11 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from datacenter.storage.identity import FileIdentity
+from datacenter.storage.layout import TEMPORARY_SUFFIXES
 
 Clock = Callable[[], float]
 
 #: Suffixes of files still being written by some program.
-TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
 
 
 def ignored_reason(name: str) -> str | None:

@@ -30,6 +30,9 @@ MOVED_TO = "moved-to"
 STATE_LOCAL = frozenset({OPS_LOCK, SERVICE_LOCK, JOURNAL, STAGING, MOVED_TO})
 
 LOG_NAME = "datacenter.log"
+#: Suffixes of files still being written by some program (a download, an
+#: editor's save): never imported, never reported as a file that cannot be.
+TEMPORARY_SUFFIXES = (".part", ".tmp", ".crdownload", "~")
 #: In a job folder: the job's filing waits for a person (it says why).
 HELD = "needs-a-person.txt"
 #: The longest file name, in bytes, where the filesystem does not say.

@@ -83,6 +83,9 @@ class StorageView:
     def needs_a_person(self) -> list[str]:
         return needs_a_person(self.storage)
 
+    def other_root_files(self, limit: int = 1000) -> list[str]:
+        return other_root_files(self.storage, limit)
+
     def interrupted_operations(self) -> int:
         """Committed journal groups a crash left unfinished (recovery would finish them)."""
         return len(Journal(self.storage).pending_intents())
@@ -189,6 +192,23 @@ def _folder(storage: str, folder: str) -> tuple[str, str]:
     if folder == "pending":
         return storage, ""
     return os.path.join(storage, folder), folder
+
+
+def other_root_files(storage: str, limit: int = 1000) -> list[str]:
+    """Regular files at the root that no import will take, by name (at most *limit*).
+
+    Every file there but a CSV file: a workbook dropped as it is, a PDF...
+    Hidden names and files still being written (temporary suffixes) aside.
+    """
+    found = []
+    for entry in scan(storage):
+        name = entry.name
+        if (name.startswith(".") or name.lower().endswith(".csv")
+                or name.lower().endswith(layout.TEMPORARY_SUFFIXES)):
+            continue
+        if entry.is_file(follow_symlinks=False):
+            found.append(name)
+    return sorted(found)[:limit]
 
 
 def _entries(path: str, pending: bool, suffix: str) -> Iterator[os.DirEntry[str]]:
