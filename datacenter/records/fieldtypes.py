@@ -18,8 +18,7 @@ import re
 from abc import ABC, abstractmethod
 from typing import Any
 
-KNOWN_TYPES = ("(known: str, int, float, bool, date, datetime, email, choice:a,b,..., "
-               "date:<format>, datetime:<format>)")
+KNOWN_TYPES = "(known: str, int, float, bool, date, datetime, email, choice:a,b,...)"
 
 # [0-9] rather than \d: \d also matches non-ASCII digits such as '٣'.
 _INT = re.compile(r"[+-]?[0-9]+")
