@@ -256,6 +256,7 @@ def test_processors_json(config: Path, capsys: pytest.CaptureFixture[str]) -> No
         "required": ["student_id", "name"],
         "parents": {},
         "graduated": {"state": "graduated"},
+        "encoding": "utf-8",
     }
     assert described["departments"]["parents"] == {"faculty_code": "faculties"}
     code, out, _ = run(capsys, config, "processors", "faculties", "--json")

@@ -129,7 +129,8 @@ def _processors(args: argparse.Namespace) -> int:
         emit(described)
         return 0
     for item in described:
-        print(f"{item['name']}  (key: {', '.join(item['key'])})")
+        encoding = "" if item["encoding"] == "utf-8" else f", encoding: {item['encoding']}"
+        print(f"{item['name']}  (key: {', '.join(item['key'])}{encoding})")
         for name, ftype in item["fields"].items():
             marks = " required" if name in item["required"] else ""
             parent = item["parents"].get(name)
@@ -146,4 +147,5 @@ def _describe_schema(schema: ProcessorSchema) -> dict[str, Any]:
         "required": list(schema.required_fields),
         "parents": dict(schema.parents),
         "graduated": dict(schema.graduated),
+        "encoding": schema.encoding,
     }

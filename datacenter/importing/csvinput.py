@@ -8,10 +8,15 @@ max_line_bytes``: lines are read with a bounded ``readline``, so a file
 with no newline at all costs at most that much memory). What affects one
 row (too many or too few cells) is reported with that row and never stops
 the import.
+
+A processor's ``encoding`` (``cp1252``, ``latin-1``) is how lines that are
+not UTF-8 are read; a line that is UTF-8 is read as UTF-8 all the same,
+so the pending files an import writes (always UTF-8) can be dropped again.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import hashlib
 import os
@@ -58,8 +63,12 @@ class _Lines:
     module would hold all of them), so memory stays bounded whatever the file.
     """
 
-    def __init__(self, name: str, handle: IO[bytes], limit: int) -> None:
+    def __init__(self, name: str, handle: IO[bytes], limit: int, encoding: str = "utf-8",
+                 processor: str | None = None) -> None:
         self.name = name
+        #: Lines that are not UTF-8 are read in this encoding; None: they are an error.
+        self.fallback = None if codecs.lookup(encoding).name == "utf-8" else encoding
+        self.processor = processor
         self.handle = handle
         self.limit = limit
         self.number = 0
@@ -86,12 +95,24 @@ class _Lines:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                hint = diagnosis.not_utf8_hint(raw)
-                raise FatalCSVError(
-                    f"{self.name}: line {self.number}: not UTF-8 "
-                    f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
-                    + (f"{hint}" if hint else "save the file as UTF-8 and drop it again")
-                ) from None
+                if self.fallback is None:
+                    hint = diagnosis.not_utf8_hint(raw, self.processor)
+                    raise FatalCSVError(
+                        f"{self.name}: line {self.number}: not UTF-8 "
+                        f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                        + (f"{hint}" if hint else "save the file as UTF-8 and drop it again")
+                    ) from None
+                yield self._decode(raw)
+
+    def _decode(self, raw: bytes) -> str:
+        """A line that is not UTF-8, in the processor's encoding."""
+        try:
+            return raw.decode(self.fallback or "utf-8")
+        except UnicodeDecodeError as exc:
+            raise FatalCSVError(
+                f"{self.name}: line {self.number}: neither UTF-8 nor {self.fallback} "
+                f"(byte 0x{raw[exc.start]:02x} at column {exc.start + 1}); "
+                "save the file as CSV UTF-8 and drop it again") from None
 
 
 class CSVSource:
@@ -105,11 +126,13 @@ class CSVSource:
     ['id', 'name'] [(2, ['1', 'Ada']), (4, ['2', 'Bo\\nla'])]
     """
 
-    def __init__(self, path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
+    def __init__(self, path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
+                 encoding: str = "utf-8", processor: str | None = None) -> None:
+        """*encoding*: lines that are not UTF-8 (see above); *processor*: named in hints."""
         self.path = path
         self.name = os.path.basename(path)
         self._handle = fs.open_read(path, shared=True)  # never through a symlink
-        self._lines = _Lines(self.name, self._handle, max_line_bytes)
+        self._lines = _Lines(self.name, self._handle, max_line_bytes, encoding, processor)
         try:
             #: ``,``, or ``;`` or a tab when the header line says so (no comma, those).
             self.delimiter = self._sniff()

@@ -78,14 +78,23 @@ def _every_other_nul(head: bytes) -> bool:
     return odd.count(0) >= len(odd) * 0.8 or even.count(0) >= len(even) * 0.8
 
 
-def not_utf8_hint(raw: bytes) -> str | None:
-    """What a line that is not UTF-8 looks like instead, if it says (Latin-1 / cp1252)."""
+def not_utf8_hint(raw: bytes, processor: str | None = None) -> str | None:
+    """What a line that is not UTF-8 looks like instead, if it says (Latin-1 / cp1252).
+
+    With the *processor* the file is for, the hint names its ``encoding`` setting:
+
+    >>> print(not_utf8_hint(b"caf\\xe9\\n", "menu").split(": ")[1])
+    save it as CSV UTF-8, or set encoding = "cp1252" for processor menu
+    """
     try:
         text = raw.decode("cp1252")
     except UnicodeDecodeError:
         return None
     high = [c for c in text if ord(c) > 0x7F]
-    return LATIN_1 if high and all(c.isprintable() or c in "\r\n\t" for c in text) else None
+    if not high or not all(c.isprintable() or c in "\r\n\t" for c in text):
+        return None
+    return LATIN_1 + (f', or set encoding = "cp1252" for processor {processor}'
+                      if processor is not None else "")
 
 
 def root_file_advice(name: str) -> str | None:

@@ -233,7 +233,7 @@ class BatchProcessor:
         started = time.perf_counter()
         result = ImportResult(workdir)
         self._parent_cache.clear()
-        with CSVSource(path, self.max_line_bytes) as source:
+        with CSVSource(path, self.max_line_bytes, self.schema.encoding, self.name) as source:
             header = headerfields if headerfields is not None else source.header
             if source.delimiter != ",":
                 result.notes.append(diagnosis.separated(source.delimiter))

@@ -3,6 +3,9 @@
 Canonical text (what :meth:`FieldType.format` gives) round-trips through
 :meth:`FieldType.parse`: bool is ``true``/``false``, date ``YYYY-MM-DD``,
 datetime ISO 8601 with a space separator, float Python's shortest repr.
+``date:<format>`` and ``datetime:<format>`` read cells written in a
+:func:`~datetime.datetime.strptime` format (``date:%d/%m/%Y``) and keep the
+same canonical ISO text, which they parse too.
 Error texts name the reason only; callers prefix the field name, which
 gives ``level: invalid integer 'abc'``.
 """
@@ -33,6 +36,9 @@ _EMAIL = re.compile(rf"[^\s@\x00]+@{_LABEL}(?:\.{_LABEL})+")
 _INT_MIN, _INT_MAX = -(2**63), 2**63 - 1
 _TRUE = frozenset({"true", "yes", "1", "t", "y"})
 _FALSE = frozenset({"false", "no", "0", "f", "n"})
+#: What a date format must write and read back: day, month and year all differ.
+_SAMPLE = dt.datetime(2004, 3, 15, 13, 45)
+_DIRECTIVE = re.compile(r"%[A-Za-z]")
 
 
 class FieldType(ABC):
@@ -198,6 +204,47 @@ class IsoType(FieldType):
         return self._expected(value)
 
 
+class FormattedIsoType(IsoType):
+    """A date or datetime read in a strptime *fmt* (``date:%d/%m/%Y``); stored as ISO.
+
+    Canonical ISO text is taken too, so that canonical text round-trips
+    (stored values, finished files dropped again, graduated values).
+    """
+
+    def __init__(self, base: IsoType, fmt: str) -> None:
+        super().__init__(base.kind, base.pattern, base.hint)
+        problem = _format_problem(fmt)
+        if problem is not None:
+            raise ValueError(f"bad format in '{base.name}:{fmt}': {problem}")
+        self.fmt = fmt
+        self.name = f"{base.name}:{fmt}"
+
+    def parse(self, text: str) -> dt.date:
+        text = text.strip()
+        try:
+            found = dt.datetime.strptime(text, self.fmt)
+        except ValueError:
+            if self.pattern.fullmatch(text):
+                return super().parse(text)
+            kind = self.kind.__name__
+            raise ValueError(f"invalid {kind} {text!r} (expected format {self.fmt}, "
+                             f"e.g. {_SAMPLE.strftime(self.fmt)})") from None
+        return found if self.kind is dt.datetime else found.date()
+
+
+def _format_problem(fmt: str) -> str | None:
+    """Why strptime cannot read dates in *fmt* back, or None: a sample must round-trip."""
+    if not _DIRECTIVE.search(fmt):
+        return "no directive such as %d, %m, %Y"
+    try:
+        again = dt.datetime.strptime(_SAMPLE.strftime(fmt), fmt)
+    except ValueError as exc:
+        return f"strptime cannot read it back ({exc})"
+    if again.date() != _SAMPLE.date():
+        return f"{_SAMPLE.date()} written as {_SAMPLE.strftime(fmt)!r} reads back as {again.date()}"
+    return None
+
+
 class EmailType(FieldType):
     """A pragmatic address check; the text is kept as written (no lowercasing)."""
 
@@ -231,18 +278,24 @@ class ChoiceType(FieldType):
         return text
 
 
-_SIMPLE: dict[str, FieldType] = {
+_ISO: dict[str, IsoType] = {
     ft.name: ft
     for ft in (
-        StrType(), IntType(), FloatType(), BoolType(), EmailType(),
         IsoType(dt.date, _DATE, "YYYY-MM-DD"),
         IsoType(dt.datetime, _DATETIME, "YYYY-MM-DD HH:MM:SS or ISO 8601"),
     )
 }
+_SIMPLE: dict[str, FieldType] = {
+    ft.name: ft for ft in (StrType(), IntType(), FloatType(), BoolType(), EmailType(),
+                           *_ISO.values())
+}
 
 
 def lookup(spec: str) -> FieldType | None:
-    """The type for *spec*, None when unknown; ValueError for a bad choice list."""
+    """The type for *spec*, None when unknown; ValueError for a bad choice list or format."""
+    base, colon, fmt = spec.partition(":")
+    if colon and base in ("date", "datetime"):
+        return FormattedIsoType(_ISO[base], fmt)
     if spec.startswith("choice:"):
         body = spec[len("choice:"):]
         return ChoiceType(tuple(c.strip() for c in body.split(",")) if body.strip() else ())
@@ -250,7 +303,8 @@ def lookup(spec: str) -> FieldType | None:
 
 
 def field_type(spec: str) -> FieldType:
-    """The field type named by *spec*: ``str int float bool date datetime email choice:a,b``."""
+    """The field type named by *spec*: ``str int float bool date datetime email choice:a,b``,
+    ``date:<format>`` or ``datetime:<format>``."""
     found = lookup(spec)
     if found is None:
         raise ValueError(f"unknown field type {spec!r} {KNOWN_TYPES}")

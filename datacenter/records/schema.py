@@ -11,6 +11,7 @@ Field types themselves live in :mod:`datacenter.fieldtypes`.
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,7 @@ ERRORS_COLUMN = "--ERRORS--"
 MISSING = "required value missing"
 _PROCESSOR_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove")
+_SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove", "encoding")
 _KEY_SHAPE = "key must be a non-empty list of field names"
 #: What removing a record does to the records naming it as their parent: the row
 #: fails ("still referenced by ..."), they are removed too, or they are left as they are.
@@ -73,6 +74,8 @@ class ProcessorSchema:
     graduated: Mapping[str, object] = field(default_factory=dict, hash=False)
     #: What removing a record does to the records that name it as parent (:data:`ON_REMOVE`).
     on_remove: str = "refuse"
+    #: How the CSV files dropped for this processor are encoded (what it writes is UTF-8).
+    encoding: str = "utf-8"
 
     def __post_init__(self) -> None:
         # Own copies, so the caller's later changes cannot reach a frozen schema. Plain
@@ -93,7 +96,7 @@ class ProcessorSchema:
             + [_not_a_field("required field", name, self.fields) for name in self.required]
             + [_not_a_field("parent field", name, self.fields) for name in self.parents]
             + [self._graduated_problem(name, value) for name, value in self.graduated.items()]
-            + [_on_remove_problem(self.on_remove)]
+            + [_on_remove_problem(self.on_remove), _encoding_problem(self.encoding)]
         )
         return next((reason for reason in checks if reason is not None), None)
 
@@ -215,6 +218,20 @@ def _on_remove_problem(value: object) -> str | None:
     return f"on_remove must be one of {', '.join(map(repr, ON_REMOVE))}, not {value!r}"
 
 
+def _encoding_problem(value: object) -> str | None:
+    """Why *value* cannot be the encoding of dropped CSV files, or None."""
+    hint = "(use \"utf-8\", \"cp1252\" or \"latin-1\")"
+    if not isinstance(value, str):
+        return f"encoding must be a string such as \"cp1252\", not {value!r}"
+    try:
+        codecs.lookup(value)
+        # Lines are split on b"\n" and the delimiter found in bytes: ASCII must stay ASCII.
+        ascii_safe = "id,name;\t\r\n".encode(value) == b"id,name;\t\r\n"
+    except (LookupError, ValueError):
+        return f"unknown encoding {value!r} {hint}"
+    return None if ascii_safe else f"encoding {value!r} does not keep ASCII as it is {hint}"
+
+
 def _not_a_field(what: str, name: str, fields: Mapping[str, FieldType]) -> str | None:
     return None if name in fields else f"{what} {name!r} is not a field"
 
@@ -260,6 +277,7 @@ def _load_one(name: str, table: Any, processors: Mapping[str, Any]) -> Processor
         parents=_table(table.get("parents", {}), "parents", "processor", fail, str),
         graduated=_table(table.get("graduated", {}), "graduated", "value", fail),
         on_remove=table.get("on_remove", "refuse"),
+        encoding=table.get("encoding", "utf-8"),
     )
     for field_name, parent in schema.parents.items():
         if parent not in processors:

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from datacenter.injection import injection_point
-from datacenter.records.fieldtypes import FieldType
+from datacenter.records.fieldtypes import FieldType, IsoType
 from datacenter.records.schema import ProcessorSchema
 
 #: What the store raises when its database fails. Callers catch these names,
@@ -133,7 +133,7 @@ def from_db(ftype: FieldType, value: object) -> object:
         return None
     if ftype.name == "bool":
         return bool(value)
-    if ftype.name in ("date", "datetime") and isinstance(value, str):
+    if isinstance(ftype, IsoType) and isinstance(value, str):
         return ftype.parse(value)
     return value
 
