@@ -169,6 +169,7 @@ def test_a_datetime_format(tmp_path: Path) -> None:
     ("date:%d/%m", "reads back as 1900-03-15"),
     ("date:%d/%m/%Q", "strptime cannot read it back"),
     ("datetime:%H:%M", "reads back as 1900-01-01"),
+    ("date:%Y-%d-%m", "reads the ISO date 2004-03-05 as 2004-05-03"),  # stored dates swap
 ])
 def test_a_bad_date_format_is_refused_at_load_in_one_line(spec: str, said: str) -> None:
     with pytest.raises(SchemaError) as info:

@@ -247,3 +247,24 @@ def test_an_append_replayed_after_later_appends_is_refused(tmp_path: Path) -> No
     with pytest.raises(OSError, match="grown by later changes"):
         fs.append_file(dest, staged, at)
     assert Path(dest).read_bytes() == b"id\r\n1\r\n2\r\n3\r\n"
+
+
+def test_an_append_replayed_after_a_shorter_later_append_is_refused(tmp_path: Path) -> None:
+    dest = write(tmp_path / "finished.csv", "h\n1\n")
+    at = os.path.getsize(dest)
+    with open(dest, "a", encoding="utf-8", newline="") as later:
+        later.write("9\n")  # a later import's row, shorter than the staged rows
+    staged = write(tmp_path / "staged.csv", "2\n3\n4\n")
+    with pytest.raises(OSError, match="grown by later changes"):
+        fs.append_file(dest, staged, at)
+    assert Path(dest).read_bytes() == b"h\n1\n9\n"
+
+
+def test_an_append_cut_short_by_a_crash_is_finished(tmp_path: Path) -> None:
+    dest = write(tmp_path / "finished.csv", "h\n1\n")
+    at = os.path.getsize(dest)
+    staged = write(tmp_path / "staged.csv", "2\n3\n")
+    with open(dest, "a", encoding="utf-8", newline="") as torn:
+        torn.write("2\n3")  # the crash came in the middle of the copy
+    fs.append_file(dest, staged, at)
+    assert Path(dest).read_bytes() == b"h\n1\n2\n3\n"

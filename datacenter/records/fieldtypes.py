@@ -232,6 +232,10 @@ class FormattedIsoType(IsoType):
         return found if self.kind is dt.datetime else found.date()
 
 
+#: A date whose day could be a month: ISO text of it must not read as another date.
+_AMBIGUOUS = dt.datetime(2004, 3, 5)
+
+
 def _format_problem(fmt: str) -> str | None:
     """Why strptime cannot read dates in *fmt* back, or None: a sample must round-trip."""
     if not _DIRECTIVE.search(fmt):
@@ -242,6 +246,15 @@ def _format_problem(fmt: str) -> str | None:
         return f"strptime cannot read it back ({exc})"
     if again.date() != _SAMPLE.date():
         return f"{_SAMPLE.date()} written as {_SAMPLE.strftime(fmt)!r} reads back as {again.date()}"
+    # Stored values and finished files are ISO text, read with the format first:
+    # a format that reads an ISO date as another date would swap them.
+    for iso in (_AMBIGUOUS, _SAMPLE):
+        try:
+            misread = dt.datetime.strptime(iso.strftime("%Y-%m-%d"), fmt)
+        except ValueError:
+            continue
+        if misread.date() != iso.date():
+            return f"it reads the ISO date {iso.date()} as {misread.date()}"
     return None
 
 

@@ -408,21 +408,39 @@ def append_file(dest: str, staged: str, at_size: int) -> None:
     """Make *dest* hold its first *at_size* bytes followed by *staged*.
 
     Cutting back first makes this idempotent: run twice after a crash, the
-    result is the same, with the new bytes present exactly once. A *dest*
-    longer than both together has grown by later appends since this one was
-    planned (only an intent set aside and put back can see that): cutting
-    it back would take their bytes, so that is refused (EINVAL).
+    result is the same, with the new bytes present exactly once. Bytes past
+    *at_size* that are not the start of *staged* were appended by later
+    changes since this one was planned (only an intent set aside and put
+    back can see that): cutting them off would lose them, so that is
+    refused (EINVAL).
     """
     size = os.lstat(dest).st_size
-    if size > at_size + os.lstat(staged).st_size:
-        raise OSError(errno.EINVAL, "it has grown by later changes since this append was "
-                      "planned; appending again would cut their rows off", dest)
     if size != at_size:
+        if not _holds_start_of(dest, at_size, size - at_size, staged):
+            raise OSError(errno.EINVAL, "it has grown by later changes since this append was "
+                          "planned; appending again would cut their rows off", dest)
         truncate(dest, at_size)
     with open_read(staged, shared=True) as source, open_new(dest, append=True) as target:
         shutil.copyfileobj(source, target, _COPY_CHUNK)
         target.flush()
         fsync(target.raw.fd)  # type: ignore[attr-defined]
+
+
+def _holds_start_of(dest: str, offset: int, length: int, staged: str) -> bool:
+    """Are the *length* bytes of *dest* at *offset* the first bytes of *staged*?
+
+    Then they are this very append, cut short or whole (a crash in between).
+    """
+    if length < 0 or length > os.lstat(staged).st_size:
+        return False
+    with open_read(dest) as tail, open_read(staged, shared=True) as head:
+        tail.seek(offset)
+        while length > 0:
+            n = min(length, _COPY_CHUNK)
+            if tail.read(n) != head.read(n):
+                return False
+            length -= n
+    return True
 
 
 # -- copying and moving ----------------------------------------------------
