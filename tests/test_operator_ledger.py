@@ -97,3 +97,18 @@ def test_status_names_the_files_no_import_takes(
     code, out = run(capsys, conf, "status", "--json")
     report = json.loads(out[: out.rindex("}") + 1])
     assert [item["name"] for item in report["not_importable"]] == ["notes.pdf", "students.xlsx"]
+
+
+def test_a_storage_spelled_through_a_link_shows_its_own_imports(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+    conf = config(tmp_path / "one", tmp_path / "db.sqlite")
+    alias = tmp_path / "alias"
+    alias.symlink_to(tmp_path / "one" / "storage")
+    write(tmp_path / "in" / "faculties_one.csv", "code,title\nF1,Science\n")
+    source = str(tmp_path / "in" / "faculties_one.csv")
+    assert run(capsys, conf, "--storage", str(alias), "import", source)[0] == 0
+    code, out = run(capsys, conf, "status", "--json")
+    report = json.loads(out[: out.rindex("}") + 1])
+    assert [job["source"] for job in report["last_imports"]] == ["faculties_one.csv"], out

@@ -286,7 +286,7 @@ class Importer:
                     mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
                     outcome="finished" if not result.failed else "pending", started=started,
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
-                    finished=time.time(), storage=self.dc.storage,
+                    finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows

@@ -415,7 +415,11 @@ class RecordStore:
         return int(self.db.execute(sql, [fields[n] for n in names]).lastrowid or 0)
 
     def relabel_storage(self, old: str, new: str) -> int:
-        """The jobs of the storage at *old* belong to *new* now (it moved); how many."""
+        """The jobs of the storage at *old* belong to *new* now (it moved); how many.
+
+        Both as real paths, as the ledger records them.
+        """
+        old, new = os.path.realpath(old), os.path.realpath(new)
         with self.transaction():
             return int(self.db.execute("UPDATE datacenter_jobs SET storage = ? WHERE storage = ?",
                                        (new, old)).rowcount)
@@ -506,21 +510,23 @@ def read_ledger(path: str, limit: int = 10, offset: int = 0,
     """What the ledger at *path* says; empty when there is no database (yet).
 
     ``last`` holds *limit* jobs, newest first, after skipping the *offset* newest.
-    With *storage*, only the jobs of that storage count (and those of a ledger
-    row that does not say, written by an earlier version).
+    With *storage*, only the jobs of that storage are listed (and those of a
+    ledger row that does not say, written by an earlier version); it is
+    compared as its real path, however the caller spells it. ``unfiled``
+    counts every storage's: one of them needing recovery is worth saying.
     """
+    where_from = None if storage is None else os.path.realpath(storage)
     def read(db: sqlite3.Connection) -> LedgerView:
         if not _has_table(db, "datacenter_jobs"):
             return LedgerView()
         columns = _ledger_columns(db)
         where, params = "", tuple[str, ...]()
-        if storage is not None and "storage" in columns:
-            where, params = "WHERE storage IN (?, '')", (storage,)
+        if where_from is not None and "storage" in columns:
+            where, params = "WHERE storage IN (?, '')", (where_from,)
         found = db.execute(f"SELECT {', '.join(columns)} FROM datacenter_jobs {where} "
                            "ORDER BY id DESC LIMIT ? OFFSET ?", (*params, limit, offset))
         last = [_job_of(columns, row) for row in found]
-        unfiled = _LEDGER_UNFILED + (where.replace("WHERE", " AND") if where else "")
-        return LedgerView(last, int(db.execute(unfiled, params).fetchone()[0]))
+        return LedgerView(last, int(db.execute(_LEDGER_UNFILED).fetchone()[0]))
 
     return _read_only(path, read, LedgerView())
 
