@@ -18,6 +18,7 @@ import pytest
 from helpers import ROOT, write
 
 from datacenter.cli import main
+from datacenter.importing import CSVSource
 
 
 @pytest.fixture
@@ -93,3 +94,13 @@ def test_a_header_mismatch_shows_the_header_found_and_the_closest_names(
     assert code == 1
     assert ("missing: student_id, name; found header: Student ID, Name; did you mean: "
             "'Student ID' -> student_id (case, spaces)") in out
+
+
+def test_a_one_column_header_with_a_semicolon_in_quotes_stays_comma_separated(
+        tmp_path: Path) -> None:
+    path = tmp_path / "notes.csv"
+    path.write_text('"remark;comment"\n"x;y"\n', encoding="utf-8")
+    with CSVSource(str(path)) as source:
+        assert source.delimiter == ","
+        assert source.header == ["remark;comment"]
+        assert [row.cells for row in source.rows()] == [["x;y"]]

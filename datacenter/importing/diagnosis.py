@@ -21,6 +21,7 @@ saved as UTF-16; save it as CSV UTF-8
 
 from __future__ import annotations
 
+import csv
 import difflib
 import os
 import re
@@ -38,12 +39,23 @@ SEPARATORS = {";": ";", "\t": "tab"}
 
 
 def delimiter(first_line: bytes) -> str | None:
-    """``;`` or a tab when a header line separates with it and has no comma; else None."""
+    """``;`` or a tab when a header line separates with it and has no comma; else None.
+
+    Separating means two named columns at least, quotes respected: a one-column
+    header ``"a;b"`` stays one comma-separated column.
+    """
     if b"," in first_line:
         return None
     counts = {d: first_line.count(d.encode()) for d in SEPARATORS}
     best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else None
+    if not counts[best]:
+        return None
+    text = first_line.decode("latin-1").rstrip("\r\n")  # bytes kept one to one
+    try:
+        cells = next(csv.reader([text], delimiter=best), [])
+    except csv.Error:
+        return None
+    return best if sum(1 for cell in cells if cell.strip()) >= 2 else None
 
 
 def separated(delimiter: str) -> str:
