@@ -110,5 +110,6 @@ def test_a_storage_spelled_through_a_link_shows_its_own_imports(
     source = str(tmp_path / "in" / "faculties_one.csv")
     assert run(capsys, conf, "--storage", str(alias), "import", source)[0] == 0
     code, out = run(capsys, conf, "status", "--json")
+    assert code == 0, out
     report = json.loads(out[: out.rindex("}") + 1])
     assert [job["source"] for job in report["last_imports"]] == ["faculties_one.csv"], out
