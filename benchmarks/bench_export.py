@@ -67,7 +67,8 @@ def _fill(work: str) -> str:
                 f"{1990 + i % 20}-{1 + i % 12:02d}-{1 + i % 28:02d}", i % 7, STATES[i % 3])
                for i in range(RECORDS))
     with store.transaction() as db:
-        db.executemany(f"INSERT INTO {table('students')} VALUES (?, ?, ?, ?, ?, ?)", records)
+        db.executemany(f"INSERT INTO {table('students')} (student_id, name, email, birthday, "
+                       "level, state) VALUES (?, ?, ?, ?, ?, ?)", records)
     store.close()
     return path
 
