@@ -31,3 +31,9 @@ def peak_rss_mb(children: bool = False) -> float:
 
 def row(label: str, value: str) -> None:
     print(f"   {label:<58} {value}")
+
+
+def judged(value: float, target: float, text: str, at_most: bool = True) -> str:
+    """*text* for a figure, marked ``MISS`` when *value* misses its *target*."""
+    met = value <= target if at_most else value >= target
+    return text if met else f"{text}  MISS"
