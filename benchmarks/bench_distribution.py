@@ -152,8 +152,11 @@ def main() -> None:
             ours, reference = bench_big_source(work, megabytes)
             row(f"distProcessedFiles, {megabytes} MB source", f"{ours * 1000:.1f} ms")
             row("copy + copystat + fsync + unlink of the same file", f"{reference * 1000:.1f} ms")
-            row("ratio (target >= 50x)", judged(reference / ours, 50, f"{reference / ours:.0f}x",
-                                                 at_most=False))
+            ratio = f"{reference / ours:.0f}x"
+            if megabytes < 200:  # the target is for a 200 MB source; this shows the trend
+                row("ratio (no target below 200 MB)", ratio)
+            else:
+                row("ratio (target >= 50x)", judged(reference / ours, 50, ratio, at_most=False))
         bench_appends(work)
         bench_group_rate(work)
     finally:
