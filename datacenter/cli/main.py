@@ -17,13 +17,18 @@ from collections.abc import Sequence
 
 # Each import registers its commands, in the order --help lists them.
 from datacenter.cli import chaos, export, importing, project, records, serve, storage
-from datacenter.cli.registry import COMMANDS, EXPECTED, report
+from datacenter.cli.registry import COMMANDS, EXPECTED, Command, report
 from datacenter.storage import LockHeldError
 
 _MODULES = (storage, importing, records, serve, export, project, chaos)
 #: The order --help lists the commands in: the daily ones first.
 _ORDER = ("status", "ls", "import", "serve", "find", "pending", "discard", "processors",
           "export", "logs", "move-storage", "recover", "init", "chaos")
+
+
+def _listed_at(command: Command) -> int:
+    """Where --help lists *command*: by :data:`_ORDER`, any other at the end."""
+    return _ORDER.index(command.name) if command.name in _ORDER else len(_ORDER)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,9 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "without one, commands stop unless --storage is given)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True,
                                 help="what to do (COMMAND --help tells more)")
-    for command in sorted(COMMANDS.values(), key=lambda c: (c.name not in _ORDER,
-                                                             _ORDER.index(c.name)
-                                                             if c.name in _ORDER else 0)):
+    for command in sorted(COMMANDS.values(), key=_listed_at):
         child = sub.add_parser(command.name, help=command.help,
                                description=command.description or command.help)
         if command.options is not None:
