@@ -36,10 +36,11 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
+from datacenter.columnar_export import write_csv
 from datacenter.errors import DataCenterError
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore
+from datacenter.records.store import ColumnarReadError, RecordStore
 from datacenter.storage import fs, kinds
 
 FORMATS = ("csv", "json")
@@ -65,7 +66,7 @@ _CHUNK = 2000
 _KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
           int: "a number", float: "a number", type(None): "null"}
 
-Emit = Callable[[str], object]
+Emit = Callable[[Any], object]
 #: Turns ``(column, value)`` into the value to write.
 Formatter = Callable[[str, object], object]
 
@@ -242,17 +243,27 @@ def export_records(records: Iterable[Mapping[str, object]], columns: Sequence[st
 
 
 def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv", *,
-                     neutralise: bool = True) -> int:
+                     neutralise: bool = True, columnar: bool = True) -> int:
     """Stream processor *name*'s records from *store*, in key order, to *path*.
 
     One read transaction: an import committing meanwhile is in the file
-    completely or not at all.
+    completely or not at all. CSV goes the columnar way
+    (:mod:`datacenter.columnar_export`), unless a stored value does not fit
+    its column's type (written around the imports), or *columnar* is False:
+    then row by row, with the same bytes.
     """
     schema = processor_schema(store.schemas, name)
+    if _format(fmt) == "csv" and columnar:
+        try:
+            return write_atomically(
+                path, lambda emit: write_csv(
+                    store, schema, neutralise_cell if neutralise else None, emit), binary=True)
+        except ColumnarReadError:
+            pass  # nothing was written: the target is as it was
     names = list(schema.fields)
     with store.snapshot():
         rows = store.stored_rows(name, _CHUNK)
-        if _format(fmt) == "json":
+        if fmt == "json":
             records = (dict(zip(names, values, strict=True))
                        for values in _values(rows, schema, cells=False))
             return write_atomically(path, lambda emit: _write_json(records, emit))
@@ -356,20 +367,22 @@ def _check_replaceable(path: str, backup: bool = False) -> bool:
     return True
 
 
-def write_atomically(path: str, produce: Callable[[Emit], int]) -> int:
+def write_atomically(path: str, produce: Callable[[Emit], int], binary: bool = False) -> int:
     """Run *produce* with a sink that replaces *path* atomically, keeping ``<path>.bak``.
 
     ``-`` is standard output. A failure leaves *path* as it was and no temporary
     file, and raises ExportError naming *path*; only when the folder's fsync after
     the final rename fails is the new file in place, which the message says.
+    *binary*: *produce* emits bytes (or a buffer of them), else text.
     """
     if path == STDOUT:
-        count = produce(sys.stdout.write)
         sys.stdout.flush()
+        count = produce(sys.stdout.buffer.write if binary else sys.stdout.write)
+        (sys.stdout.buffer if binary else sys.stdout).flush()
         return count
     check_target(path)
     try:
-        with fs.atomic_writer(path, text=True, backup=True, sync=False) as handle:
+        with fs.atomic_writer(path, text=not binary, backup=True, sync=False) as handle:
             count = produce(handle.write)
             check_target(path)  # again: the name may have changed during a long export
     except OSError as exc:

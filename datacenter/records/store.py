@@ -31,6 +31,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import adbc_driver_sqlite.dbapi as adbc_sqlite
+
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType, IsoType
 from datacenter.records.schema import ProcessorSchema
@@ -595,6 +597,42 @@ def _job_of(columns: Sequence[str], row: Sequence[Any]) -> Job:
 def _has_table(db: sqlite3.Connection, name: str) -> bool:
     found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,))
     return found.fetchone() is not None
+
+
+# -- records as Arrow batches, for the columnar export ---------------------------------
+
+#: What the columnar reader raises when a stored value does not fit its column's type
+#: (text in a REAL column, written around the imports); the caller reads row by row then.
+ColumnarReadError = OSError
+
+
+def text_batches(path: str, schema: ProcessorSchema, rows: int = 65_536) -> Iterator[Any]:
+    """Every record of *schema* in the store at *path*, in key order, as Arrow batches.
+
+    Read through the ADBC SQLite driver, *rows* records a batch, in one read
+    transaction (one statement). Each field comes as one column of text, NULL
+    as ``''`` (``COALESCE(CAST(... AS TEXT), '')``: integers as their decimal
+    digits, which is what ``str`` gives); a REAL field as two columns, its
+    value (NULL as 0.0) and ``<field> IS NULL`` (1 or 0), since SQLite's text
+    of a float is not Python's. No column is ever NULL: the driver fixes a
+    column's type from the first batch, and a column NULL all through it would
+    be taken for integers and fail at its first text (``ColumnarReadError``,
+    as for a stored value that does not fit its column).
+    """
+    columns: list[str] = []
+    for name, ftype in schema.fields.items():
+        if ftype.sql_type == "REAL":
+            columns += [f"COALESCE({_quote(name)}, 0.0)", f"{_quote(name)} IS NULL"]
+        else:
+            columns.append(f"COALESCE(CAST({_quote(name)} AS TEXT), '')")
+    order = ", ".join(_quote(k) for k in schema.key)
+    sql = f"SELECT {', '.join(columns)} FROM {table(schema.name)} ORDER BY {order}"
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    with contextlib.closing(adbc_sqlite.connect(uri)) as db, \
+            contextlib.closing(db.cursor()) as cursor:
+        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(rows)})
+        cursor.execute(sql)
+        yield from cursor.fetch_record_batch()
 
 
 def _read_only(path: str, read: Callable[[sqlite3.Connection], _T], empty: _T) -> _T:
