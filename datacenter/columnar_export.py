@@ -24,9 +24,13 @@ Memory is a batch (65,536 records) and its text, whatever the table's size.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import re
+import threading
 from collections.abc import Callable, Iterator, Sequence
+from queue import Full, Queue
 from typing import Any
 
 import pyarrow as pa
@@ -34,7 +38,7 @@ import pyarrow.compute as pc
 
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore, text_batches
+from datacenter.records.store import ColumnarReadError, RecordStore, text_batches
 
 #: Cells that start no formula, whatever follows (``export.PLAIN_STARTS``, the
 #: printable ASCII but ``= + - @``), and letters, digits and marks of any script.
@@ -42,6 +46,11 @@ _INERT_START = r"^[\x21-\x2a\x2c\x2e-\x3c\x3e\x3f\x41-\x7e\pL\pN\pM]"
 #: A cell that must be quoted by ``csv.writer`` (``QUOTE_MINIMAL``, ``\r\n`` rows).
 _NEEDS_QUOTES = '[",\r\n]'
 _TEXT = pa.large_string()
+#: The same for the first byte of a cell: 0 stands for an empty cell (no NUL is stored).
+_INERT_BYTES = pa.array([0, *(b for b in range(0x21, 0x7F) if chr(b) not in "=+-@")],
+                        pa.uint8())
+#: Bytes that make ``csv.writer`` quote a cell, looked for in a column's bytes at once.
+_QUOTE_BYTES = re.compile(rb'[",\r\n]')
 
 Neutralise = Callable[[str], str]
 
@@ -50,10 +59,30 @@ def _scalar(text: str) -> Any:
     return pa.scalar(text, _TEXT)
 
 
+def _first_bytes(column: Any) -> Any:
+    """The first byte of every cell of a large_string *column* (0 for an empty cell)."""
+    _, offsets, data = column.buffers()
+    size = len(column)
+    starts = pa.Array.from_buffers(pa.int64(), size, [None, offsets], offset=column.offset)
+    if data is None or not data.size:
+        return pa.nulls(size, pa.uint8()).fill_null(0)
+    everything = pa.Array.from_buffers(pa.uint8(), data.size, [None, data])
+    firsts = pc.take(everything, pc.min_element_wise(starts, data.size - 1))
+    return pc.if_else(pc.equal(pc.binary_length(column), 0), pa.scalar(0, pa.uint8()), firsts)
+
+
 def _guarded(column: Any, neutralise: Neutralise) -> Any:
     """*column* with every cell that could start a formula neutralised."""
-    suspect = pc.invert(pc.or_(pc.match_substring_regex(column, _INERT_START),
-                               pc.equal(column, _scalar(""))))
+    # The first byte settles almost every cell: printable ASCII but = + - @ is inert,
+    # and so is an empty cell; a first byte from 0x80 up starts a character that the
+    # expression tells (a letter is inert), and only what is left is scanned here.
+    first = _first_bytes(column)
+    ascii_inert = pc.is_in(first, value_set=_INERT_BYTES)
+    unsure = pc.greater_equal(first, pa.scalar(0x80, pa.uint8()))
+    if pc.any(unsure).as_py():
+        ascii_inert = pc.or_(ascii_inert, pc.and_(
+            unsure, pc.match_substring_regex(column, _INERT_START)))
+    suspect = pc.invert(ascii_inert)
     count = pc.sum(suspect).as_py() or 0
     if not count:
         return column
@@ -63,9 +92,10 @@ def _guarded(column: Any, neutralise: Neutralise) -> Any:
 
 def _quoted(column: Any) -> Any:
     """*column* as CSV cells: quoted (quotes doubled) where ``csv.writer`` quotes."""
+    _, _, data = column.buffers()
+    if data is None or not _QUOTE_BYTES.search(memoryview(data)):
+        return column  # no cell of the column needs quotes: one scan of its bytes says so
     needs = pc.match_substring_regex(column, _NEEDS_QUOTES)
-    if not pc.any(needs).as_py():
-        return column
     quote = _scalar('"')
     wrapped = pc.binary_join_element_wise(
         quote, pc.replace_substring(column, '"', '""'), quote, _scalar(""))
@@ -99,7 +129,23 @@ class _Plan:
                 self.steps.append(("text", free_text and neutralise is not None))
         self.neutralise = neutralise
 
+    def check(self, batch: Any) -> None:
+        """ColumnarReadError unless *batch* has the column types the plan takes.
+
+        The driver types a column by its first batch, as text when its values
+        mix types (text in a REAL column): then the row writer has to do.
+        """
+        types, at = batch.schema.types, 0
+        for kind, _ in self.steps:
+            fits = (pa.types.is_floating(types[at]) and pa.types.is_integer(types[at + 1])
+                    if kind == "float" else
+                    pa.types.is_string(types[at]) or pa.types.is_large_string(types[at]))
+            if not fits:
+                raise ColumnarReadError(f"column {at + 1} read as {types[at]}")
+            at += 2 if kind == "float" else 1
+
     def cells(self, batch: Any) -> list[Any]:
+        self.check(batch)
         columns, at = [], 0
         for kind, guarded in self.steps:
             if kind == "float":
@@ -126,10 +172,60 @@ def write_csv(store: RecordStore, schema: ProcessorSchema, neutralise: Neutralis
     cells as stored, ``--raw-cells``)."""
     emit(header_line(list(schema.fields)))
     count = 0
-    for records, data in csv_chunks(text_batches(store.path, schema), schema, neutralise):
-        emit(data)
-        count += records
+    with _read_ahead(text_batches(store.path, schema)) as batches:
+        for records, data in csv_chunks(batches, schema, neutralise):
+            emit(data)
+            count += records
     return count
+
+
+@contextlib.contextmanager
+def _read_ahead(batches: Iterator[Any], depth: int = 2) -> Iterator[Iterator[Any]]:
+    """*batches* read by a thread of their own, at most *depth* ahead of the consumer.
+
+    SQLite fills the next batch while Arrow formats this one (both let go of
+    the GIL): the export takes about as long as the reading alone.
+    """
+    queue: Queue[tuple[bool, Any]] = Queue(depth)
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            for batch in batches:
+                while not stop.is_set():
+                    with contextlib.suppress(Full):
+                        queue.put((True, batch), timeout=0.1)
+                        break
+                if stop.is_set():
+                    break
+            item: tuple[bool, Any] = (False, None)
+        except BaseException as exc:  # handed to the consumer, raised there
+            item = (False, exc)
+        finally:
+            close = getattr(batches, "close", None)
+            if close is not None:
+                close()  # the generator's connection closes in the thread that used it
+        while not stop.is_set():
+            with contextlib.suppress(Full):
+                queue.put(item, timeout=0.1)
+                return
+
+    def received() -> Iterator[Any]:
+        while True:
+            more, value = queue.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+
+    reader = threading.Thread(target=read, name="export-reader", daemon=True)
+    reader.start()
+    try:
+        yield received()
+    finally:
+        stop.set()
+        reader.join()
 
 
 def header_line(header: Sequence[str]) -> bytes:

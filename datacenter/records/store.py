@@ -601,9 +601,9 @@ def _has_table(db: sqlite3.Connection, name: str) -> bool:
 
 # -- records as Arrow batches, for the columnar export ---------------------------------
 
-#: What the columnar reader raises when a stored value does not fit its column's type
-#: (text in a REAL column, written around the imports); the caller reads row by row then.
-ColumnarReadError = OSError
+class ColumnarReadError(Exception):
+    """The columnar reader could not read the records (a stored value that does not fit
+    its column's type, written around the imports): read them row by row instead."""
 
 
 def text_batches(path: str, schema: ProcessorSchema, rows: int = 65_536) -> Iterator[Any]:
@@ -611,8 +611,8 @@ def text_batches(path: str, schema: ProcessorSchema, rows: int = 65_536) -> Iter
 
     Read through the ADBC SQLite driver, *rows* records a batch, in one read
     transaction (one statement). Each field comes as one column of text, NULL
-    as ``''`` (``COALESCE(CAST(... AS TEXT), '')``: integers as their decimal
-    digits, which is what ``str`` gives); a REAL field as two columns, its
+    as ``''`` (integers ``CAST`` to their decimal digits, which is what ``str``
+    gives); a REAL field as two columns, its
     value (NULL as 0.0) and ``<field> IS NULL`` (1 or 0), since SQLite's text
     of a float is not Python's. No column is ever NULL: the driver fixes a
     column's type from the first batch, and a column NULL all through it would
@@ -623,16 +623,21 @@ def text_batches(path: str, schema: ProcessorSchema, rows: int = 65_536) -> Iter
     for name, ftype in schema.fields.items():
         if ftype.sql_type == "REAL":
             columns += [f"COALESCE({_quote(name)}, 0.0)", f"{_quote(name)} IS NULL"]
+        elif ftype.sql_type == "TEXT":  # TEXT affinity: SQLite stores text there, or NULL
+            columns.append(f"IFNULL({_quote(name)}, '')")
         else:
-            columns.append(f"COALESCE(CAST({_quote(name)} AS TEXT), '')")
+            columns.append(f"IFNULL(CAST({_quote(name)} AS TEXT), '')")
     order = ", ".join(_quote(k) for k in schema.key)
     sql = f"SELECT {', '.join(columns)} FROM {table(schema.name)} ORDER BY {order}"
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
-    with contextlib.closing(adbc_sqlite.connect(uri)) as db, \
-            contextlib.closing(db.cursor()) as cursor:
-        cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(rows)})
-        cursor.execute(sql)
-        yield from cursor.fetch_record_batch()
+    try:
+        with contextlib.closing(adbc_sqlite.connect(uri)) as db, \
+                contextlib.closing(db.cursor()) as cursor:
+            cursor.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(rows)})
+            cursor.execute(sql)
+            yield from cursor.fetch_record_batch()
+    except (OSError, adbc_sqlite.Error) as exc:  # the reader's, and the driver's own
+        raise ColumnarReadError(f"{path}: {exc}") from exc
 
 
 def _read_only(path: str, read: Callable[[sqlite3.Connection], _T], empty: _T) -> _T:
