@@ -507,8 +507,31 @@ PREFIX = "conf/dc.toml: [processors.students]: "
         ({"parents": ["faculties"]}, "parents must be a table of field = processor"),
         ({"parents": {"faculty_code": 1}}, "parents must be a table of field = processor"),
         ({"graduated": "yes"}, "graduated must be a table of field = value"),
-        ({"fields": {"student_id": "str", "1st": "str"}},
-         "invalid field name '1st' (use letters, digits, _; no leading digit)"),
+        ({"fields": {"student_id": "str", "": "str"}}, "invalid field name '' (empty)"),
+        ({"fields": {"student_id": "str", "a\nb": "str"}},
+         "invalid field name 'a\\nb' (holds a control character)"),
+        ({"fields": {"student_id": "str", " name": "str"}},
+         "invalid field name ' name' (blanks at either end; headers are matched without)"),
+        ({"fields": {"student_id": "str", "--Job--": "int"}},
+         "invalid field name '--Job--' (reserved for the job that wrote each record)"),
+        ({"fields": {"student_id": "str", "Name": "str", "name": "str"}},
+         "fields 'Name' and 'name' would be one column (SQLite does not tell upper and lower "
+         "case apart)"),
+        ({"fields": {"student_id": "str", "Pr\u00e9nom": "str", "Pre\u0301nom": "str"}},
+         "fields 'Pr\u00e9nom' and 'Pre\u0301nom' would be one header (the same text in two "
+         "Unicode forms)"),
+        ({"columns": ["phone"]}, 'columns must be a table of "header" = "field"'),
+        ({"columns": {"Phone": 1}}, 'columns must be a table of "header" = "field"'),
+        ({"columns": {"Contact Phone": "phone"}},
+         "columns: 'Contact Phone' maps to 'phone', which is not a field"),
+        ({"columns": {"Student": "student_id", "Matric": "student_id"}},
+         "columns: 'Student' and 'Matric' both map to field 'student_id'"),
+        ({"columns": {"student_id": "student_id"}},
+         "columns: 'student_id' is the header of field 'student_id' already"),
+        ({"columns": {"--ERRORS--": "student_id"}},
+         "columns: invalid header '--ERRORS--' (reserved for the error column of pending "
+         "files)"),
+        ({"columns": {"": "student_id"}}, "columns: invalid header '' (empty)"),
         ({"fields": {"student_id": "str", "--IGNORE--": "str"}},
          "invalid field name '--IGNORE--' (reserved for columns to skip)"),
         ({"fields": {"student_id": "str", "--ERRORS--": "str"}},
@@ -537,15 +560,17 @@ def test_processor_must_be_a_table() -> None:
 
 
 def test_field_names_are_case_sensitive_and_values_may_be_typed() -> None:
-    fields = {"Code": "str", "code": "int", "Active": "bool", "day": "date"}
+    fields = {"Code": "str", "code_no": "int", "Active": "bool", "day": "date"}
     schemas = load_processors({"items": {
-        "key": ["code"], "fields": fields, "required": ["Code"], "parents": {"Code": "items"},
-        "graduated": {"Active": True, "day": dt.date(2024, 1, 1), "code": "7"}}})
+        "key": ["code_no"], "fields": fields, "required": ["Code"], "parents": {"Code": "items"},
+        "graduated": {"Active": True, "day": dt.date(2024, 1, 1), "code_no": "7"}}})
     items = schemas["items"]
-    assert items.available_fields == ("Code", "code", "Active", "day")
-    assert items.required_fields == ("Code", "code")
-    assert items.is_graduated({"Active": True, "day": dt.date(2024, 1, 1), "code": 7})
-    assert not items.is_graduated({"Active": False, "day": dt.date(2024, 1, 1), "code": 7})
+    assert items.available_fields == ("Code", "code_no", "Active", "day")
+    assert items.required_fields == ("Code", "code_no")
+    assert items.is_graduated({"Active": True, "day": dt.date(2024, 1, 1), "code_no": 7})
+    assert not items.is_graduated({"Active": False, "day": dt.date(2024, 1, 1), "code_no": 7})
+    assert (items.field_of(" Code "), items.field_of("code"), items.field_of("CODE")) == (
+        "Code", None, None)
 
 
 def test_default_source_name() -> None:

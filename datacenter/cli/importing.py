@@ -122,7 +122,7 @@ def _processors(args: argparse.Namespace) -> int:
     if args.template:
         if args.name is None:
             raise CommandError("--template needs a processor NAME")
-        print(",".join(chosen[0].csv_header()))
+        print(chosen[0].csv_template().removesuffix("\r\n"))
         return 0
     described = [_describe_schema(s) for s in chosen]
     if args.json:
@@ -136,6 +136,8 @@ def _processors(args: argparse.Namespace) -> int:
             parent = item["parents"].get(name)
             marks += f" -> {parent}" if parent else ""
             print(f"  {name:<16} {ftype}{marks}")
+        for header, name in item["columns"].items():
+            print(f"  column {header!r} -> {name}")
     return 0
 
 
@@ -148,4 +150,5 @@ def _describe_schema(schema: ProcessorSchema) -> dict[str, Any]:
         "parents": dict(schema.parents),
         "graduated": dict(schema.graduated),
         "encoding": schema.encoding,
+        "columns": dict(schema.columns),
     }

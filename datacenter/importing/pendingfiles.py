@@ -104,11 +104,16 @@ def _summary(storage: str, name: str, schemas: Mapping[str, ProcessorSchema], ro
     try:
         with CSVSource(os.path.join(storage, name), max_line_bytes) as source:
             header = source.header
-            index = {column: n for n, column in enumerate(header)}
             schema = schemas.get(processor) if processor is not None else None
+            # Key fields by the header that feeds them (a ``columns`` header too).
+            index = {column: n for n, column in enumerate(header)}
+            if schema is not None:
+                index = {schema.field_of(column) or column: n for n, column in
+                         reversed(list(enumerate(header)))}
             key = list(schema.key) if schema is not None else []
             if not key or any(k not in index for k in key):
                 key = header[:1]
+                index[key[0]] = 0
             found.key = key
             where = [index[k] for k in key]
             errors = index.get(ERRORS_COLUMN)

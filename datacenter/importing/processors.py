@@ -26,7 +26,7 @@ from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
 from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
-from datacenter.records.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
+from datacenter.records.schema import ERRORS_COLUMN, MODES, ProcessorSchema, header_key
 from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 
@@ -44,6 +44,23 @@ _BATCH = 500
 #: Kofa's per-row hooks; overriding any of them turns the fast path off.
 _HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "getEntry",
           "addEntry", "updateEntry", "delEntry", "checkUpdateRequirements")
+
+
+def _doubles(headerfields: list[str], fields: list[str | None]) -> list[str]:
+    """Headers written twice, and fields that two headers feed, as the error says them.
+
+    ``--IGNORE--``, ``--ERRORS--`` and other ``--`` columns that are no field may repeat.
+    """
+    used = Counter(header_key(h) for h, f in zip(headerfields, fields, strict=True)
+                   if f is not None or not h.startswith("--"))
+    said = sorted(h for h, times in used.items() if times > 1)
+    feeding: dict[str, dict[str, None]] = {}
+    for header, name in zip(headerfields, fields, strict=True):
+        if name is not None:
+            feeding.setdefault(name, {})[header_key(header)] = None
+    said += [f"{' and '.join(map(repr, headers))} (both field {name})"
+             for name, headers in feeding.items() if len(headers) > 1]
+    return said
 
 
 class BatchProcessor:
@@ -83,7 +100,7 @@ class BatchProcessor:
 
     def get_csv_skeleton(self) -> str:
         """A header-only CSV of every field: a template to fill in."""
-        return ",".join(self.schema.csv_header()) + "\r\n"
+        return self.schema.csv_template()
 
     # -- checks ----------------------------------------------------------------
 
@@ -91,19 +108,17 @@ class BatchProcessor:
         """Raise FatalCSVError unless the columns suit *mode*."""
         if mode not in MODES:
             raise FatalCSVError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-        # Sets and counters, never a scan of the header per column: a header
+        # Dicts and counters, never a scan of the header per column: a header
         # of 100,000 columns must take milliseconds, not minutes.
-        present = set(headerfields)
+        fields = [self.schema.field_of(h) for h in headerfields]
+        present = set(fields)
         missing = [f for f in self.req[mode] if f not in present]
         if missing:
             needed = ", ".join(f"'{f}'" for f in self.req[mode])
             raise FatalCSVError(
                 f"Need at least columns {needed} for import! "
                 f"({diagnosis.header_mismatch(headerfields, missing)})")
-        if len(present) == len(headerfields):
-            return True  # no name twice
-        used = Counter(h for h in headerfields if not h.startswith("--"))
-        doubles = sorted(h for h, times in used.items() if times > 1)
+        doubles = _doubles(headerfields, fields)
         if doubles:
             raise FatalCSVError(
                 "Double headers: each column name may only appear once "
@@ -111,10 +126,12 @@ class BatchProcessor:
         return True
 
     def getMapping(self, headerfields: list[str], mode: str) -> dict[int, str]:  # noqa: N802
-        """Column number -> field name, for the columns this import uses."""
+        """Column number -> field name, for the columns this import uses
+        (:meth:`ProcessorSchema.field_of` says which field a header feeds)."""
         mapping = {}
-        for number, name in enumerate(headerfields):
-            if name in (IGNORE_COLUMN, ERRORS_COLUMN) or name not in self.schema.fields:
+        for number, header in enumerate(headerfields):
+            name = self.schema.field_of(header)
+            if name is None:
                 continue
             if mode == "remove" and name not in self.schema.key:
                 continue  # only the key says what to remove
@@ -388,8 +405,9 @@ class BatchProcessor:
         elif (reason := self._remove(values, outputs)) is not None:
             return reason
         finished = self.schema.format_record(values)
+        field_of = self.schema.field_of
         outputs.finished.writerow(
-            [finished.get(name, cell) if name in self.schema.fields else cell
+            [finished.get(field_of(name) or "", cell) if field_of(name) is not None else cell
              for name, cell in zip(header, row.cells, strict=True)
              if name != ERRORS_COLUMN])
         return None

@@ -106,6 +106,7 @@ class KeyMatcher:
     """Does a row hold this key? Built once per processor and key."""
 
     def __init__(self, schema: ProcessorSchema, texts: Sequence[str]) -> None:
+        self.schema = schema
         self.fields = schema.key
         self.types = [schema.fields[name] for name in schema.key]
         self.wanted = [text.strip() for text in texts]
@@ -113,7 +114,9 @@ class KeyMatcher:
 
     def positions(self, header: Sequence[str]) -> list[int] | None:
         """Where the key's columns are in *header*; None if one is missing."""
-        index = {name: n for n, name in enumerate(header)}
+        index: dict[str, int] = {}
+        for n, name in enumerate(header):  # the first column feeding a field
+            index.setdefault(self.schema.field_of(name) or "", n)
         found = [index.get(name) for name in self.fields]
         return None if any(n is None for n in found) else found  # type: ignore[return-value]
 

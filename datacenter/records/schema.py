@@ -6,13 +6,27 @@ The batch importer turns each row's cell texts into typed values with
 :meth:`ProcessorSchema.format_record`. :func:`load_processors` builds the
 schemas from the ``[processors.*]`` tables of ``datacenter.toml``.
 
+Any header text can be a field name (``"Contact Phone Number"``, ``"Prénom"``):
+the store quotes every identifier. Refused are only names that cannot
+work: an empty one, one with a control character or with blanks at either
+end (headers are matched without them), the special columns ``--IGNORE--``,
+``--ERRORS--`` and ``--job--``, and two names that would be one column
+(SQLite does not tell ASCII case apart, ``"Name"`` and ``"name"``) or one
+header (the same text in two Unicode forms). A processor may also map a
+header to a field (``columns = { "Contact Phone Number" = "phone" }``).
+:meth:`ProcessorSchema.field_of` is the one place where a header cell
+meets a field: every engine and reader asks it.
+
 Field types themselves live in :mod:`datacenter.fieldtypes`.
 """
 
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import re
+import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,10 +38,16 @@ from datacenter.records.fieldtypes import KNOWN_TYPES, FieldType, lookup
 
 IGNORE_COLUMN = "--IGNORE--"
 ERRORS_COLUMN = "--ERRORS--"
+#: The column of every record table holding the job that last created or updated
+#: the record (:mod:`datacenter.records.store`); no field may be called so.
+JOB_COLUMN = "--job--"
 MISSING = "required value missing"
+#: Processor names appear in file names (``<processor>[_anything][.<mode>].csv``)
+#: and table names: lowercase letters, digits and ``_``, so routing stays unambiguous.
 _PROCESSOR_NAME = re.compile(r"[a-z][a-z0-9_]*")
-_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove", "encoding")
+_SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove", "encoding",
+             "columns")
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _KEY_SHAPE = "key must be a non-empty list of field names"
 #: What removing a record does to the records naming it as their parent: the row
 #: fails ("still referenced by ..."), they are removed too, or they are left as they are.
@@ -41,13 +61,52 @@ class SchemaError(ConfigError):
 _Fail = Callable[[str], SchemaError]
 
 
+def header_key(text: str) -> str:
+    """What a header cell is matched by: without blanks at either end, in Unicode's NFC.
+
+    A spreadsheet pads a header (``" name "``) or writes an accent as two
+    code points now and then; neither is a different column to a person.
+    Case is kept: ``Name`` is not ``name`` (the hint says so when it misses).
+    """
+    return unicodedata.normalize("NFC", text.strip())
+
+
+def _column_key(name: str) -> str:
+    """Names with the same column key are one column to SQLite (ASCII case) or one header."""
+    return header_key(name).translate(_ASCII_LOWER)
+
+
+def _header_problem(name: object, what: str = "field name") -> str | None:
+    """Why *name* cannot be a field's name (or a header of ``columns``), or None."""
+    if not isinstance(name, str) or not name:
+        return f"invalid {what} {name!r} (empty)"
+    if name in (IGNORE_COLUMN, ERRORS_COLUMN):
+        use = "columns to skip" if name == IGNORE_COLUMN else "the error column of pending files"
+        return f"invalid {what} {name!r} (reserved for {use})"
+    if name.translate(_ASCII_LOWER) == JOB_COLUMN:
+        return f"invalid {what} {name!r} (reserved for the job that wrote each record)"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return f"invalid {what} {name!r} (holds a control character)"
+    if name != name.strip():
+        return f"invalid {what} {name!r} (blanks at either end; headers are matched without)"
+    return None
+
+
 def _field_name_problem(name: str) -> str | None:
-    if name == IGNORE_COLUMN:
-        return f"invalid field name {name!r} (reserved for columns to skip)"
-    if name == ERRORS_COLUMN:
-        return f"invalid field name {name!r} (reserved for the error column of pending files)"
-    if not _FIELD_NAME.fullmatch(name):
-        return f"invalid field name {name!r} (use letters, digits, _; no leading digit)"
+    return _header_problem(name)
+
+
+def _collision(names: list[str], what: str, columns: bool = True) -> str | None:
+    """Two of *names* that would be one column (*columns*) or one header, in one line."""
+    seen: dict[str, str] = {}
+    for name in names:
+        other = seen.setdefault(_column_key(name) if columns else header_key(name), name)
+        if other != name:
+            if header_key(other) == header_key(name):
+                return (f"{what} {other!r} and {name!r} would be one header "
+                        "(the same text in two Unicode forms)")
+            return (f"{what} {other!r} and {name!r} would be one column "
+                    "(SQLite does not tell upper and lower case apart)")
     return None
 
 
@@ -76,12 +135,14 @@ class ProcessorSchema:
     on_remove: str = "refuse"
     #: How the CSV files dropped for this processor are encoded (what it writes is UTF-8).
     encoding: str = "utf-8"
+    #: Headers that name a field other than by its name: ``{"Contact Phone Number": "phone"}``.
+    columns: Mapping[str, str] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # Own copies, so the caller's later changes cannot reach a frozen schema. Plain
         # dicts rather than read-only proxies: those break pickle, deepcopy and asdict().
         for name, kind in (("key", tuple), ("required", tuple), ("fields", dict),
-                           ("parents", dict), ("graduated", dict)):
+                           ("parents", dict), ("graduated", dict), ("columns", dict)):
             object.__setattr__(self, name, kind(getattr(self, name)))
         reason = self._problem()
         if reason is not None:
@@ -91,14 +152,50 @@ class ProcessorSchema:
         checks = (
             [_processor_name_problem(self.name)]
             + [_field_name_problem(name) for name in self.fields]
+            + [_collision(list(self.fields), "fields")]
             + [None if self.key else _KEY_SHAPE]
             + [_not_a_field("key field", name, self.fields) for name in self.key]
             + [_not_a_field("required field", name, self.fields) for name in self.required]
             + [_not_a_field("parent field", name, self.fields) for name in self.parents]
             + [self._graduated_problem(name, value) for name, value in self.graduated.items()]
             + [_on_remove_problem(self.on_remove), _encoding_problem(self.encoding)]
+            + [self._columns_problem()]
         )
         return next((reason for reason in checks if reason is not None), None)
+
+    def _columns_problem(self) -> str | None:
+        """Why ``columns`` cannot map headers to fields, or None."""
+        targets: dict[str, str] = {}
+        own = {header_key(name): name for name in self.fields}
+        for header, name in self.columns.items():
+            reason = _header_problem(header, "header")
+            if reason is not None:
+                return f"columns: {reason}"
+            if not isinstance(name, str) or name not in self.fields:
+                return f"columns: {header!r} maps to {name!r}, which is not a field"
+            if header_key(header) in own:
+                return (f"columns: {header!r} is the header of field "
+                        f"{own[header_key(header)]!r} already")
+            if name in targets:
+                return f"columns: {targets[name]!r} and {header!r} both map to field {name!r}"
+            targets[name] = header
+        clash = _collision(list(self.columns), "headers", columns=False)
+        return None if clash is None else f"columns: {clash}"
+
+    @cached_property
+    def _fields_by_header(self) -> dict[str, str]:
+        found = {header_key(name): name for name in self.fields}
+        found.update((header_key(header), name) for header, name in self.columns.items())
+        return found
+
+    def field_of(self, header: str) -> str | None:
+        """The field a header cell feeds (a field's name, or a header of ``columns``).
+
+        Matched by :func:`header_key`: blanks at either end and Unicode forms do
+        not matter, case does. None for any other column, ``--IGNORE--`` and
+        ``--ERRORS--`` included. Every engine and reader maps headers here.
+        """
+        return self._fields_by_header.get(header_key(header))
 
     def _graduated_problem(self, name: str, value: object) -> str | None:
         if name not in self.fields:
@@ -133,6 +230,12 @@ class ProcessorSchema:
     def csv_header(self) -> list[str]:
         """The columns of a CSV template (Kofa's ``get_csv_skeleton``)."""
         return list(self.fields)
+
+    def csv_template(self) -> str:
+        """The header line of a CSV template, quoted where a name needs it, ending in CRLF."""
+        line = io.StringIO()
+        csv.writer(line, lineterminator="\r\n").writerow(self.csv_header())
+        return line.getvalue()
 
     def convert(
         self, row: Mapping[str, str | None], mode: str = "create", ignore_empty: bool = True
@@ -278,6 +381,7 @@ def _load_one(name: str, table: Any, processors: Mapping[str, Any]) -> Processor
         graduated=_table(table.get("graduated", {}), "graduated", "value", fail),
         on_remove=table.get("on_remove", "refuse"),
         encoding=table.get("encoding", "utf-8"),
+        columns=_columns(table.get("columns", {}), fail),
     )
     for field_name, parent in schema.parents.items():
         if parent not in processors:
@@ -316,6 +420,12 @@ def _fields(raw: Any, fail: _Fail) -> dict[str, FieldType]:
             raise fail(f"unknown field type {spec!r} for field {name!r} {KNOWN_TYPES}")
         fields[name] = found
     return fields
+
+
+def _columns(raw: Any, fail: _Fail) -> dict[str, str]:
+    if not isinstance(raw, Mapping) or not all(isinstance(v, str) for v in raw.values()):
+        raise fail('columns must be a table of "header" = "field"')
+    return dict(raw)
 
 
 def _names(raw: Any, setting: str, fail: _Fail) -> tuple[str, ...]:

@@ -35,7 +35,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType, IsoType
-from datacenter.records.schema import ProcessorSchema
+from datacenter.records.schema import JOB_COLUMN, ProcessorSchema
 
 #: What the store raises when its database fails. Callers catch these names,
 #: so that only this module knows the database is SQLite.
@@ -110,17 +110,19 @@ _JOB_COLUMNS = [f.name for f in dataclasses.fields(Job)]
 
 
 def table(name: str) -> str:
-    return f'"rec_{name}"'
+    """The quoted name of processor *name*'s table (``"rec_<name>"``)."""
+    return _quote(f"rec_{name}")
 
 
-#: The column of every record table holding the job that last created or updated
-#: the record (NULL: written outside the ledger, by Kofa's ``doImport``). Field
-#: names cannot hold ``-``, so it never collides with one.
-JOB_COLUMN = "--job--"
+# JOB_COLUMN (from schema): the column of every record table holding the job that
+# last created or updated the record (NULL: written outside the ledger, by Kofa's
+# ``doImport``). No field may be called so, in any case (schema refuses it).
 
 
-def _quote(column: str) -> str:
-    return '"' + column.replace('"', '""') + '"'
+def _quote(identifier: str) -> str:
+    """*identifier* as SQL: in double quotes, each of its own doubled. Any text a field
+    may be called is one column so (``a"; DROP TABLE x; --`` included)."""
+    return '"' + identifier.replace('"', '""') + '"'
 
 
 def to_db(ftype: FieldType, value: object) -> object:
