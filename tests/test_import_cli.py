@@ -257,6 +257,7 @@ def test_processors_json(config: Path, capsys: pytest.CaptureFixture[str]) -> No
         "parents": {},
         "graduated": {"state": "graduated"},
         "encoding": "utf-8",
+        "columns": {},
     }
     assert described["departments"]["parents"] == {"faculty_code": "faculties"}
     code, out, _ = run(capsys, config, "processors", "faculties", "--json")
