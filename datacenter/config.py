@@ -264,8 +264,10 @@ max_line_bytes = {max_line_bytes}   # the longest row (or quoted cell) a dropped
 [processors.faculties]
 key      = ["code"]                         # the fields that identify a record
 fields   = {{ code = "str", title = "str" }}  # str int float bool date datetime email choice:a,b
+                                            # (any header is a name: "Contact Phone Number")
 required = ["title"]                        # a row without these stays pending
 # parents = {{ faculty_code = "faculties" }}  # (in a child) wait until the parent exists
+# columns = {{ "Faculty Code" = "code" }}     # other headers that feed a field
 
 # Route other file names to a processor (the first matching pattern wins):
 # [[routes]]
