@@ -150,3 +150,53 @@ def test_only_the_store_speaks_sql() -> None:
     offenders = [offence for path in sorted(PACKAGE.rglob("*.py")) if path != STORE
                  for offence in _sql_outside_the_store(path)]
     assert offenders == []
+
+
+NASTY = 'a"; DROP TABLE x; --'
+
+
+def test_any_field_name_reaches_sql_quoted(tmp_path: Path) -> None:
+    """Every statement of the store with names made to break SQL: nothing breaks, x stays."""
+    path = str(tmp_path / "records.sqlite")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE x (kept INTEGER)")
+    schemas = load_processors({
+        "owners": {"key": [NASTY], "fields": {NASTY: "str", "Prénom": "str"}},
+        "things": {"key": ["Nr."], "fields": {"Nr.": "int", 'owner "of"': "str"},
+                   "parents": {'owner "of"': "owners"}}})
+    with contextlib.closing(RecordStore(path, schemas)) as store:
+        owners, things = schemas["owners"], schemas["things"]
+        with store.transaction():
+            assert store.insert(owners, {NASTY: "o1", "Prénom": "Zoë"})
+            assert store.insert_rows_all_or_none(things, ("Nr.", 'owner "of"'),
+                                                 [[1, "o1"], [2, "o1"]])
+            assert store.update(owners, ("o1",), {"Prénom": "Ada"})
+            assert store.update_rows_all_or_none(things, ("Nr.", 'owner "of"'), [[2, "o2"]])
+        assert store.get(owners, ("o1",)) == {NASTY: "o1", "Prénom": "Ada"}
+        assert store.count_referencing(things, 'owner "of"', "o1") == 1
+        assert store.referencing(things, 'owner "of"', "o1") == [{"Nr.": 1, 'owner "of"': "o1"}]
+        assert list(store.stored_rows("things")) == [(1, "o1"), (2, "o2")]
+        with store.transaction():
+            assert store.delete(things, (1,))
+        assert store.count("things") == 1
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert db.execute("SELECT COUNT(*) FROM x").fetchone() == (0,)
+        indexes = {row[1] for row in db.execute('PRAGMA index_list("rec_things")')}
+        assert 'rec_things_by_owner "of"' in indexes
+
+
+def test_a_store_made_before_opens_as_it_is(tmp_path: Path) -> None:
+    """A table made by an earlier version (bare identifiers, no job column) keeps its rows."""
+    path = str(tmp_path / "records.sqlite")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("CREATE TABLE rec_courses (year INTEGER, code TEXT, title TEXT, "
+                   "credits INTEGER, PRIMARY KEY (year, code))")
+        db.execute("INSERT INTO rec_courses VALUES (2024, 'A', 'Art', 3)")
+    with contextlib.closing(RecordStore(path, load_processors(PROCESSORS))) as store:
+        assert courses(store) == [(2024, "A", "Art", 3)]
+        with store.transaction():
+            assert store.insert(store.schemas["courses"], {"year": 2025, "code": "B"})
+        assert courses(store) == [(2024, "A", "Art", 3), (2025, "B", None, None)]
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        assert [row[1] for row in db.execute("PRAGMA table_info(rec_courses)")] == [
+            "year", "code", "title", "credits", "--job--"]
