@@ -5,11 +5,12 @@ Target (issue 16): at most 2x the time of
 (six typed columns), CSV with the formula guard, with flat memory. The
 export reads the records through the ADBC SQLite driver as Arrow batches and
 formats them with vectorised steps (``datacenter/columnar_export.py``); its
-bytes are those of the row writer, which the tests compare. The store is filled with ``executemany`` in one
-transaction: set-up, not measured. Each export runs in a fresh child process
-(``datacenter export students`` through the command's registered run), so
-that ``RUSAGE_CHILDREN`` gives its own peak memory; it times itself, which
-leaves the interpreter's start-up out.
+bytes are those of the row writer, which the tests compare. The store is
+filled with ``executemany`` in one transaction: set-up, not measured. Each
+export runs in a fresh child process (``datacenter export students``
+through the command's registered run), so that ``RUSAGE_CHILDREN`` gives
+its own peak memory; it times itself, which leaves the interpreter's
+start-up out.
 """
 
 from __future__ import annotations

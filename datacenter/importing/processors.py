@@ -16,7 +16,6 @@ import logging
 import os
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -26,7 +25,8 @@ from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
 from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
-from datacenter.records.schema import ERRORS_COLUMN, MODES, ProcessorSchema, header_key
+from datacenter.records.naming import doubles
+from datacenter.records.schema import ERRORS_COLUMN, MODES, ProcessorSchema
 from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 
@@ -44,23 +44,6 @@ _BATCH = 500
 #: Kofa's per-row hooks; overriding any of them turns the fast path off.
 _HOOKS = ("applyMapping", "checkConversion", "parentsExist", "entryExists", "getEntry",
           "addEntry", "updateEntry", "delEntry", "checkUpdateRequirements")
-
-
-def _doubles(headerfields: list[str], fields: list[str | None]) -> list[str]:
-    """Headers written twice, and fields that two headers feed, as the error says them.
-
-    ``--IGNORE--``, ``--ERRORS--`` and other ``--`` columns that are no field may repeat.
-    """
-    used = Counter(header_key(h) for h, f in zip(headerfields, fields, strict=True)
-                   if f is not None or not h.startswith("--"))
-    said = sorted(h for h, times in used.items() if times > 1)
-    feeding: dict[str, dict[str, None]] = {}
-    for header, name in zip(headerfields, fields, strict=True):
-        if name is not None:
-            feeding.setdefault(name, {})[header_key(header)] = None
-    said += [f"{' and '.join(map(repr, headers))} (both field {name})"
-             for name, headers in feeding.items() if len(headers) > 1]
-    return said
 
 
 class BatchProcessor:
@@ -118,11 +101,11 @@ class BatchProcessor:
             raise FatalCSVError(
                 f"Need at least columns {needed} for import! "
                 f"({diagnosis.header_mismatch(headerfields, missing)})")
-        doubles = _doubles(headerfields, fields)
-        if doubles:
+        doubled = doubles(headerfields, fields)
+        if doubled:
             raise FatalCSVError(
                 "Double headers: each column name may only appear once "
-                f"({', '.join(doubles)})")
+                f"({', '.join(doubled)})")
         return True
 
     def getMapping(self, headerfields: list[str], mode: str) -> dict[int, str]:  # noqa: N802

@@ -6,14 +6,10 @@ The batch importer turns each row's cell texts into typed values with
 :meth:`ProcessorSchema.format_record`. :func:`load_processors` builds the
 schemas from the ``[processors.*]`` tables of ``datacenter.toml``.
 
-Any header text can be a field name (``"Contact Phone Number"``, ``"Prénom"``):
-the store quotes every identifier. Refused are only names that cannot
-work: an empty one, one with a control character or with blanks at either
-end (headers are matched without them), the special columns ``--IGNORE--``,
-``--ERRORS--`` and ``--job--``, and two names that would be one column
-(SQLite does not tell ASCII case apart, ``"Name"`` and ``"name"``) or one
-header (the same text in two Unicode forms). A processor may also map a
-header to a field (``columns = { "Contact Phone Number" = "phone" }``).
+Any header text can be a field name (``"Contact Phone Number"``); which
+names are refused, and how a header is matched, is :mod:`.naming`'s.
+A processor may also map a header to a field
+(``columns = { "Contact Phone Number" = "phone" }``).
 :meth:`ProcessorSchema.field_of` is the one place where a header cell
 meets a field: every engine and reader asks it.
 
@@ -26,7 +22,6 @@ import codecs
 import csv
 import io
 import re
-import unicodedata
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -35,19 +30,17 @@ from typing import Any
 from datacenter.config import MODES as MODES
 from datacenter.config import ConfigError
 from datacenter.records.fieldtypes import KNOWN_TYPES, FieldType, lookup
+from datacenter.records.naming import ERRORS_COLUMN as ERRORS_COLUMN
+from datacenter.records.naming import IGNORE_COLUMN as IGNORE_COLUMN
+from datacenter.records.naming import JOB_COLUMN as JOB_COLUMN
+from datacenter.records.naming import collision, header_key, header_problem
 
-IGNORE_COLUMN = "--IGNORE--"
-ERRORS_COLUMN = "--ERRORS--"
-#: The column of every record table holding the job that last created or updated
-#: the record (:mod:`datacenter.records.store`); no field may be called so.
-JOB_COLUMN = "--job--"
 MISSING = "required value missing"
 #: Processor names appear in file names (``<processor>[_anything][.<mode>].csv``)
 #: and table names: lowercase letters, digits and ``_``, so routing stays unambiguous.
 _PROCESSOR_NAME = re.compile(r"[a-z][a-z0-9_]*")
 _SETTINGS = ("key", "fields", "required", "parents", "graduated", "on_remove", "encoding",
              "columns")
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _KEY_SHAPE = "key must be a non-empty list of field names"
 #: What removing a record does to the records naming it as their parent: the row
 #: fails ("still referenced by ..."), they are removed too, or they are left as they are.
@@ -59,55 +52,6 @@ class SchemaError(ConfigError):
 
 
 _Fail = Callable[[str], SchemaError]
-
-
-def header_key(text: str) -> str:
-    """What a header cell is matched by: without blanks at either end, in Unicode's NFC.
-
-    A spreadsheet pads a header (``" name "``) or writes an accent as two
-    code points now and then; neither is a different column to a person.
-    Case is kept: ``Name`` is not ``name`` (the hint says so when it misses).
-    """
-    return unicodedata.normalize("NFC", text.strip())
-
-
-def _column_key(name: str) -> str:
-    """Names with the same column key are one column to SQLite (ASCII case) or one header."""
-    return header_key(name).translate(_ASCII_LOWER)
-
-
-def _header_problem(name: object, what: str = "field name") -> str | None:
-    """Why *name* cannot be a field's name (or a header of ``columns``), or None."""
-    if not isinstance(name, str) or not name:
-        return f"invalid {what} {name!r} (empty)"
-    if name in (IGNORE_COLUMN, ERRORS_COLUMN):
-        use = "columns to skip" if name == IGNORE_COLUMN else "the error column of pending files"
-        return f"invalid {what} {name!r} (reserved for {use})"
-    if name.translate(_ASCII_LOWER) == JOB_COLUMN:
-        return f"invalid {what} {name!r} (reserved for the job that wrote each record)"
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        return f"invalid {what} {name!r} (holds a control character)"
-    if name != name.strip():
-        return f"invalid {what} {name!r} (blanks at either end; headers are matched without)"
-    return None
-
-
-def _field_name_problem(name: str) -> str | None:
-    return _header_problem(name)
-
-
-def _collision(names: list[str], what: str, columns: bool = True) -> str | None:
-    """Two of *names* that would be one column (*columns*) or one header, in one line."""
-    seen: dict[str, str] = {}
-    for name in names:
-        other = seen.setdefault(_column_key(name) if columns else header_key(name), name)
-        if other != name:
-            if header_key(other) == header_key(name):
-                return (f"{what} {other!r} and {name!r} would be one header "
-                        "(the same text in two Unicode forms)")
-            return (f"{what} {other!r} and {name!r} would be one column "
-                    "(SQLite does not tell upper and lower case apart)")
-    return None
 
 
 def _processor_name_problem(name: str) -> str | None:
@@ -151,8 +95,8 @@ class ProcessorSchema:
     def _problem(self) -> str | None:
         checks = (
             [_processor_name_problem(self.name)]
-            + [_field_name_problem(name) for name in self.fields]
-            + [_collision(list(self.fields), "fields")]
+            + [header_problem(name) for name in self.fields]
+            + [collision(list(self.fields), "fields")]
             + [None if self.key else _KEY_SHAPE]
             + [_not_a_field("key field", name, self.fields) for name in self.key]
             + [_not_a_field("required field", name, self.fields) for name in self.required]
@@ -168,7 +112,7 @@ class ProcessorSchema:
         targets: dict[str, str] = {}
         own = {header_key(name): name for name in self.fields}
         for header, name in self.columns.items():
-            reason = _header_problem(header, "header")
+            reason = header_problem(header, "header")
             if reason is not None:
                 return f"columns: {reason}"
             if not isinstance(name, str) or name not in self.fields:
@@ -179,7 +123,7 @@ class ProcessorSchema:
             if name in targets:
                 return f"columns: {targets[name]!r} and {header!r} both map to field {name!r}"
             targets[name] = header
-        clash = _collision(list(self.columns), "headers", columns=False)
+        clash = collision(list(self.columns), "headers", columns=False)
         return None if clash is None else f"columns: {clash}"
 
     @cached_property
@@ -407,7 +351,7 @@ def _fields(raw: Any, fail: _Fail) -> dict[str, FieldType]:
         raise fail("fields must be a non-empty table of field name = type")
     fields: dict[str, FieldType] = {}
     for name, spec in raw.items():
-        reason = _field_name_problem(name)
+        reason = header_problem(name)
         if reason is not None:
             raise fail(reason)
         if not isinstance(spec, str):
