@@ -46,6 +46,7 @@ columns  = {{ "Telefon" = "Contact Phone Number" }}
 [processors.contracts]
 key     = ["Nr"]
 parents = {{ "Matrikel-Nr. of the holder" = "people" }}
+columns = {{ "Contract No" = "Nr" }}
 
 [processors.contracts.fields]
 "Nr"                         = "str"
@@ -167,11 +168,18 @@ def test_parents_and_removals_with_unusual_names(
         tmp_path: Path, conf: Path, capsys: pytest.CaptureFixture[str]) -> None:
     home = tmp_path / "home"
     write(home / "people.csv", csv_text(HEADER, ["S1", "Zoë", "", "", "", "graduated"]))
-    write(home / "contracts.csv", csv_text(["Nr", "Matrikel-Nr. of the holder"],
+    write(home / "contracts.csv", csv_text(["Contract No", "Matrikel-Nr. of the holder"],
                                            ["C1", "S1"], ["C2", "S9"]))
     assert run(capsys, conf, "import", str(home / "people.csv"))[0] == 0
     code, out, _ = run(capsys, conf, "import", str(home / "contracts.csv"))
     assert code == 3 and out.startswith("Imported 2 rows from contracts.csv: 1 ok, 1 failed")
+    # The key's column is "Contract No" in the pending file: find and pending know it.
+    code, out, _ = run(capsys, conf, "find", "C2", "--processor", "contracts")
+    assert code == 0 and out.splitlines()[1:] == [
+        "  pending     contracts.create.pending.csv line 2: Not all parents do exist yet. Skipping",
+        "  unfinished  unfinished/contracts.csv line 3"]
+    code, out, _ = run(capsys, conf, "pending", "contracts.create.pending.csv")
+    assert out.splitlines()[0].endswith("keys: Nr") and out.splitlines()[1].endswith("[C2]")
     write(home / "people_gone.remove.csv", csv_text(["Matrikel-Nr."], ["S1"]))
     code, out, _ = run(capsys, conf, "import", str(home / "people_gone.remove.csv"))
     assert code == 3 and out.startswith(
