@@ -8,12 +8,14 @@ joined into one buffer, written as it is. The bytes are exactly those of
 the row writer (``csv.writer``, ``QUOTE_MINIMAL``, ``\\r\\n``), which
 Arrow's own CSV writer does not give (it quotes every text):
 
-* the formula guard: a text cell whose first character is printable ASCII
-  other than ``= + - @``, a letter, a digit or a mark cannot start a
-  formula, which one regular expression settles for the whole column; the
-  few others (a sign, a tab, a blank or an invisible character first) go
-  through :func:`datacenter.export.neutralise_cell` itself, so the rule is
-  the same code, not a copy of it;
+* the formula guard: the first byte of each cell (a ``take`` on the
+  column's buffers) settles almost every cell: printable ASCII other than
+  ``= + - @`` cannot start a formula, and ``= + - @``, a tab or a CR always
+  does (the quote is added to the whole column at once); a cell starting
+  beyond ASCII is inert if a regular expression finds a letter, digit or
+  mark first; the few left (a blank or an invisible character first) go
+  through :func:`datacenter.export.neutralise_cell` itself, so the subtle
+  part of the rule is the same code, not a copy of it;
 * quoting: a cell holding ``,``, ``"``, CR or LF is quoted, its quotes doubled;
   a row of one empty cell is ``""``, as ``csv.writer`` writes it;
 * booleans (stored 0/1) as ``true``/``false``, NULL as an empty cell,
@@ -30,6 +32,7 @@ import io
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from queue import Full, Queue
 from typing import Any
 
@@ -55,6 +58,15 @@ _QUOTE_BYTES = re.compile(rb'[",\r\n]')
 Neutralise = Callable[[str], str]
 
 
+@dataclass(frozen=True)
+class Guard:
+    """The formula guard: the row writer's function, and the first characters that
+    always start a formula (ASCII), which get the same quote vectorised."""
+
+    neutralise: Neutralise
+    starts: str = ""
+
+
 def _scalar(text: str) -> Any:
     return pa.scalar(text, _TEXT)
 
@@ -71,12 +83,19 @@ def _first_bytes(column: Any) -> Any:
     return pc.if_else(pc.equal(pc.binary_length(column), 0), pa.scalar(0, pa.uint8()), firsts)
 
 
-def _guarded(column: Any, neutralise: Neutralise) -> Any:
+def _guarded(column: Any, guard: Guard) -> Any:
     """*column* with every cell that could start a formula neutralised."""
     # The first byte settles almost every cell: printable ASCII but = + - @ is inert,
-    # and so is an empty cell; a first byte from 0x80 up starts a character that the
-    # expression tells (a letter is inert), and only what is left is scanned here.
+    # and so is an empty cell; a formula start gets its quote here; a first byte
+    # from 0x80 up starts a character that the expression tells (a letter is
+    # inert), and only what is left goes through the row writer's function.
     first = _first_bytes(column)
+    if guard.starts:
+        starts = pc.is_in(first, value_set=pa.array(guard.starts.encode(), pa.uint8()))
+        if pc.any(starts).as_py():
+            column = pc.if_else(starts, pc.binary_join_element_wise(
+                _scalar("'"), column, _scalar("")), column)
+            first = pc.if_else(starts, pa.scalar(ord("'"), pa.uint8()), first)
     ascii_inert = pc.is_in(first, value_set=_INERT_BYTES)
     unsure = pc.greater_equal(first, pa.scalar(0x80, pa.uint8()))
     if pc.any(unsure).as_py():
@@ -86,7 +105,7 @@ def _guarded(column: Any, neutralise: Neutralise) -> Any:
     count = pc.sum(suspect).as_py() or 0
     if not count:
         return column
-    fixed = [neutralise(text) for text in pc.filter(column, suspect).to_pylist()]
+    fixed = [guard.neutralise(text) for text in pc.filter(column, suspect).to_pylist()]
     return pc.replace_with_mask(column, suspect, pa.array(fixed, _TEXT))
 
 
@@ -117,7 +136,7 @@ def _floats(values: Any, nulls: Any) -> Any:
 class _Plan:
     """What each field's column(s) of a batch go through."""
 
-    def __init__(self, schema: ProcessorSchema, neutralise: Neutralise | None) -> None:
+    def __init__(self, schema: ProcessorSchema, guard: Guard | None) -> None:
         self.steps: list[tuple[str, bool]] = []  # (kind, guarded) per field
         for ftype in schema.fields.values():
             if ftype.sql_type == "REAL":
@@ -126,8 +145,8 @@ class _Plan:
                 self.steps.append(("bool", False))
             else:
                 free_text = ftype.sql_type == "TEXT" and not isinstance(ftype, IsoType)
-                self.steps.append(("text", free_text and neutralise is not None))
-        self.neutralise = neutralise
+                self.steps.append(("text", free_text and guard is not None))
+        self.guard = guard
 
     def check(self, batch: Any) -> None:
         """ColumnarReadError unless *batch* has the column types the plan takes.
@@ -156,8 +175,8 @@ class _Plan:
             at += 1
             if kind == "bool":
                 column = _booleans(column)
-            elif guarded and self.neutralise is not None:
-                column = _guarded(column, self.neutralise)
+            elif guarded and self.guard is not None:
+                column = _guarded(column, self.guard)
             columns.append(_quoted(column))
         if len(columns) == 1:  # csv.writer writes a lone empty cell as ""
             only = columns[0]
@@ -165,15 +184,15 @@ class _Plan:
         return columns
 
 
-def write_csv(store: RecordStore, schema: ProcessorSchema, neutralise: Neutralise | None,
+def write_csv(store: RecordStore, schema: ProcessorSchema, guard: Guard | None,
               emit: Callable[[bytes | memoryview], object]) -> int:
     """Write *schema*'s records in *store* as CSV bytes to *emit*: the header, then a
-    buffer per batch; returns how many records. *neutralise*: the formula guard (None:
+    buffer per batch; returns how many records. *guard*: the formula guard (None:
     cells as stored, ``--raw-cells``)."""
     emit(header_line(list(schema.fields)))
     count = 0
     with _read_ahead(text_batches(store.path, schema)) as batches:
-        for records, data in csv_chunks(batches, schema, neutralise):
+        for records, data in csv_chunks(batches, schema, guard):
             emit(data)
             count += records
     return count
@@ -236,12 +255,12 @@ def header_line(header: Sequence[str]) -> bytes:
 
 
 def csv_chunks(batches: Iterator[Any], schema: ProcessorSchema,
-               neutralise: Neutralise | None) -> Iterator[tuple[int, bytes | memoryview]]:
+               guard: Guard | None) -> Iterator[tuple[int, bytes | memoryview]]:
     """``(records, CSV bytes)`` per batch of :func:`~datacenter.records.store.text_batches`.
 
-    *neutralise* is the formula guard (None: cells as stored, ``--raw-cells``).
+    *guard* is the formula guard (None: cells as stored, ``--raw-cells``).
     """
-    plan = _Plan(schema, neutralise)
+    plan = _Plan(schema, guard)
     for batch in batches:
         if not batch.num_rows:
             continue

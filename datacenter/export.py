@@ -36,7 +36,7 @@ import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
-from datacenter.columnar_export import write_csv
+from datacenter.columnar_export import Guard, write_csv
 from datacenter.errors import DataCenterError
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
@@ -220,6 +220,10 @@ def processor_schema(schemas: Mapping[str, ProcessorSchema], name: str) -> Proce
         raise ExportError(f"unknown processor {name!r} (known: {known})") from None
 
 
+#: The formula guard of the columnar CSV writer: the same function, the same starts.
+_GUARD = Guard(neutralise_cell, FORMULA_STARTS)
+
+
 # -- exporting -------------------------------------------------------------------
 
 
@@ -257,7 +261,7 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
         try:
             return write_atomically(
                 path, lambda emit: write_csv(
-                    store, schema, neutralise_cell if neutralise else None, emit), binary=True)
+                    store, schema, _GUARD if neutralise else None, emit), binary=True)
         except ColumnarReadError:
             pass  # nothing was written: the target is as it was
     names = list(schema.fields)

@@ -19,7 +19,7 @@ import pytest
 
 from datacenter import export
 from datacenter.cli import main as datacenter_main
-from datacenter.columnar_export import csv_chunks
+from datacenter.columnar_export import Guard, csv_chunks
 from datacenter.records.schema import load_processors
 from datacenter.records.store import RecordStore, text_batches
 from datacenter.storage import fs
@@ -118,8 +118,8 @@ def test_a_column_null_through_its_first_batch_still_reads(tmp_path: Path) -> No
                 store.insert(schema, {"code": f"K{n:03d}", "note": "=late" if later else None,
                                       "ratio": 0.5 if later else None,
                                       "ok": later or None, "count": n if later else None})
-        chunks = list(csv_chunks(text_batches(store.path, schema, rows=8), schema,
-                                 export.neutralise_cell))
+        guard = Guard(export.neutralise_cell, export.FORMULA_STARTS)
+        chunks = list(csv_chunks(text_batches(store.path, schema, rows=8), schema, guard))
         assert sum(records for records, _ in chunks) == 50 and len(chunks) == 7
         by_rows, by_columns = _both(store, tmp_path)
         assert by_columns == by_rows
