@@ -101,6 +101,7 @@ def test_every_tricky_cell_alone(tmp_path: Path) -> None:
 
 def test_a_lone_empty_cell_is_quoted_like_csv_writer(tmp_path: Path) -> None:
     with contextlib.closing(_store(tmp_path)) as store:
+        assert _both(store, tmp_path, "lone") == (b"code\r\n", b"code\r\n")  # no records
         with store.transaction():
             for code in ("", "x", "=y"):
                 store.insert(store.schemas["lone"], {"code": code})
