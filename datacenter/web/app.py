@@ -69,6 +69,8 @@ def create_app(conf: Config, processors: Processors | None = None, *,
         Denied: _denied, 404: _not_found, 405: _not_found, **dict.fromkeys(
             (ValueError, LookupError, OSError, DataCenterError), _refused)})
     app.state.console = console
+    # Links are paths, never absolute URLs: right behind any proxy, whatever Host said.
+    console.templates.env.globals["path_for"] = app.url_path_for
     app.add_middleware(BodyLimit, limit=conf.web.max_upload_bytes + uploads.ENVELOPE)
     app.add_middleware(SecurityHeaders)
     return app

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
+from starlette.datastructures import URL
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from datacenter.config import Config
@@ -113,6 +114,14 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     response = console_of(request).templates.TemplateResponse(request, template, found,
                                                               status_code=status)
     return response
+
+
+def back_to(request: Request, route: str, message: str = "") -> RedirectResponse:
+    """303 to the page *route* (a path, never an absolute URL), saying *message* there."""
+    target = URL(request.app.url_path_for(route))
+    if message:
+        target = target.include_query_params(message=message)
+    return RedirectResponse(str(target), status_code=303)
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -35,7 +35,7 @@ from datacenter.web.auth import (
     client_address,
     log_in,
 )
-from datacenter.web.console import PAGE, Console, caller, console_of, maybe_caller, page
+from datacenter.web.console import PAGE, Console, back_to, caller, console_of, maybe_caller, page
 from datacenter.web.views.files import attachment, file_dict, number
 
 #: Log lines per page.
@@ -76,7 +76,7 @@ async def logout_post(request: Request) -> Response:
     check_csrf(who, str(form.get(CSRF_FIELD) or ""))
     if who.session is not None:
         console.sessions.close(who.session.token)
-    response = RedirectResponse(request.url_for("login"), status_code=303)
+    response = back_to(request, "login")
     response.delete_cookie(COOKIE, path="/")
     return response
 
@@ -240,8 +240,7 @@ async def users_post(request: Request) -> Response:
         await run_in_threadpool(console.accounts.add, name, str(form.get("role") or VIEWER),
                                 str(form.get("password") or ""))
         message = f"added account {name}"
-    return RedirectResponse(request.url_for("users").include_query_params(message=message),
-                            status_code=303)
+    return back_to(request, "users", message)
 
 
 ROUTES = [

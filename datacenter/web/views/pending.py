@@ -15,14 +15,14 @@ from collections.abc import Mapping, Sequence
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from datacenter.importing.fixes import Grid, read_grid, replace_rows
 from datacenter.importing.pendingfiles import Discarded, discard
 from datacenter.service.accounts import MANAGER, VIEWER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import GRID_PAGE, PAGE, Console, caller, console_of, page
+from datacenter.web.console import GRID_PAGE, PAGE, Console, back_to, caller, console_of, page
 from datacenter.web.views.files import file_dict, number
 
 DISCARD = "discard"
@@ -92,8 +92,7 @@ async def pending_save(request: Request) -> Response:
                                     offset, count)
     message = f"Saved {count} row(s) of {name} ({total} in the file); the service imports " \
               "it again"
-    return RedirectResponse(request.url_for("dashboard").include_query_params(
-        message=message), status_code=303)
+    return back_to(request, "dashboard", message)
 
 
 async def pending_discard(request: Request) -> Response:
@@ -103,8 +102,7 @@ async def pending_discard(request: Request) -> Response:
     check_csrf(who, _field(form, CSRF_FIELD))
     done = await run_in_threadpool(give_up, console, request.path_params["name"], who)
     message = f"Discarded {done.rows} row(s) of {done.name} -> {done.dest} (by {done.user})"
-    return RedirectResponse(request.url_for("dashboard").include_query_params(
-        message=message), status_code=303)
+    return back_to(request, "dashboard", message)
 
 
 def _field(form: Mapping[str, object], key: str) -> str | None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from datacenter.config import MODES
@@ -30,7 +30,7 @@ from datacenter.importing.uploads import (
 )
 from datacenter.service.accounts import MANAGER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import Console, caller, console_of, page
+from datacenter.web.console import Console, back_to, caller, console_of, page
 
 #: Bytes a multipart body may have beyond the file itself (boundaries, the other fields).
 ENVELOPE = 64 << 10
@@ -113,8 +113,7 @@ async def upload_post(request: Request) -> Response:
         return page(request, "upload.html", context, status=status_of(refused), who=who)
     message = f"Uploaded {looked.filename} as {looked.name} ({looked.processor}, " \
               f"{looked.mode}, {looked.total_rows} rows); the service imports it"
-    return RedirectResponse(request.url_for("dashboard").include_query_params(
-        message=message), status_code=303)
+    return back_to(request, "dashboard", message)
 
 
 def status_of(refused: UploadError) -> int:
