@@ -17,7 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import getpass
-import os
+import signal
 import socket
 import sys
 import threading
@@ -109,10 +109,30 @@ def _web(args: argparse.Namespace) -> int:
     server = console_server(conf, processors)
     announce(conf, sock)
     try:
-        server.run(sockets=[sock])  # SIGTERM and Ctrl-C stop it cleanly (uvicorn's handlers)
+        with _stopped_by_signals(server):
+            server.run(sockets=[sock])
     finally:
         sock.close()
     return 0
+
+
+@contextlib.contextmanager
+def _stopped_by_signals(server: uvicorn.Server) -> Iterator[None]:
+    """SIGTERM and Ctrl-C stop the console cleanly, with exit status 0.
+
+    uvicorn handles them while it runs, then raises them again once it has
+    stopped, for the handlers that were there before: these, which only ask
+    it to stop (it has), so a unit manager sees a clean stop.
+    """
+    def stop(signum: int, frame: object) -> None:
+        server.should_exit = True
+
+    previous = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def _user_options(parser: argparse.ArgumentParser) -> None:
@@ -174,7 +194,7 @@ def _password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
         return line.removesuffix("\n").removesuffix("\r")
-    if not os.isatty(sys.stdin.fileno()):
+    if not sys.stdin.isatty():
         raise CommandError("no terminal to ask the password on: use --password-stdin")
     first = getpass.getpass("password: ")
     if getpass.getpass("again: ") != first:
