@@ -21,7 +21,7 @@ function showPreview(box, data) {
     p.className = "problem";
     p.id = "preview-problem";
     box.append(p);
-    if (data.error) return;
+    if (data.error || !data.processor) return;
   }
   const about = textCell("p", `${data.name}: processor ${data.processor || "?"}, mode ${data.mode}` +
     `${data.guessed ? " (guessed from the name)" : ""}, ${data.total_rows} row(s)`);
