@@ -18,8 +18,9 @@ $(STAMP): pyproject.toml constraints.txt | $(BIN)/python
 	$(PIN) $(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# The watch service and the web console in one process; its address is said on stderr.
 run: $(STAMP)
-	$(BIN)/datacenter --config datacenter.toml serve
+	$(BIN)/datacenter --config datacenter.toml serve --web
 
 lint: $(STAMP)
 	$(BIN)/ruff check datacenter tests benchmarks

@@ -13,7 +13,8 @@ Every mistake is refused at load, before anything is touched, with one
 line naming the file, the table (or ``[[routes]]`` entry) and the key: an
 unknown key or table (``storge = ...``, ``[watch] setle = ...``), a value of
 the wrong type, a route without a processor or with an unknown mode, a
-limit of ``[import]`` that is not a positive whole number of bytes. The
+limit of ``[import]`` that is not a positive whole number of bytes, a
+``[web]`` listen address that is not ``HOST:PORT``. The
 ``[processors.*]`` tables are checked by :mod:`datacenter.records.schema`,
 and whether a route's processor exists by
 :func:`datacenter.importing.check_config`, which knows the processors that
@@ -37,7 +38,12 @@ DEFAULT_DATABASE = "records.sqlite"
 DEFAULT_STORAGE = "storage"
 #: The modes of an import; a route or a file name may ask for one.
 MODES = ("create", "update", "remove")
-_TOP_KEYS = frozenset({"storage", "database", "watch", "import", "processors", "routes"})
+_TOP_KEYS = frozenset({"storage", "database", "watch", "import", "web", "processors",
+                       "routes"})
+#: Where the web console listens unless told (``[web] listen``, ``--listen``).
+DEFAULT_LISTEN = "127.0.0.1:8080"
+#: The largest file the console takes in one upload (``[web] max_upload_bytes``).
+DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
 #: The longest row (a line, or the lines of a row whose quoted cell spans
 #: several) a dropped file may have; a cell is never longer than its row.
 DEFAULT_MAX_LINE_BYTES = 16 << 20
@@ -67,6 +73,14 @@ class ImportSettings:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
 
+@dataclass
+class WebSettings:
+    """``[web]``: where the console listens, and the largest upload it takes."""
+
+    listen: str = DEFAULT_LISTEN
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+
+
 @dataclass(frozen=True)
 class Route:
     """One ``[[routes]]`` entry: file names matching *pattern* go to *processor*."""
@@ -87,6 +101,7 @@ class Config:
     processors: dict[str, Any] = field(default_factory=dict)
     imports: ImportSettings = field(default_factory=ImportSettings)
     routes: list[Route] = field(default_factory=list)
+    web: WebSettings = field(default_factory=WebSettings)
 
     @property
     def name(self) -> str:
@@ -153,6 +168,7 @@ def parse(data: Mapping[str, Any], path: str) -> Config:
         processors=dict(processors),
         routes=_routes(path, data.get("routes", [])),
         imports=_imports(path, data.get("import", {})),
+        web=_web(path, data.get("web", {})),
     )
 
 
@@ -218,6 +234,36 @@ def _imports(path: str, table: Any) -> ImportSettings:
     return ImportSettings(max_line_bytes=value)
 
 
+def _web(path: str, table: Any) -> WebSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: web must be a table ([web]), not {table!r}")
+    _known(path, "[web]", table, frozenset({"listen", "max_upload_bytes"}))
+    listen = table.get("listen", DEFAULT_LISTEN)
+    try:
+        parse_listen(listen)
+    except ValueError as error:
+        raise ConfigError(f"{path}: [web]: listen {error}") from None
+    size = table.get("max_upload_bytes", DEFAULT_MAX_UPLOAD_BYTES)
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise ConfigError(f"{path}: [web]: max_upload_bytes must be a whole number of bytes "
+                          f"(1 or more), not {size!r}")
+    return WebSettings(listen=listen, max_upload_bytes=size)
+
+
+def parse_listen(value: object) -> tuple[str, int]:
+    """``"HOST:PORT"`` as ``(host, port)``; ValueError saying what is wrong.
+
+    An IPv6 host is written in brackets (``[::1]:8080``); port 0 asks for a free one.
+    """
+    if not isinstance(value, str) or ":" not in value:
+        raise ValueError(f"must be \"HOST:PORT\" (like {DEFAULT_LISTEN!r}), not {value!r}")
+    host, _, port = value.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"must be \"HOST:PORT\" (like {DEFAULT_LISTEN!r}), not {value!r}")
+    return host, int(port)
+
+
 def _routes(path: str, routes: Any) -> list[Route]:
     if not isinstance(routes, list):
         raise ConfigError(f"{path}: routes must be [[routes]] entries, not {routes!r}")
@@ -259,6 +305,10 @@ polling = false          # true on NFS/SMB shares, where inotify misses other ma
 [import]
 max_line_bytes = {max_line_bytes}   # the longest row (or quoted cell) a dropped file may have
 
+[web]
+listen = "{listen}"   # the console's address (datacenter serve --web, datacenter web)
+max_upload_bytes = {max_upload_bytes}   # the largest file one upload may be
+
 # A processor imports one kind of record. Files are routed by name:
 # <processor>[_anything][.<mode>].csv, modes create (default), update, remove.
 [processors.faculties]
@@ -280,7 +330,8 @@ required = ["title"]                        # a row without these stays pending
 def template(storage: str, database: str = DEFAULT_DATABASE) -> str:
     """The text of a new config naming *storage* and *database* (relative: to the config)."""
     return _TEMPLATE.format(storage=toml_string(storage), database=toml_string(database),
-                            max_line_bytes=DEFAULT_MAX_LINE_BYTES)
+                            max_line_bytes=DEFAULT_MAX_LINE_BYTES, listen=DEFAULT_LISTEN,
+                            max_upload_bytes=DEFAULT_MAX_UPLOAD_BYTES)
 
 
 def toml_string(text: str) -> str:

@@ -256,6 +256,20 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
     its column's type (written around the imports), or *columnar* is False:
     then row by row, with the same bytes.
     """
+    processor_schema(store.schemas, name)
+    _format(fmt)
+    return write_atomically(path, lambda emit: write_processor(store, name, emit, fmt,
+                                                                neutralise=neutralise))
+
+
+def write_processor(store: RecordStore, name: str, emit: Emit, fmt: str = "csv", *,
+                    neutralise: bool = True) -> int:
+    """Processor *name*'s records, in key order, as CSV or JSON text handed to *emit*
+    in chunks (the console streams them to a download); how many.
+
+    One read transaction, like :func:`export_processor`; CSV cells keep the
+    formula guard unless *neutralise* is False.
+    """
     schema = processor_schema(store.schemas, name)
     if _format(fmt) == "csv" and columnar:
         try:
@@ -265,14 +279,15 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
         except ColumnarReadError:
             pass  # nothing was written: the target is as it was
     names = list(schema.fields)
+    fmt = _format(fmt)
     with store.snapshot():
         rows = store.stored_rows(name, _CHUNK)
         if fmt == "json":
             records = (dict(zip(names, values, strict=True))
                        for values in _values(rows, schema, cells=False))
-            return write_atomically(path, lambda emit: _write_json(records, emit))
+            return _write_json(records, emit)
         cells = _values(rows, schema, cells=True, neutralise=neutralise)
-        return write_atomically(path, lambda emit: _write_csv(cells, names, emit))
+        return _write_csv(cells, names, emit)
 
 
 def _format(fmt: str) -> str:

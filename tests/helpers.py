@@ -25,11 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from starlette.testclient import TestClient
 
 from datacenter import DataCenter
 from datacenter.config import Config, Route
 from datacenter.importing.importer import Importer
 from datacenter.service import Service, read_state
+from datacenter.service.accounts import Accounts
 from datacenter.storage import fs
 from datacenter.storage.layout import SUBFOLDERS
 
@@ -425,3 +427,36 @@ def count(conf: Config, processor: str) -> int:
 def faculties(prefix: str, n: int) -> str:
     """A faculties CSV of *n* rows, codes ``<prefix>0``... ."""
     return "code,title\n" + "".join(f"{prefix}{i},Faculty {prefix}{i}\n" for i in range(n))
+
+
+# -- the web console -----------------------------------------------------------------------
+
+#: The password every test account gets (long enough for the console's rule).
+PASSWORD = "correct horse battery"
+ROLES = ("viewer", "manager", "admin")
+
+
+def web_conf(tmp_path: Path, **web: Any) -> Config:
+    """A config on the documented processors, its storage made, settle short; *web* overrides."""
+    conf = Config(path=None, storage=str(tmp_path / "storage"),
+                  database=str(tmp_path / "db.sqlite"), processors=dict(PROCESSORS),
+                  routes=list(ROUTES))
+    conf.watch.settle, conf.watch.rescan = 0.2, 1.0
+    for key, value in web.items():
+        setattr(conf.web, key, value)
+    Importer(conf).close()  # the storage, as `init` or `serve` makes it
+    return conf
+
+
+def web_accounts(conf: Config) -> None:
+    """One account of each role, named after it (``viewer``, ``manager``, ``admin``)."""
+    accounts = Accounts(conf.storage)
+    for role in ROLES:
+        accounts.add(role, role, PASSWORD)
+
+
+def log_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
+    """Log *client* in through the API; the session's CSRF token."""
+    answer = client.post("/api/login", json={"username": name, "password": password})
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["csrf"])

@@ -39,6 +39,12 @@ WRONG: dict[str, tuple[str, list[str]]] = {
     "route with unknown mode": (HEAD + FACULTIES + '[[routes]]\npattern = "f_*.csv"\n'
                                 'processor = "faculties"\nmode = "merge"\n',
                                 ["[[routes]] #1", "mode", "'merge'"]),
+    "unknown [web] key": (HEAD + FACULTIES + '[web]\nlisten = "127.0.0.1:8080"\nport = 1\n',
+                          ["[web]", "'port'"]),
+    "listen not HOST:PORT": (HEAD + FACULTIES + '[web]\nlisten = "8080"\n',
+                             ["[web]", "listen", "'8080'"]),
+    "upload limit not a size": (HEAD + FACULTIES + '[web]\nmax_upload_bytes = "50M"\n',
+                                ["[web]", "max_upload_bytes", "'50M'"]),
     "route to an undefined processor": (
         HEAD + FACULTIES + '[[routes]]\npattern = "f_*.csv"\nprocessor = "faculties"\n'
         '[[routes]]\npattern = "s_*.csv"\nprocessor = "students"\n',
@@ -59,6 +65,8 @@ COMMAND_LINES: dict[str, list[str]] = {
     "find": ["find", "F1"],
     "pending": ["pending"],
     "discard": ["discard", "faculties.create.pending.csv"],
+    "web": ["web", "--listen", "127.0.0.1:0"],
+    "user": ["user", "list"],
 }
 
 

@@ -2,12 +2,14 @@
 
 The wings depend in one direction::
 
-    cli -> service -> importing -> {storage, records} -> base
+    cli -> web -> service -> importing -> {storage, records} -> base
 
 ``base`` is ``config``, ``errors``, ``injection``, the package's
 ``__init__`` and ``__main__``. ``export`` may import storage and records;
-``testing`` anything but the CLI; the CLI anything. Storage and records
-never import each other, and nothing outside the CLI imports it, except
+``testing`` anything but the CLI and the web console; the web console
+the library (never the CLI); the CLI anything. Storage and records
+never import each other, nothing outside the CLI imports the web console,
+and nothing outside the CLI imports the CLI, except
 ``__main__``, which *is* the command (``python -m datacenter``). The
 package's ``__init__`` only re-exports the storage's facade, so importing
 from the package itself counts as importing the storage.
@@ -37,7 +39,7 @@ MAX_LINES = 400
 #: What a long module's docstring must say.
 WHY_LONG = f"Longer than {MAX_LINES} lines because"
 
-WINGS = ("storage", "records", "importing", "service", "cli", "testing")
+WINGS = ("storage", "records", "importing", "service", "web", "cli", "testing")
 BASE = ("config", "errors", "injection", "__init__", "__main__")
 #: The modules of records out (``export``: its columnar CSV writer is a module of its own).
 EXPORT = ("export", "columnar_export")
@@ -50,7 +52,8 @@ MAY_IMPORT: dict[str, frozenset[str]] = {
     "importing": frozenset({"importing", "storage", "records", "base"}),
     "service": frozenset({"service", "importing", "storage", "records", "base"}),
     "export": frozenset({"export", "storage", "records", "base"}),
-    "testing": EVERYTHING - {"cli"},
+    "web": frozenset({"web", "service", "importing", "storage", "records", "export", "base"}),
+    "testing": EVERYTHING - {"cli", "web"},
     "cli": EVERYTHING,
 }
 #: ``python -m datacenter`` is the command: the one module outside cli that imports it.
@@ -60,7 +63,7 @@ OWN_RULES: dict[str, tuple[frozenset[str], str]] = {
     PACKAGE: (frozenset({"storage"}), "the package's __init__ only re-exports from storage"),
     ENTRY_POINT: (frozenset({"cli"}), "__main__ only runs the command line"),
 }
-DIRECTION = "cli -> service -> importing -> {storage, records} -> base"
+DIRECTION = "cli -> web -> service -> importing -> {storage, records} -> base"
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,8 @@ def direction_violations(root: Path) -> list[str]:
             reached = target_wing(imp.target)
             if reached == "cli" and source != "cli" and module != ENTRY_POINT:
                 problems.append(f"{where}: nothing outside cli imports cli")
+            elif reached == "web" and source not in ("web", "cli"):
+                problems.append(f"{where}: nothing outside cli imports the web console")
             elif reached not in allowed:
                 kind = " under TYPE_CHECKING" if imp.type_checking else ""
                 problems.append(f"{where}{kind}: {rule}")
@@ -369,6 +374,26 @@ def test_the_checker_finds_every_kind_of_violation(tmp_path: Path) -> None:
     assert cycle_violations(root) == [
         "import cycle: datacenter.storage.fs -> datacenter.storage.layout -> "
         "datacenter.storage.fs"]
+
+
+def test_the_checker_keeps_the_library_from_the_web_console(tmp_path: Path) -> None:
+    root = _tree(tmp_path, {
+        "datacenter/__init__.py": "",
+        "datacenter/cli/__init__.py": "from datacenter.web import app\n",
+        "datacenter/web/__init__.py": "",
+        "datacenter/web/app.py": "from datacenter.service import loop\n",
+        "datacenter/web/views.py": "from datacenter.cli import main\n",
+        "datacenter/service/__init__.py": "",
+        "datacenter/service/loop.py": "from datacenter.web import app\n",
+        "datacenter/testing/__init__.py": "from datacenter.web import app\n",
+    })
+    assert direction_violations(root) == [
+        "datacenter.service.loop (line 1) imports datacenter.web.app: nothing outside cli "
+        "imports the web console",
+        "datacenter.testing (line 1) imports datacenter.web.app: nothing outside cli imports "
+        "the web console",
+        "datacenter.web.views (line 1) imports datacenter.cli: nothing outside cli imports cli",
+    ]
 
 
 def test_the_checker_finds_a_test_module_importing_another(tmp_path: Path) -> None:

@@ -16,14 +16,14 @@ import sys
 from collections.abc import Sequence
 
 # Each import registers its commands, in the order --help lists them.
-from datacenter.cli import chaos, export, importing, project, records, serve, storage
+from datacenter.cli import chaos, export, importing, project, records, serve, storage, web
 from datacenter.cli.registry import COMMANDS, EXPECTED, Command, report
 from datacenter.storage import LockHeldError
 
-_MODULES = (storage, importing, records, serve, export, project, chaos)
+_MODULES = (storage, importing, records, serve, web, export, project, chaos)
 #: The order --help lists the commands in: the daily ones first.
-_ORDER = ("status", "ls", "import", "serve", "find", "pending", "discard", "processors",
-          "export", "logs", "move-storage", "recover", "init", "chaos")
+_ORDER = ("status", "ls", "import", "serve", "web", "user", "find", "pending", "discard",
+          "processors", "export", "logs", "move-storage", "recover", "init", "chaos")
 
 
 def _listed_at(command: Command) -> int:

@@ -13,7 +13,6 @@ import json
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from datacenter.errors import DataCenterError
@@ -77,15 +76,6 @@ def say(line: str) -> None:
 def emit(data: Any) -> None:
     """Machine-readable output (``--json``)."""
     print(json.dumps(data, indent=2, ensure_ascii=False))
-
-
-def timestamp(seconds: float) -> str:
-    """A moment for ``--json`` output: ISO 8601 in UTC, with its zone and milliseconds.
-
-    ``2026-12-03T15:40:00.123+00:00``: one zone for every machine, sorted
-    as text; the human output keeps local time.
-    """
-    return datetime.fromtimestamp(seconds, tz=UTC).isoformat(timespec="milliseconds")
 
 
 def emit_each(items: Iterable[Any]) -> None:

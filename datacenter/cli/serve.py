@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -26,7 +27,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from datacenter.cli.common import record_store, settings
-from datacenter.cli.registry import CommandError, command, timestamp
+from datacenter.cli.registry import CommandError, command
+from datacenter.cli.web import announce, console_thread, listen_option, listening
 from datacenter.config import Config
 from datacenter.importing import Importer
 from datacenter.importing.progress import describe_progress
@@ -48,33 +50,67 @@ stderr (--once: only on a terminal). A missing storage is created, in a
 folder that must exist."""
 
 
+#: ``--web`` given without an address: the config's ``[web] listen``.
+_FROM_CONFIG = "config"
+
+
 def _options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--polling", action="store_true",
                         help="poll instead of inotify (NFS, SMB); also [watch] polling")
     parser.add_argument("--once", action="store_true",
                         help="import every complete file present now, then exit "
                              "(exit status below)")
+    parser.add_argument("--web", type=listen_option, metavar="HOST:PORT", nargs="?",
+                        const=_FROM_CONFIG,
+                        help="also serve the web console, in this process: there, or "
+                             "where [web] listen says (default 127.0.0.1:8080; port 0: a "
+                             "free one; see `datacenter web`)")
 
 
 @command("serve", "watch the storage, import what arrives", _options, description=DESCRIPTION)
 def run(args: argparse.Namespace) -> int:
     conf = settings(args)
+    if args.web and args.once:
+        raise CommandError("--web and --once do not go together: the console would stop "
+                           "with the run (use `datacenter web` beside it)")
     holder = service_running(conf.storage)
     if holder is not None:
         raise CommandError(f"{conf.storage} is served already by {holder}")
     creation.check_parent(conf.storage)
     new = not os.path.isdir(conf.storage)
-    importer = Importer(conf)  # opening it recovers what a kill interrupted
+    where = conf.web.listen if args.web == _FROM_CONFIG else args.web
+    sock = listening(where) if where else None  # a port in use stops it before anything
+    try:
+        importer = Importer(conf)  # opening it recovers what a kill interrupted
+    except BaseException:
+        if sock is not None:
+            sock.close()
+        raise
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
                           once=args.once)
         _announce(conf, importer.storage, new, _mode(service))
-        with _signals(service):
+        with _signals(service), _console(conf, sock, importer):
             return service.drain() if args.once else service.serve()
     except LockHeldError as error:
         raise CommandError(f"{conf.storage} is served already: {error}") from None
     finally:
         importer.close()
+
+
+@contextlib.contextmanager
+def _console(conf: Config, sock: socket.socket | None, importer: Importer) -> Iterator[None]:
+    """The web console in a thread of this process while the service runs (with --web).
+
+    The service loop keeps the main thread and its signals: SIGTERM or
+    Ctrl-C stop the loop after the file in hand, then the console.
+    """
+    if sock is None:
+        yield
+        return
+    announce(conf, sock)
+    with console_thread(conf, sock, importer.processors):
+        yield
 
 
 def _mode(service: Service) -> str:
@@ -119,23 +155,6 @@ def _signals(service: Service) -> Iterator[None]:
     finally:
         for signum, old in previous.items():
             signal.signal(signum, old)
-
-
-#: Keys of the service's state that hold a moment (seconds since the epoch).
-_MOMENTS = frozenset({"started", "updated", "at", "finished", "since"})
-
-
-def service_json(value: Any, key: str = "") -> Any:
-    """The service's state for ``--json``: every moment in it as ISO 8601 with its zone.
-
-    A moment is a float under one of :data:`_MOMENTS` (counts are whole
-    numbers, and stay as they are).
-    """
-    if isinstance(value, dict):
-        return {k: service_json(v, k) for k, v in value.items()}
-    if isinstance(value, list):
-        return [service_json(item) for item in value]
-    return timestamp(value) if key in _MOMENTS and isinstance(value, float) else value
 
 
 def _finishing(service: Service) -> str:

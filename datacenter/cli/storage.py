@@ -12,7 +12,6 @@ import contextlib
 import os
 import sys
 import time
-from typing import Any
 
 from datacenter.cli.common import (
     open_storage,
@@ -28,19 +27,15 @@ from datacenter.cli.registry import (
     emit_each,
     natural,
     say,
-    timestamp,
 )
-from datacenter.cli.serve import describe_status, service_json
+from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
-from datacenter.importing.diagnosis import NOT_CSV, root_file_advice
-from datacenter.records import Job, RecordStore
+from datacenter.records import RecordStore
 from datacenter.records.store import read_ledger
 from datacenter.service import service_running, service_status
-from datacenter.service.census import census
-from datacenter.service.verdicts import REJECTED, UNROUTED
+from datacenter.service.report import status_report, timestamp
 from datacenter.storage import FOLDERS, DataCenter, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
-from datacenter.storage.view import StorageView
 
 #: How many of the last imports ``status`` shows unless told.
 LAST_IMPORTS = 10
@@ -58,48 +53,31 @@ def _status_options(parser: argparse.ArgumentParser) -> None:
 def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
-    ledger = read_ledger(record_store(conf), args.limit, args.offset, view.storage)
-    intents = view.interrupted_operations()
+    record_store(conf)
     served = service_status(view.storage)
-    counts, finished = _file_counts(view, served)
-    waiting = view.needs_a_person()
-    # Files at the root that no import takes (a workbook dropped as it is): said
-    # here, since the service leaves them alone without a word in its queue.
-    not_importable = [{"name": name, "reason": root_file_advice(name) or NOT_CSV}
-                      for name in view.other_root_files()]
-    report: dict[str, Any] = {
-        "storage": view.storage,
-        "database": conf.database,
-        "files": counts,
-        # What getFinishedFiles would list: the *.finished.csv files, at most max_files.
-        "finished_files": min(finished, view.max_files),
-        "interrupted": intents + ledger.unfiled,
-        "interrupted_operations": intents,
-        "unfiled_imports": ledger.unfiled,
-        "last_imports": [_job_dict(job) for job in ledger.last],
-        "needs_a_person": waiting,
-        "not_importable": not_importable,
-        "service": service_json(served),
-    }
+    report = status_report(conf, view, args.limit, args.offset, served)
     if args.json:
         emit(report)
         return 0
     say(f"storage: {view.storage}")
-    for folder, count in counts.items():
+    for folder, count in report["files"].items():
         shown = "unknown (no service has looked at the root's files)" if count is None \
             else f"{count:>6} file(s)"
         say(f"  {folder:<11} {shown}")
-    say(_interrupted(intents, ledger.unfiled))
+    say(_interrupted(report["interrupted_operations"], report["unfiled_imports"]))
+    waiting = report["needs_a_person"]
     if waiting:
         say(f"needs a person: {len(waiting)}")
     for line in waiting:
         say(f"  {printable(line)}")
+    not_importable = report["not_importable"]
     if not_importable:
         say(f"not importable: {len(not_importable)} file(s) at the root")
     for item in not_importable:
         say(f"  {printable(item['name'])}: {item['reason']}")
     for line in describe_status(served):
         say(line)
+    ledger = read_ledger(conf.database, args.limit, args.offset, view.storage)
     if ledger.last:
         say("last imports:")
     for job in ledger.last:
@@ -109,28 +87,6 @@ def _status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _file_counts(view: StorageView, served: dict[str, Any],
-                 ) -> tuple[dict[str, int | None], int]:
-    """Files per folder, the root's split into waiting, rejected and unrouted files;
-    and how many ``*.finished.csv`` files ``finished/`` holds.
-
-    Only the service knows which root files it left alone: without its
-    state, rejected and unrouted are unknown (None), not zero. The folders
-    are counted, never listed: a folder of a million files costs no object
-    per file.
-    """
-    root = census(view.storage, [f.name for f in view.iter_files("pending")], served)
-    counts: dict[str, int | None] = {"pending": root.pending, REJECTED: root.rejected,
-                                     UNROUTED: root.unrouted}
-    finished = 0
-    for folder in layout.SUBFOLDERS:
-        if folder == layout.FINISHED:
-            counts[folder], finished = view.count_files(folder, ".finished.csv")
-        else:
-            counts[folder] = view.count_files(folder)[0]
-    return counts, finished
-
-
 def _interrupted(intents: int, unfiled: int) -> str:
     """Interrupted work is counted, not recovered: looking must not change anything."""
     line = f"interrupted operations: {intents + unfiled}"
@@ -138,13 +94,6 @@ def _interrupted(intents: int, unfiled: int) -> str:
         line += (f" ({intents} unfinished change(s), {unfiled} import(s) not filed away; "
                  "`datacenter recover` finishes them)")
     return line
-
-
-def _job_dict(job: Job) -> dict[str, Any]:
-    return {"id": job.id, "source": job.source, "processor": job.processor, "mode": job.mode,
-            "user": job.user, "rows": job.rows, "ok": job.ok, "failed": job.failed,
-            "outcome": job.outcome, "started": timestamp(job.started),
-            "finished": timestamp(job.finished), "sha256": job.sha256}
 
 
 def _ls_options(parser: argparse.ArgumentParser) -> None:

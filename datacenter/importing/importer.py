@@ -116,6 +116,15 @@ class Importer:
         """The last *limit* imports that committed, newest first."""
         return self.store.jobs(limit=limit)
 
+    def dropped_by(self, path: str) -> str | None:
+        """The account that put the file at *path* there as it is now (an upload, a fix in
+        the console), or None: it is recorded under the service's user then."""
+        ident = FileIdentity.at(path)
+        if ident is None:
+            return None
+        return self.store.dropped_by(os.path.basename(path), ident.to_ledger(),
+                                     os.path.realpath(self.dc.storage))
+
     def parents_of(self, processor: str) -> list[str]:
         """The processors whose records *processor*'s rows name as parents."""
         schema = self.schemas.get(processor)
@@ -165,7 +174,9 @@ class Importer:
         database and of each folder, not one per file).
         """
         user = user or default_user()
-        planned = [self._planned(request, user) for request in requests]
+        users = [request.user or user for request in requests]
+        planned = [self._planned(request, who) for request, who in zip(requests, users,
+                                                                          strict=True)]
         with self.dc.lock:
             try:
                 self.dc.check_folders()  # a folder linked away since the storage was opened
@@ -177,7 +188,7 @@ class Importer:
                        for job in self.filing.finish_unfiled()}
             planned = [self._untouched(not_yet(plan, unfiled), request)
                        for plan, request in zip(planned, requests, strict=True)]
-            staged = self._commit_imports(planned, user, progress)
+            staged = self._commit_imports(planned, users, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             left = {job.id for job in self.finish_jobs(jobs)}
         return [item if isinstance(item, Exception)
@@ -243,13 +254,13 @@ class Importer:
             distribution.check_names(self.dc.storage, path, mode, backups)
 
     def _commit_imports(
-        self, planned: list[Plan | Exception], user: str,
+        self, planned: list[Plan | Exception], users: list[str],
         progress: Callable[[int, int], None] | None,
     ) -> list[tuple[Job, ImportResult, BatchProcessor] | Exception]:
         staged: list[tuple[Job, ImportResult, BatchProcessor] | Exception] = []
         try:
             with self.store.transaction():
-                for plan in planned:
+                for plan, user in zip(planned, users, strict=True):
                     staged.append(plan if isinstance(plan, Exception)
                                   else self._stage_one(*plan, user, progress))
         except BaseException as error:
@@ -263,8 +274,8 @@ class Importer:
         for done in staged:
             if isinstance(done, tuple):
                 job, result, batch = done
-                batch.log_result(os.path.join(self.dc.storage, job.source), job.mode, user,
-                                 result)
+                batch.log_result(os.path.join(self.dc.storage, job.source), job.mode,
+                                 job.user, result)
         return staged
 
     def _stage_one(self, path: str, batch: BatchProcessor, mode: str, user: str,

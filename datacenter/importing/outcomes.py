@@ -29,12 +29,15 @@ class Request:
     *unless_untouched*: a pending file exactly as an import's filing left
     it is not imported (the result is :class:`UntouchedPendingError`): the
     service takes only what someone changed; a retry it wants says False.
+    *user*: who the import is recorded under, when not the batch's (the
+    account that uploaded or fixed the file in the console).
     """
 
     path: str
     processor: str | None = None
     mode: str | None = None
     unless_untouched: bool = False
+    user: str | None = None
 
 
 @dataclass

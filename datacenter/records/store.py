@@ -72,6 +72,25 @@ _LEDGER_ADDED = {
     "pending_ident": "TEXT NOT NULL DEFAULT ''",
     "storage": "TEXT NOT NULL DEFAULT ''",
 }
+#: What people did through the console or the command line besides imports: an
+#: upload, a fix of a pending file, a discard; who, when, to which file (and the
+#: identity the file had then, so the import of that very file is recorded
+#: under the same name).
+_ACTIONS = """
+CREATE TABLE IF NOT EXISTS datacenter_actions (
+    id      INTEGER PRIMARY KEY,
+    at      REAL NOT NULL,
+    user    TEXT NOT NULL,
+    action  TEXT NOT NULL,
+    name    TEXT NOT NULL,
+    ident   TEXT NOT NULL DEFAULT '',
+    detail  TEXT NOT NULL DEFAULT '',
+    storage TEXT NOT NULL DEFAULT ''
+)"""
+_ACTION_COLUMNS = ("id", "at", "user", "action", "name", "ident", "detail", "storage")
+#: Who put a file there is asked per file the service imports: one look-up, not a scan.
+_ACTIONS_BY_NAME = """CREATE INDEX IF NOT EXISTS datacenter_actions_by_name
+    ON datacenter_actions (name, ident)"""
 #: Which job left a pending file of a given name (the service asks per file it finds).
 _LEDGER_PENDING_INDEX = """CREATE INDEX IF NOT EXISTS datacenter_jobs_pending
     ON datacenter_jobs (pending) WHERE pending != ''"""
@@ -156,6 +175,8 @@ class RecordStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute(_LEDGER)
+        self.db.execute(_ACTIONS)
+        self.db.execute(_ACTIONS_BY_NAME)
         self._add_ledger_columns()
         for schema in self.schemas.values():
             self._create_table(schema)
@@ -463,6 +484,22 @@ class RecordStore:
             f"SELECT 1 FROM datacenter_jobs WHERE id > ? AND ok > 0 AND processor IN ({marks}) "
             "LIMIT 1", (after, *processors)).fetchone() is not None
 
+    def record_action(self, action: str, name: str, user: str, *, ident: str = "",
+                      detail: str = "", storage: str = "") -> int:
+        """Add what a person did (an upload, a fix, a discard) to the ledger; its id."""
+        with self.transaction():
+            return int(self.db.execute(
+                "INSERT INTO datacenter_actions (at, user, action, name, ident, detail, storage) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (time.time(), user, action, name, ident, detail, storage)).lastrowid or 0)
+
+    def dropped_by(self, name: str, ident: str, storage: str) -> str | None:
+        """Who put file *name* at the root of *storage* as it is now (identity *ident*)."""
+        row = self.db.execute(
+            "SELECT user FROM datacenter_actions WHERE name = ? AND ident = ? AND storage = ? "
+            "ORDER BY id DESC LIMIT 1", (name, ident, storage)).fetchone()
+        return None if row is None else str(row[0])
+
     def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
         """Ledger rows, newest first."""
         where = " WHERE distributed = 0" if undistributed else ""
@@ -533,6 +570,68 @@ def read_ledger(path: str, limit: int = 10, offset: int = 0,
         return LedgerView(last, int(db.execute(_LEDGER_UNFILED).fetchone()[0]))
 
     return _read_only(path, read, LedgerView())
+
+
+@dataclass(frozen=True)
+class Action:
+    """One row of the ledger's actions: what a person did besides importing."""
+
+    id: int
+    at: float
+    user: str
+    action: str
+    name: str
+    ident: str
+    detail: str
+    storage: str
+
+
+def read_actions(path: str, storage: str, limit: int = 20, offset: int = 0) -> list[Action]:
+    """The last actions on the storage at *storage*, newest first, read only."""
+    where_from = os.path.realpath(storage)
+
+    def read(db: sqlite3.Connection) -> list[Action]:
+        if not _has_table(db, "datacenter_actions"):
+            return []
+        found = db.execute(f"SELECT {', '.join(_ACTION_COLUMNS)} FROM datacenter_actions "
+                           "WHERE storage = ? ORDER BY id DESC LIMIT ? OFFSET ?",
+                           (where_from, limit, offset))
+        return [Action(*row) for row in found]
+
+    return _read_only(path, read, [])
+
+
+@dataclass
+class LedgerTotals:
+    """What the ledger says of one storage's imports, summed (for ``/metrics``)."""
+
+    jobs: int = 0
+    rows_ok: int = 0
+    rows_failed: int = 0
+    last_finished: float | None = None
+    #: How many imports took at most each bound (seconds), and the sum of their times.
+    durations: dict[float, int] = field(default_factory=dict)
+    duration_sum: float = 0.0
+
+
+def read_totals(path: str, storage: str, bounds: Sequence[float]) -> LedgerTotals:
+    """The imports into the storage at *storage*, summed; durations counted per bound."""
+    where_from = os.path.realpath(storage)
+
+    def read(db: sqlite3.Connection) -> LedgerTotals:
+        if not _has_table(db, "datacenter_jobs"):
+            return LedgerTotals(durations=dict.fromkeys(bounds, 0))
+        where = "WHERE storage IN (?, '')" if "storage" in _ledger_columns(db) else \
+            "WHERE ? IS NOT NULL"
+        buckets = ", ".join("COALESCE(SUM(finished - started <= ?), 0)" for _ in bounds)
+        row = db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(ok), 0), COALESCE(SUM(failed), 0), MAX(finished), "
+            f"COALESCE(SUM(finished - started), 0){', ' if bounds else ''}{buckets} "
+            f"FROM datacenter_jobs {where}", (*bounds, where_from)).fetchone()
+        return LedgerTotals(int(row[0]), int(row[1]), int(row[2]), row[3],
+                            dict(zip(bounds, map(int, row[5:]), strict=True)), float(row[4]))
+
+    return _read_only(path, read, LedgerTotals(durations=dict.fromkeys(bounds, 0)))
 
 
 @dataclass

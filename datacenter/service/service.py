@@ -41,6 +41,9 @@ from datacenter.storage.lock import LockHeldError, StorageLock
 PENDING, REJECTED, UNROUTED = verdicts.PENDING, verdicts.REJECTED, verdicts.UNROUTED
 RETRYING = verdicts.RETRYING
 HEALTH_INTERVAL = 0.5  # seconds between two checks of the watch
+#: Seconds between two writes of the state file when nothing changes: its
+#: ``updated`` moment is the heartbeat ``/healthz`` reads.
+HEARTBEAT = 5.0
 RETRY_FIRST, RETRY_CAP = 5.0, 600.0  # back-off of pending-file retries, seconds
 #: The exit status of ``--once`` when a file was still being written (1 wins).
 STILL_WRITING = 3
@@ -75,7 +78,7 @@ class Service:
         self._lock: StorageLock | None = None
         self._state: StateFile | None = None  # None: no state to write yet
         self._shown: tuple[int, ...] = ()  # what the state file last showed, in brief
-        self._next_scan = self._next_check = 0.0
+        self._next_scan = self._next_check = self._next_heartbeat = 0.0
         #: When committed imports left unfiled are tried again, and the back-off.
         self._next_filing, self._filing_wait = time.monotonic() + self.rescan_every, RETRY_FIRST
         self._started = time.time()
@@ -236,8 +239,10 @@ class Service:
         if time.monotonic() >= self._next_filing:
             self._file_unfiled()
         shown = (len(self.readiness), len(self.verdicts), sum(self.counts.values()))
-        if (self._state and self._state.dirty) or shown != self._shown:
+        if ((self._state and self._state.dirty) or shown != self._shown
+                or time.monotonic() >= self._next_heartbeat):
             self._shown = shown
+            self._next_heartbeat = time.monotonic() + HEARTBEAT
             self._publish()
 
     def _sleep(self) -> None:

@@ -1,0 +1,129 @@
+"""The console's state, handed to every view through ``request.app.state.console``.
+
+Views import no globals: the config, the processors, the accounts, the
+open sessions and the templates come from here (as datasette's views get
+their app), so a test builds as many consoles as it likes, each on its own
+storage. The library does the work; a view only parses, calls and shows.
+
+The console opens the storage for changes (an upload, a fix, a discard)
+through one :class:`~datacenter.importing.Importer` of its own, opened at
+the first change and used by one request at a time; everything else reads
+through a :class:`~datacenter.storage.view.StorageView`, which writes
+nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+from starlette.datastructures import URL
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from datacenter.config import Config
+from datacenter.importing import Importer, Processors, Router
+from datacenter.service.accounts import Accounts
+from datacenter.storage import creation
+from datacenter.storage.view import StorageView
+from datacenter.web.auth import CSRF_FIELD, Caller, RateLimit, Sessions, identify, require
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+#: Files per page of a folder or of the dashboard's lists; rows per page of a pending grid.
+PAGE, GRID_PAGE = 50, 100
+
+
+@dataclass
+class Console:
+    conf: Config
+    processors: Processors
+    accounts: Accounts
+    sessions: Sessions = field(default_factory=Sessions)
+    limiter: RateLimit = field(default_factory=RateLimit)
+    #: Whether the session cookie says Secure (behind HTTPS).
+    secure_cookies: bool = False
+    _importer: Importer | None = None
+    _mutex: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.router = Router(self.conf.routes, self.processors.names())
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
+                                 autoescape=True)
+        self.templates = Jinja2Templates(env=env)
+
+    @property
+    def storage(self) -> str:
+        return self.conf.storage
+
+    @property
+    def schemas(self) -> dict[str, Any]:
+        return dict(self.processors.schemas)
+
+    def view(self) -> StorageView:
+        view = StorageView(self.conf.storage)
+        if not view.exists:
+            raise creation.NoStorageError(view.storage)
+        return view
+
+    @contextlib.contextmanager
+    def importer(self) -> Iterator[Importer]:
+        """The console's importer, for one change at a time (opened at the first)."""
+        with self._mutex:
+            if self._importer is None:
+                self._importer = Importer(self.conf, processors=self.processors)
+            yield self._importer
+
+    def close(self) -> None:
+        with self._mutex:
+            if self._importer is not None:
+                self._importer.close()
+                self._importer = None
+
+
+def console_of(request: Request) -> Console:
+    found: Console = request.app.state.console
+    return found
+
+
+def caller(request: Request, role: str) -> Caller:
+    """The request's caller, if it may act as *role* (else :class:`~.auth.Denied`)."""
+    console = console_of(request)
+    return require(identify(request, console.accounts, console.sessions), role)
+
+
+def maybe_caller(request: Request) -> Caller | None:
+    console = console_of(request)
+    return identify(request, console.accounts, console.sessions)
+
+
+def page(request: Request, template: str, context: dict[str, Any] | None = None,
+         status: int = 200, who: Caller | None = None) -> HTMLResponse:
+    """A page of the console, with the caller and its CSRF token for its forms."""
+    found = dict(context or {})
+    found.setdefault("caller", who)
+    found.setdefault("csrf", who.session.csrf if who and who.session else "")
+    found.setdefault("csrf_field", CSRF_FIELD)
+    found.setdefault("message", request.query_params.get("message", ""))
+    found.setdefault("problem", request.query_params.get("problem", ""))
+    response = console_of(request).templates.TemplateResponse(request, template, found,
+                                                              status_code=status)
+    return response
+
+
+def back_to(request: Request, route: str, message: str = "") -> RedirectResponse:
+    """303 to the page *route* (a path, never an absolute URL), saying *message* there."""
+    target = URL(request.app.url_path_for(route))
+    if message:
+        target = target.include_query_params(message=message)
+    return RedirectResponse(str(target), status_code=303)
+
+
+def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    """An API error: ``{"error": "..."}`` with its status."""
+    return JSONResponse({"error": message}, status_code=status, headers=headers)

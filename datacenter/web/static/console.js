@@ -1,0 +1,106 @@
+// The console's little JavaScript: every page works without it.
+// Upload: drag and drop onto the drop zone, and a preview before sending.
+// Grid: edited cells are marked; discarding asks first.
+"use strict";
+
+function csrfToken() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+function textCell(tag, text) {
+  const cell = document.createElement(tag);
+  cell.textContent = text; // never innerHTML: cells are data, not markup
+  return cell;
+}
+
+function showPreview(box, data) {
+  box.replaceChildren();
+  if (data.error || data.problem) {
+    const p = textCell("p", data.error || data.problem);
+    p.className = "problem";
+    p.id = "preview-problem";
+    box.append(p);
+    if (data.error || !data.processor) return;
+  }
+  const about = textCell("p", `${data.name}: processor ${data.processor || "?"}, mode ${data.mode}` +
+    `${data.guessed ? " (guessed from the name)" : ""}, ${data.total_rows} row(s)`);
+  about.id = "preview-summary";
+  box.append(about);
+  if (data.warnings && data.warnings.length) {
+    const list = document.createElement("ul");
+    list.id = "preview-warnings";
+    list.className = "preview-warnings";
+    for (const warning of data.warnings) list.append(textCell("li", warning));
+    box.append(list);
+  }
+  if (data.header && data.header.length) {
+    const table = document.createElement("table");
+    table.id = "preview-table";
+    const head = document.createElement("tr");
+    for (const column of data.header) head.append(textCell("th", column));
+    table.append(head);
+    for (const row of data.rows) {
+      const tr = document.createElement("tr");
+      for (const cell of row) tr.append(textCell("td", cell));
+      table.append(tr);
+    }
+    box.append(table);
+  }
+}
+
+async function preview(form) {
+  const box = document.getElementById("upload-preview");
+  const input = document.getElementById("upload-file");
+  if (!box || !input || !input.files.length) return;
+  const body = new FormData(form);
+  box.textContent = "Reading…";
+  try {
+    const answer = await fetch("/api/uploads/preview", {
+      method: "POST", body, headers: { "X-CSRF-Token": csrfToken() }, credentials: "same-origin",
+    });
+    showPreview(box, await answer.json());
+  } catch (problem) {
+    box.textContent = `No preview: ${problem}`;
+  }
+}
+
+function setUpUpload() {
+  const form = document.getElementById("upload-form");
+  const zone = document.getElementById("drop-zone");
+  const input = document.getElementById("upload-file");
+  if (!form || !zone || !input) return;
+  for (const name of ["dragenter", "dragover"]) {
+    zone.addEventListener(name, (event) => { event.preventDefault(); zone.classList.add("dragging"); });
+  }
+  for (const name of ["dragleave", "drop"]) {
+    zone.addEventListener(name, () => zone.classList.remove("dragging"));
+  }
+  zone.addEventListener("drop", (event) => {
+    event.preventDefault();
+    if (event.dataTransfer && event.dataTransfer.files.length) {
+      input.files = event.dataTransfer.files;
+      preview(form);
+    }
+  });
+  input.addEventListener("change", () => preview(form));
+  for (const id of ["upload-processor", "upload-mode"]) {
+    const select = document.getElementById(id);
+    if (select) select.addEventListener("change", () => preview(form));
+  }
+}
+
+function setUpGrid() {
+  for (const cell of document.querySelectorAll("#pending-grid input.cell")) {
+    const original = cell.value;
+    cell.addEventListener("input", () => cell.classList.toggle("cell-edited", cell.value !== original));
+  }
+  const discard = document.getElementById("discard-form");
+  if (discard) {
+    discard.addEventListener("submit", (event) => {
+      if (!window.confirm(discard.dataset.confirm || "Discard?")) event.preventDefault();
+    });
+  }
+}
+
+document.addEventListener("DOMContentLoaded", () => { setUpUpload(); setUpGrid(); });
