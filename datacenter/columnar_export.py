@@ -14,7 +14,7 @@ Arrow's own CSV writer does not give (it quotes every text):
   does (the quote is added to the whole column at once); a cell starting
   beyond ASCII is inert if a regular expression finds a letter, digit or
   mark first; the few left (a blank or an invisible character first) go
-  through :func:`datacenter.export.neutralise_cell` itself, so the subtle
+  through :func:`datacenter.formulas.neutralise_cell` itself, so the subtle
   part of the rule is the same code, not a copy of it;
 * quoting: a cell holding ``,``, ``"``, CR or LF is quoted, its quotes doubled;
   a row of one empty cell is ``""``, as ``csv.writer`` writes it;
@@ -43,7 +43,7 @@ from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import ColumnarReadError, RecordStore, text_batches
 
-#: Cells that start no formula, whatever follows (``export.PLAIN_STARTS``, the
+#: Cells that start no formula, whatever follows (``formulas.PLAIN_STARTS``, the
 #: printable ASCII but ``= + - @``), and letters, digits and marks of any script.
 _INERT_START = r"^[\x21-\x2a\x2c\x2e-\x3c\x3e\x3f\x41-\x7e\pL\pN\pM]"
 #: A cell that must be quoted by ``csv.writer`` (``QUOTE_MINIMAL``, ``\r\n`` rows).

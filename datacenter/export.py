@@ -32,12 +32,14 @@ import json
 import os
 import stat
 import sys
-import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from datacenter.columnar_export import Guard, write_csv
 from datacenter.errors import DataCenterError
+from datacenter.formulas import FORMULA_STARTS as FORMULA_STARTS
+from datacenter.formulas import PLAIN_STARTS as PLAIN_STARTS
+from datacenter.formulas import neutralise_cell as neutralise_cell
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import ColumnarReadError, RecordStore
@@ -48,19 +50,6 @@ FORMATS = ("csv", "json")
 STDOUT = "-"
 #: Validation lists at most this many problems, then how many more there are.
 MAX_PROBLEMS = 50
-#: A cell starting with one of these is neutralised (OWASP's list).
-FORMULA_STARTS = "=+-@\t\r"
-#: Formula signs that count behind leading blanks too, with their full-width
-#: forms (U+FF1D, U+FF0B, U+FF0D, U+FF20), which spreadsheets may fold into ASCII.
-FORMULA_SIGNS = frozenset("=+-@\uff1d\uff0b\uff0d\uff20")
-#: Unicode categories skipped before a sign, besides white space: space
-#: separators (NBSP, ideographic space) and invisible format characters
-#: (zero-width space and joiners, word joiner, BOM, soft hyphen, bidi marks).
-BLANK_CATEGORIES = frozenset({"Zs", "Cf"})
-#: First characters that start no formula, whatever follows: printable ASCII
-#: but the formula starts and the space. Nearly every cell starts with one,
-#: so one set look-up settles it; only the others are scanned.
-PLAIN_STARTS = frozenset(map(chr, range(0x21, 0x7F))) - frozenset(FORMULA_STARTS)
 # Records per write: enough to amortise the calls, few enough to keep memory flat.
 _CHUNK = 2000
 _KINDS = {dict: "an object", list: "a list", str: "a string", bool: "a boolean",
@@ -76,31 +65,6 @@ class ExportError(DataCenterError, ValueError):
 
 
 # -- cells, records, validation -------------------------------------------------
-
-
-def neutralise_cell(text: str) -> str:
-    """*text* made inert for spreadsheets: a leading ``'`` if it could start a formula.
-
-    >>> neutralise_cell("=HYPERLINK(\\"http://x\\")"), neutralise_cell("plain")
-    ('\\'=HYPERLINK("http://x")', 'plain')
-    >>> [neutralise_cell(t)[0] == "'" for t in (" =1", "\\u200b+1", "\\uff1d1", " x-1")]
-    [True, True, True, False]
-    """
-    if not text or text[0] in PLAIN_STARTS:  # the fast path, inlined in _values
-        return text
-    return "'" + text if _starts_formula(text) else text
-
-
-def _starts_formula(text: str) -> bool:
-    """Does *text* start with a formula start, or with a formula sign behind blanks?"""
-    if text[0] in FORMULA_STARTS:
-        return True
-    for char in text:
-        if char in FORMULA_SIGNS:
-            return True
-        if not (char.isspace() or unicodedata.category(char) in BLANK_CATEGORIES):
-            return False
-    return False  # blanks only
 
 
 def cell_text(value: object, neutralise: bool = True) -> str:
@@ -256,20 +220,6 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
     its column's type (written around the imports), or *columnar* is False:
     then row by row, with the same bytes.
     """
-    processor_schema(store.schemas, name)
-    _format(fmt)
-    return write_atomically(path, lambda emit: write_processor(store, name, emit, fmt,
-                                                                neutralise=neutralise))
-
-
-def write_processor(store: RecordStore, name: str, emit: Emit, fmt: str = "csv", *,
-                    neutralise: bool = True) -> int:
-    """Processor *name*'s records, in key order, as CSV or JSON text handed to *emit*
-    in chunks (the console streams them to a download); how many.
-
-    One read transaction, like :func:`export_processor`; CSV cells keep the
-    formula guard unless *neutralise* is False.
-    """
     schema = processor_schema(store.schemas, name)
     if _format(fmt) == "csv" and columnar:
         try:
@@ -278,6 +228,19 @@ def write_processor(store: RecordStore, name: str, emit: Emit, fmt: str = "csv",
                     store, schema, _GUARD if neutralise else None, emit), binary=True)
         except ColumnarReadError:
             pass  # nothing was written: the target is as it was
+    return write_atomically(path, lambda emit: write_processor(store, name, emit, fmt,
+                                                                neutralise=neutralise))
+
+
+def write_processor(store: RecordStore, name: str, emit: Emit, fmt: str = "csv", *,
+                    neutralise: bool = True) -> int:
+    """Processor *name*'s records, in key order, row by row as CSV or JSON text
+    handed to *emit* in chunks; how many.
+
+    One read transaction, like :func:`export_processor`; CSV cells keep the
+    formula guard unless *neutralise* is False.
+    """
+    schema = processor_schema(store.schemas, name)
     names = list(schema.fields)
     fmt = _format(fmt)
     with store.snapshot():

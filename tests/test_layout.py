@@ -42,7 +42,7 @@ WHY_LONG = f"Longer than {MAX_LINES} lines because"
 WINGS = ("storage", "records", "importing", "service", "web", "cli", "testing")
 BASE = ("config", "errors", "injection", "__init__", "__main__")
 #: The modules of records out (``export``: its columnar CSV writer is a module of its own).
-EXPORT = ("export", "columnar_export")
+EXPORT = ("export", "columnar_export", "formulas")
 EVERYTHING = frozenset({*WINGS, "export", "base"})
 #: The wings each wing may import (itself always included).
 MAY_IMPORT: dict[str, frozenset[str]] = {
