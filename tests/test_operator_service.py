@@ -326,13 +326,14 @@ def test_a_header_written_first_and_rows_a_moment_later_are_imported_together(
         with open(path, "a") as handle:  # ... >> f
             handle.write("F1,One\nF2,Two\n")
         wait_for(lambda: (t := track(service, path.name)) is not None
+                 and t.state.value == "closed"  # its closing seen, not only its growth
                  and t.ident.size == path.stat().st_size and t.extra == 0)
         clock.advance(service, 0.25)
         wait_for(lambda: jobs(conf) == ["faculties_slow.csv"])
         wait_for(lambda: not path.exists() and service.in_hand is None)  # filed away
         path.write_text("code,title\n")  # a new file that stays a header...
         wait_for(lambda: (t := track(service, path.name)) is not None and t.extra == 0
-                 and t.ident.size == path.stat().st_size)
+                 and t.state.value == "closed" and t.ident.size == path.stat().st_size)
         clock.advance(service, 0.25)
         wait_for(lambda: (t := track(service, path.name)) is not None and t.extra > 0)
         clock.advance(service, 0.25)  # ...is imported, as empty, one settle later
