@@ -164,3 +164,13 @@ def test_a_port_in_use_is_refused_before_anything_starts(conf_path: Path) -> Non
         assert taken.stderr.startswith(f"datacenter: error: cannot listen on 127.0.0.1:{port}:")
         assert "serving" not in taken.stderr
         assert console.stop() == 0
+
+
+def test_the_systemd_unit_runs_serve_web_restarts_on_failure_and_stops_on_sigterm() -> None:
+    unit = (REPO / "deploy" / "datacenter.service").read_text()
+    keys = dict(line.split("=", 1) for line in unit.splitlines()
+                if "=" in line and not line.startswith("#"))
+    assert keys["Type"] == "simple" and keys["Restart"] == "on-failure"
+    assert keys["KillSignal"] == "SIGTERM"
+    assert keys["ExecStart"].endswith(" serve --web")
+    assert "deploy/datacenter.service" in (REPO / "README.md").read_text()
