@@ -410,3 +410,83 @@ def test_every_page_reads_without_javascript(browser: Browser, console: Console,
         expect(page.locator("#log-lines li").first).to_contain_text("plain")
         page.click("#logout-button")
         expect(page.locator("#login-form")).to_be_visible()
+
+
+# -- what a first user ran into -------------------------------------------------------------
+
+
+def test_a_refused_file_is_previewed_as_its_reason_alone(
+        browser: Browser, console: Console, tmp_path: Path) -> None:
+    workbook = tmp_path / "marks.xlsx"
+    workbook.write_bytes(b"PK\x03\x04 a workbook")
+    with session(browser, console, "manager") as (page, _):
+        page.goto(console.at("/upload"))
+        page.set_input_files("#upload-file", str(workbook))
+        expect(page.locator("#preview-problem")).to_have_text(
+            "marks.xlsx: not a CSV file (a spreadsheet workbook: save it as CSV UTF-8)")
+        # No "processor ?, 0 row(s)" under it: nothing was read.
+        expect(page.locator("#preview-summary")).to_have_count(0)
+        page.select_option("#upload-processor", "students")
+        page.click("#upload-submit")
+        expect(page.locator("#problem")).to_contain_text("marks.xlsx: not a CSV file")
+        expect(page.locator("#upload-processor")).to_have_value("students")
+
+
+def test_removing_an_account_asks_first(browser: Browser, console: Console) -> None:
+    made = _datacenter(Path(str(console.conf.path)), "user", "add", "dora", "--role", "viewer",
+                       "--password-stdin", stdin=PASSWORD + "\n")
+    assert made.returncode == 0, made.stderr
+    with session(browser, console, "admin") as (page, dialogs):
+        page.goto(console.at("/users"))
+        page.click("button[aria-label='remove dora']")
+        expect(page.locator("#user-dora")).to_be_visible()
+        assert dialogs.seen == ["confirm: Remove the account dora?"]
+        dialogs.accept = True
+        page.click("button[aria-label='remove dora']")
+        expect(page.locator("#message")).to_have_text("removed account dora")
+        expect(page.locator("#user-dora")).to_have_count(0)
+
+
+def test_no_page_asks_the_server_for_anything_it_does_not_have(
+        browser: Browser, console: Console) -> None:
+    context = browser.new_context()  # a fresh one: a browser asks for an icon once per site
+    try:
+        page = context.new_page()
+        failed: list[str] = []
+        page.on("response", lambda r: failed.append(f"{r.status} {r.url}")
+                if r.status >= 400 else None)
+        # The browser's own requests (its icon) show only in the page's console.
+        page.on("console", lambda m: failed.append(m.text) if m.type == "error" else None)
+        page.goto(console.at("/login"))
+        page.fill("#login-username", "admin")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        expect(page.locator("#whoami")).to_be_visible()
+        for path in ("/", "/upload", "/pending", "/files/finished", "/processors", "/logs",
+                     "/export", "/users"):
+            page.goto(console.at(path))
+            page.wait_for_load_state("load")
+        assert failed == []
+    finally:
+        context.close()
+
+
+def test_a_fix_saved_after_the_session_ended_logs_in_back_to_the_grid(
+        browser: Browser, console: Console, tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "lapse.csv", "L1,Lu Ani,lu@example.org,2004-03-15,z,admitted")
+    pending = "students_lapse.create.pending.csv"
+    with session(browser, console, "manager") as (page, _):
+        upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(imported(console.conf, "students_lapse.csv", 1))
+        page.goto(console.at(f"/pending/{pending}"))
+        page.context.clear_cookies()  # the session ends (a restart, or idle too long)
+        page.fill("#pending-grid input.cell-failing", "300")
+        page.click("#save-button")
+        expect(page.locator("#problem")).to_have_text(
+            "log in first (a session, or Authorization: Bearer <token>)")
+        page.fill("#login-username", "manager")
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        expect(page.locator("h1")).to_have_text(pending)  # the grid again, to fix once more
+        expect(page.locator("#pending-grid input.cell-failing")).to_have_value("z")

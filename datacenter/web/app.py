@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import urllib.parse
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -86,10 +87,22 @@ async def _denied(request: Request, exc: Exception) -> Response:
     if _is_api(request):
         return error(exc.status, exc.message, headers)
     if exc.status == 401:
-        return page(request, "login.html", {"next": request.url.path, "problem": exc.message},
+        return page(request, "login.html", {"next": _return_to(request), "problem": exc.message},
                     status=401)
     return page(request, "error.html", {"status": exc.status, "reason": exc.message},
                 status=exc.status, who=maybe_caller(request))
+
+
+def _return_to(request: Request) -> str:
+    """Where logging in leads back to: this page with its query; for a form sent after the
+    session ended (a POST), the page it was sent from, never its action (only a POST
+    goes there) and never another site's page."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    sent_from = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if sent_from.netloc == request.url.netloc and sent_from.path.startswith("/"):
+        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
+    return "/"
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

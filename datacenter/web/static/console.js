@@ -1,6 +1,6 @@
 // The console's little JavaScript: every page works without it.
 // Upload: drag and drop onto the drop zone, and a preview before sending.
-// Grid: edited cells are marked; discarding asks first.
+// Grid: edited cells are marked. Discarding rows and removing an account ask first.
 "use strict";
 
 function csrfToken() {
@@ -21,7 +21,8 @@ function showPreview(box, data) {
     p.className = "problem";
     p.id = "preview-problem";
     box.append(p);
-    if (data.error) return;
+    // Refused before its rows were read (the name, the bytes): no summary to show.
+    if (data.error || !(data.header && data.header.length)) return;
   }
   const about = textCell("p", `${data.name}: processor ${data.processor || "?"}, mode ${data.mode}` +
     `${data.guessed ? " (guessed from the name)" : ""}, ${data.total_rows} row(s)`);
@@ -95,12 +96,15 @@ function setUpGrid() {
     const original = cell.value;
     cell.addEventListener("input", () => cell.classList.toggle("cell-edited", cell.value !== original));
   }
-  const discard = document.getElementById("discard-form");
-  if (discard) {
-    discard.addEventListener("submit", (event) => {
-      if (!window.confirm(discard.dataset.confirm || "Discard?")) event.preventDefault();
+}
+
+// A form that cannot be undone (discard rows, remove an account) asks first.
+function setUpConfirms() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
     });
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { setUpUpload(); setUpGrid(); });
+document.addEventListener("DOMContentLoaded", () => { setUpUpload(); setUpGrid(); setUpConfirms(); });

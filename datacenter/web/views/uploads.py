@@ -104,12 +104,15 @@ async def upload_post(request: Request) -> Response:
     console = console_of(request)
     context = {"processors": sorted(console.schemas), "modes": MODES,
                "limit": console.conf.web.max_upload_bytes, "looked": None}
+    upload: Upload | None = None
     try:
         upload = await read_upload(request, console)
         check_csrf(who, upload.csrf)
         looked = await run_in_threadpool(put_in, console, upload, who)
     except UploadError as refused:
         context["problem"] = str(refused)
+        if upload is not None:  # the choices stay made for the next try
+            context["chosen_processor"], context["chosen_mode"] = upload.processor, upload.mode
         return page(request, "upload.html", context, status=status_of(refused), who=who)
     message = f"Uploaded {looked.filename} as {looked.name} ({looked.processor}, " \
               f"{looked.mode}, {looked.total_rows} rows); the service imports it"

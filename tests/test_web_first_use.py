@@ -1,0 +1,127 @@
+"""What a first user of the console ran into, each kept fixed (the pages, without a browser).
+
+A form sent after the session ended leads back to its page once logged in
+(not to a 405); a log search that is no regular expression, a refused
+account and a refused upload are said on their own page with the form as
+it was; the dashboard shows a page of the root's files that no import
+takes, not all of them; its pending count leads to the pending files.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers import PASSWORD, log_in, web_accounts, web_conf
+from starlette.testclient import TestClient
+
+from datacenter.config import Config
+from datacenter.web import create_app
+
+
+@pytest.fixture
+def conf(tmp_path: Path) -> Config:
+    conf = web_conf(tmp_path)
+    web_accounts(conf)
+    return conf
+
+
+@pytest.fixture
+def client(conf: Config) -> Iterator[TestClient]:
+    with TestClient(create_app(conf)) as client:
+        yield client
+
+
+def next_field(page: str) -> str:
+    found = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page)
+    assert found, page
+    return html.unescape(found.group(1))
+
+
+def selected(page: str, select: str) -> list[str]:
+    """The values of the options chosen in the select *select* of *page*."""
+    found = re.search(rf'<select id="{select}"[^>]*>(.*?)</select>', page, re.S)
+    assert found, page
+    return re.findall(r'<option value="([^"]*)" selected>', found.group(1))
+
+
+def test_a_form_sent_after_the_session_ended_leads_back_to_its_page(
+        client: TestClient) -> None:
+    name = "students.create.pending.csv"
+    sent = client.post(f"/pending/{name}/save", data={"csrf": "x"},
+                       headers={"Referer": f"http://testserver/pending/{name}?page=2"})
+    assert sent.status_code == 401 and 'id="login-form"' in sent.text
+    assert next_field(sent.text) == f"/pending/{name}?page=2"  # not the form's action
+    logged_in = client.post("/login", data={"username": "manager", "password": PASSWORD,
+                                            "next": next_field(sent.text)},
+                            follow_redirects=False)
+    assert logged_in.status_code == 303
+    assert logged_in.headers["location"] == f"/pending/{name}?page=2"
+    client.cookies.clear()
+    # Sent from another site, or saying nothing: the dashboard.
+    for headers in ({"Referer": "http://elsewhere.example/pending/x"}, {}):
+        sent = client.post("/logout", data={"csrf": "x"}, headers=headers)
+        assert sent.status_code == 401 and next_field(sent.text) == "/"
+    # A page asked for keeps its query.
+    asked = client.get("/logs?query=upload%20d&page=2")
+    assert asked.status_code == 401 and next_field(asked.text) == "/logs?query=upload%20d&page=2"
+
+
+def test_a_log_query_that_is_no_regular_expression_is_said_above_the_search_box(
+        client: TestClient) -> None:
+    log_in(client, "viewer")
+    answer = client.get("/logs", params={"query": "(unclosed"})
+    assert answer.status_code == 400
+    assert 'id="log-search"' in answer.text and 'value="(unclosed"' in answer.text
+    assert re.search(r'id="problem"[^>]*>the query is no regular expression: missing \)',
+                     answer.text), answer.text
+
+
+def test_a_refused_account_is_said_on_the_accounts_page_with_the_form_as_sent(
+        client: TestClient) -> None:
+    csrf = log_in(client, "admin")
+    short = client.post("/users", data={"csrf": csrf, "action": "add", "username": "carol",
+                                        "role": "manager", "password": "short"})
+    assert short.status_code == 400
+    assert "the password is too short" in short.text and 'id="users"' in short.text
+    assert 'id="user-name" name="username" value="carol"' in short.text
+    assert selected(short.text, "user-role") == ["manager"]
+    taken = client.post("/users", data={"csrf": csrf, "action": "add", "username": "viewer",
+                                        "role": "viewer", "password": PASSWORD})
+    assert taken.status_code == 409 and "exists already" in taken.text
+    assert 'id="user-add-form"' in taken.text
+
+
+def test_a_refused_upload_keeps_the_chosen_processor_and_mode(client: TestClient) -> None:
+    csrf = log_in(client, "manager")
+    answer = client.post("/upload", data={"csrf": csrf, "processor": "students",
+                                          "mode": "update"},
+                         files={"file": ("marks.xlsx", b"PK\x03\x04 a workbook")})
+    assert answer.status_code == 415 and "not a CSV file" in answer.text
+    assert selected(answer.text, "upload-processor") == ["students"]
+    assert selected(answer.text, "upload-mode") == ["update"]
+    fresh = client.get("/upload")
+    assert selected(fresh.text, "upload-processor") == []
+
+
+def test_the_dashboard_shows_a_page_of_the_roots_files_no_import_takes(
+        conf: Config, client: TestClient) -> None:
+    for n in range(63):
+        Path(conf.storage, f"notes{n:02d}.txt").write_text("not a table\n")
+    log_in(client, "viewer")
+    page = client.get("/").text
+    assert page.count('class="problem not-importable"') == 50
+    assert "notes00.txt: not a CSV file" in page and "notes62.txt" not in page
+    assert re.search(r'id="not-importable-more"[^>]*>and 13 more file\(s\) at the root',
+                     page), page
+    # The status API still lists them all.
+    assert len(client.get("/api/status").json()["not_importable"]) == 63
+
+
+def test_the_dashboards_pending_count_leads_to_the_pending_files(client: TestClient) -> None:
+    log_in(client, "viewer")
+    page = client.get("/").text
+    assert re.search(r'<tr id="count-pending"><td><a href="/pending">pending</a>', page), page
