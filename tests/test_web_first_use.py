@@ -5,6 +5,8 @@ A form sent after the session ended leads back to its page once logged in
 account and a refused upload are said on their own page with the form as
 it was; the dashboard shows a page of the root's files that no import
 takes, not all of them; its pending count leads to the pending files.
+A page says only what the console said (a link cannot put words on it),
+and a login posted from another site's page is refused.
 """
 
 from __future__ import annotations
@@ -125,3 +127,35 @@ def test_the_dashboards_pending_count_leads_to_the_pending_files(client: TestCli
     log_in(client, "viewer")
     page = client.get("/").text
     assert re.search(r'<tr id="count-pending"><td><a href="/pending">pending</a>', page), page
+
+
+def test_a_page_says_only_what_the_console_said_not_what_a_link_put_there(
+        conf: Config, client: TestClient) -> None:
+    lure = "Your session expired: call +1 555 0100 and give your password"
+    for path in ("/login", "/"):
+        for query in ({"problem": lure}, {"message": lure}, {"message": lure, "seal": "0" * 32}):
+            assert lure not in client.get(path, params=query).text, (path, query)
+    csrf = log_in(client, "manager")
+    for query in ({"problem": lure}, {"message": lure}, {"message": lure, "seal": "0" * 32}):
+        assert lure not in client.get("/", params=query).text, query
+    # What the console says after an upload still shows, sealed.
+    done = client.post("/upload", data={"csrf": csrf},
+                       files={"file": ("faculties.csv", b"code,title\r\nF1,Science\r\n")})
+    assert done.status_code == 200 and len(done.history) == 1
+    assert "seal=" in done.history[0].headers["location"]
+    assert re.search(r'id="message"[^>]*>Uploaded faculties.csv as faculties.csv', done.text)
+
+
+def test_a_login_posted_from_another_sites_page_is_refused(client: TestClient) -> None:
+    form = {"username": "viewer", "password": PASSWORD, "next": "/"}
+    for origin in ("http://evil.example", "null"):
+        page = client.post("/login", data=form, headers={"Origin": origin},
+                           follow_redirects=False)
+        assert page.status_code == 403 and "another site" in page.text
+        assert "set-cookie" not in page.headers
+        api = client.post("/api/login", json=form, headers={"Origin": origin})
+        assert api.status_code == 403 and "another site" in api.json()["error"]
+    own = client.post("/login", data=form, headers={"Origin": "http://testserver"},
+                      follow_redirects=False)
+    assert own.status_code == 303 and "set-cookie" in own.headers
+    assert client.post("/api/login", json=form).status_code == 200  # a script: no Origin

@@ -15,7 +15,9 @@ nothing.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -48,6 +50,8 @@ class Console:
     limiter: RateLimit = field(default_factory=RateLimit)
     #: Whether the session cookie says Secure (behind HTTPS).
     secure_cookies: bool = False
+    #: Seals the messages redirects carry (:func:`back_to`); new at each start.
+    message_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _importer: Importer | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
@@ -109,19 +113,37 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     found.setdefault("caller", who)
     found.setdefault("csrf", who.session.csrf if who and who.session else "")
     found.setdefault("csrf_field", CSRF_FIELD)
-    found.setdefault("message", request.query_params.get("message", ""))
-    found.setdefault("problem", request.query_params.get("problem", ""))
+    found.setdefault("message", _said(request))
+    found.setdefault("problem", "")
     response = console_of(request).templates.TemplateResponse(request, template, found,
                                                               status_code=status)
     return response
 
 
 def back_to(request: Request, route: str, message: str = "") -> RedirectResponse:
-    """303 to the page *route* (a path, never an absolute URL), saying *message* there."""
+    """303 to the page *route* (a path, never an absolute URL), saying *message* there.
+
+    The message rides in the query with its seal: a page shows only what this
+    console said, never text someone put in a link to it.
+    """
     target = URL(request.app.url_path_for(route))
     if message:
-        target = target.include_query_params(message=message)
+        target = target.include_query_params(message=message,
+                                              seal=_seal(console_of(request), message))
     return RedirectResponse(str(target), status_code=303)
+
+
+def _seal(console: Console, message: str) -> str:
+    return hmac.new(console.message_key, message.encode("utf-8"), "sha256").hexdigest()[:32]
+
+
+def _said(request: Request) -> str:
+    """The query's message, if this console sealed it; else none."""
+    message = request.query_params.get("message", "")
+    sent = request.query_params.get("seal", "")
+    if message and hmac.compare_digest(sent, _seal(console_of(request), message)):
+        return message
+    return ""
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -33,6 +33,7 @@ from datacenter.web.auth import (
     Caller,
     Denied,
     check_csrf,
+    check_origin,
     client_address,
     log_in,
 )
@@ -59,6 +60,7 @@ async def login_post(request: Request) -> Response:
     name, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = _next(str(form.get("next") or ""))
     try:
+        check_origin(request)
         session = await run_in_threadpool(log_in, console.accounts, console.sessions,
                                           console.limiter, name, password,
                                           client_address(request))
