@@ -490,3 +490,22 @@ def test_a_fix_saved_after_the_session_ended_logs_in_back_to_the_grid(
         page.click("#login-submit")
         expect(page.locator("h1")).to_have_text(pending)  # the grid again, to fix once more
         expect(page.locator("#pending-grid input.cell-failing")).to_have_value("z")
+
+
+def test_a_file_whose_name_holds_a_hash_a_question_mark_or_a_percent_is_reached_by_its_link(
+        browser: Browser, console: Console, tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "batch #2? 100%41.csv",
+                      "K1,Ka Odu,ka@example.org,2004-03-15,q,admitted")
+    pending = "students_batch #2? 100%41.create.pending.csv"
+    with session(browser, console, "manager") as (page, _):
+        upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(imported(console.conf, "students_batch #2? 100%41.csv", 1))
+        page.click("#nav-pending")
+        page.get_by_role("link", name=pending, exact=True).click()
+        expect(page.locator("h1")).to_have_text(pending)
+        page.fill("#pending-grid input.cell-failing", "100")
+        page.click("#save-button")
+        expect(page.locator("#message")).to_contain_text(f"Saved 1 row(s) of {pending}")
+        wait_for(imported(console.conf, pending, 1))
+        assert jobs_of(console.conf, pending) == [(1, 0, "manager")]

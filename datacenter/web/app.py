@@ -19,7 +19,8 @@ from __future__ import annotations
 import contextlib
 import os
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -71,10 +72,26 @@ def create_app(conf: Config, processors: Processors | None = None, *,
             (ValueError, LookupError, OSError, DataCenterError), _refused)})
     app.state.console = console
     # Links are paths, never absolute URLs: right behind any proxy, whatever Host said.
-    console.templates.env.globals["path_for"] = app.url_path_for
+    console.templates.env.globals["path_for"] = _path_for(app)
     app.add_middleware(BodyLimit, limit=conf.web.max_upload_bytes + uploads.ENVELOPE)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _path_for(app: Starlette) -> Callable[..., str]:
+    """The templates' ``path_for``: a route's path with its parameters quoted.
+
+    A file name may hold ``#``, ``?`` or ``%`` (``batch #2?.csv``): put in a
+    link as it is, the browser would cut it at the ``#`` or the ``?``, or
+    decode a ``%41``; quoted, the link names the file.
+    """
+
+    def path_for(name: str, /, **params: Any) -> str:
+        return str(app.url_path_for(name, **{
+            key: urllib.parse.quote(str(value), safe="/" if key == "path" else "")
+            for key, value in params.items()}))
+
+    return path_for
 
 
 def _is_api(request: Request) -> bool:
