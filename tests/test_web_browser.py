@@ -222,7 +222,8 @@ def test_a_manager_uploads_bad_rows_fixes_a_cell_and_sees_them_imported(
         assert not Path(console.conf.storage, "students_intake.csv").exists()
         page.click("#upload-submit")
         expect(page.locator("#message")).to_contain_text(
-            "Uploaded intake.csv as students_intake.csv (students, create, 2 rows)")
+            "Uploaded intake.csv as students_intake.csv (students, create, 2 rows); the "
+            "service imports it")
 
         wait_for(imported(console.conf, "students_intake.csv", 1))
         assert jobs_of(console.conf, "students_intake.csv") == [(1, 1, "manager")]
@@ -240,7 +241,8 @@ def test_a_manager_uploads_bad_rows_fixes_a_cell_and_sees_them_imported(
         failing.fill("200")
         expect(page.locator("#pending-grid input.cell-edited")).to_have_count(1)
         page.click("#save-button")
-        expect(page.locator("#message")).to_contain_text(f"Saved 1 row(s) of {pending}")
+        expect(page.locator("#message")).to_contain_text(
+            f"Saved 1 row(s) of {pending} (1 in the file); the service imports it again")
 
         # The service imports the fixed file again, under the account that fixed it.
         wait_for(imported(console.conf, pending, 1))

@@ -9,6 +9,7 @@ A page says only what the console said (a link cannot put words on it),
 and a login posted from another site's page is refused. A file whose name
 holds ``#`` or ``?`` is reached by its links (and one with ``%``: Starlette's
 test client decodes a path twice, so the browser tests show that one).
+Without a service, an upload or a fix says that nothing imports it yet.
 """
 
 from __future__ import annotations
@@ -195,3 +196,15 @@ def test_a_file_whose_name_holds_a_hash_or_a_question_mark_is_reached_by_its_lin
     finished = client.get("/files/unfinished").text
     [link] = re.findall(r'<a class="download" href="([^"]+)">', finished)
     assert client.get(html.unescape(link)).text.startswith("student_id,")
+
+
+def test_without_a_service_an_upload_and_a_fix_say_nothing_imports_them_yet(
+        conf: Config, client: TestClient) -> None:
+    csrf = log_in(client, "manager")
+    done = client.post("/upload", data={"csrf": csrf, "processor": "students"}, files={
+        "file": ("intake.csv", b"student_id,name,email,birthday,level,state\r\n"
+                               b"N1,Ne Ama,n@example.org,2004-01-01,q,admitted\r\n")})
+    said = html.unescape(done.text)
+    assert "Uploaded intake.csv as students_intake.csv" in said
+    assert "no service is running: it is imported when `datacenter serve` starts" in said
+    assert "the service imports it" not in said

@@ -32,6 +32,8 @@ from starlette.templating import Jinja2Templates
 from datacenter.config import Config
 from datacenter.importing import Importer, Processors, Router
 from datacenter.service.accounts import Accounts
+from datacenter.service.health import judge
+from datacenter.service.state import service_status
 from datacenter.storage import creation
 from datacenter.storage.view import StorageView
 from datacenter.web.auth import CSRF_FIELD, Caller, RateLimit, Sessions, identify, require
@@ -118,6 +120,14 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     response = console_of(request).templates.TemplateResponse(request, template, found,
                                                               status_code=status)
     return response
+
+
+def who_imports(console: Console, again: bool = False) -> str:
+    """Who imports a file put at the root now: the service, or nobody until one starts."""
+    if judge(service_status(console.storage)).alive:
+        return "the service imports it" + (" again" if again else "")
+    return ("no service is running: it is imported when `datacenter serve` starts (or by "
+            "`datacenter import`)")
 
 
 def back_to(request: Request, route: str, message: str = "") -> RedirectResponse:

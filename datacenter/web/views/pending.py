@@ -22,7 +22,16 @@ from datacenter.importing.fixes import Grid, read_grid, replace_rows
 from datacenter.importing.pendingfiles import Discarded, discard
 from datacenter.service.accounts import MANAGER, VIEWER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import GRID_PAGE, PAGE, Console, back_to, caller, console_of, page
+from datacenter.web.console import (
+    GRID_PAGE,
+    PAGE,
+    Console,
+    back_to,
+    caller,
+    console_of,
+    page,
+    who_imports,
+)
 from datacenter.web.views.files import file_dict, number
 
 DISCARD = "discard"
@@ -90,8 +99,8 @@ async def pending_save(request: Request) -> Response:
             for i in range(count)]
     total = await run_in_threadpool(save, console, name, rows, who, _field(form, "version"),
                                     offset, count)
-    message = f"Saved {count} row(s) of {name} ({total} in the file); the service imports " \
-              "it again"
+    message = f"Saved {count} row(s) of {name} ({total} in the file); " \
+              f"{who_imports(console, again=True)}"
     return back_to(request, "dashboard", message)
 
 

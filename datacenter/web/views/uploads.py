@@ -30,7 +30,14 @@ from datacenter.importing.uploads import (
 )
 from datacenter.service.accounts import MANAGER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import Console, back_to, caller, console_of, page
+from datacenter.web.console import (
+    Console,
+    back_to,
+    caller,
+    console_of,
+    page,
+    who_imports,
+)
 
 #: Bytes a multipart body may have beyond the file itself (boundaries, the other fields).
 ENVELOPE = 64 << 10
@@ -115,7 +122,7 @@ async def upload_post(request: Request) -> Response:
             context["chosen_processor"], context["chosen_mode"] = upload.processor, upload.mode
         return page(request, "upload.html", context, status=status_of(refused), who=who)
     message = f"Uploaded {looked.filename} as {looked.name} ({looked.processor}, " \
-              f"{looked.mode}, {looked.total_rows} rows); the service imports it"
+              f"{looked.mode}, {looked.total_rows} rows); {who_imports(console)}"
     return back_to(request, "dashboard", message)
 
 
