@@ -14,12 +14,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import PASSWORD, ROLES, log_in, students_csv, web_accounts, web_conf
+from helpers import (
+    PASSWORD,
+    ROLES,
+    jobs,
+    log_in,
+    serving,
+    students_csv,
+    wait_for,
+    web_accounts,
+    web_conf,
+)
 from starlette.testclient import TestClient
 
 from datacenter.config import Config
 from datacenter.importing import Importer, Request
 from datacenter.service.accounts import Accounts
+from datacenter.storage import fs
 from datacenter.web import create_app
 
 #: (method, path, the least role that may call it). Paths name things that exist
@@ -361,3 +372,28 @@ def test_unknown_routes_and_methods_answer_json_on_the_api(client: TestClient) -
     assert client.get("/api/nothing").json() == {"error": "no such address: /api/nothing"}
     assert client.patch("/api/status").status_code == 405
     assert "error" in client.patch("/api/status").json()
+
+
+def test_an_upload_is_moved_in_and_the_service_takes_it_without_settling(
+        tmp_path: Path) -> None:
+    conf = web_conf(tmp_path / "long")
+    conf.watch.settle = conf.watch.rescan = 3600.0  # a file written in place would wait an hour
+    web_accounts(conf)
+    with serving(conf), TestClient(create_app(conf)) as client:
+        csrf = log_in(client, "manager")
+        assert client.post("/api/uploads", headers={"X-CSRF-Token": csrf}, files={
+            "file": ("faculties.csv", b"code,title\r\nF1,Science\r\n")}).status_code == 201
+        wait_for(lambda: jobs(conf) == ["faculties.csv"], timeout=30)
+    with sqlite3.connect(conf.database) as db:
+        assert db.execute("SELECT user FROM datacenter_jobs").fetchall() == [("manager",)]
+
+
+def test_a_name_taken_meanwhile_is_never_replaced(conf: Config) -> None:
+    """The last step of a drop refuses a name that appeared since it was checked."""
+    target = Path(conf.storage, "faculties.csv")
+    staged = Path(conf.storage, ".staged")
+    staged.write_text("new")
+    target.write_text("first")
+    with pytest.raises(FileExistsError):
+        fs.rename_in(str(staged), str(target))
+    assert target.read_text() == "first" and staged.read_text() == "new"

@@ -152,7 +152,7 @@ def drop(storage: str, data: bytes, looked: Preview, store: RecordStore, user: s
                             detail=f"{looked.processor}/{looked.mode}, {len(data)} bytes, "
                                    f"uploaded as {looked.filename}",
                             storage=os.path.realpath(storage))
-        fs.rename_noreplace(tmp, target)
+        fs.rename_in(tmp, target)  # seen as moved in: complete at once
     except FileExistsError:
         raise _exists(looked.name) from None
     finally:

@@ -86,6 +86,9 @@ CREATE TABLE IF NOT EXISTS datacenter_actions (
     storage TEXT NOT NULL DEFAULT ''
 )"""
 _ACTION_COLUMNS = ("id", "at", "user", "action", "name", "ident", "detail", "storage")
+#: Who put a file there is asked per file the service imports: one look-up, not a scan.
+_ACTIONS_BY_NAME = """CREATE INDEX IF NOT EXISTS datacenter_actions_by_name
+    ON datacenter_actions (name, ident)"""
 #: Which job left a pending file of a given name (the service asks per file it finds).
 _LEDGER_PENDING_INDEX = """CREATE INDEX IF NOT EXISTS datacenter_jobs_pending
     ON datacenter_jobs (pending) WHERE pending != ''"""
@@ -169,6 +172,7 @@ class RecordStore:
         self.db.execute("PRAGMA busy_timeout=30000")
         self.db.execute(_LEDGER)
         self.db.execute(_ACTIONS)
+        self.db.execute(_ACTIONS_BY_NAME)
         self._add_ledger_columns()
         for schema in self.schemas.values():
             self._create_table(schema)

@@ -30,7 +30,9 @@ copying and moving, links, modes) are each short.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
+import functools
 import io
 import os
 import shutil
@@ -167,6 +169,48 @@ def rename_noreplace(src: str, dst: str, sync: bool = True) -> None:
         os.rename(src, dst)
     if sync:
         _fsync_parents(src, dst)
+
+
+@_point
+def rename_in(src: str, dst: str) -> None:
+    """Rename file *src* to *dst* in one step that never replaces (FileExistsError).
+
+    Unlike :func:`rename_noreplace` (a hard link, then an unlink), the new
+    name appears by a rename, which a watcher sees as a file moved in,
+    complete: an upload of the console takes this way into the storage's
+    root. Linux's ``renameat2(RENAME_NOREPLACE)`` does it; where that is
+    missing (another system, a filesystem without it) the hard link's way.
+    """
+    result = _renameat2(src, dst)
+    if result is None:
+        rename_noreplace(src, dst)
+        return
+    if result:
+        raise OSError(result, os.strerror(result), dst)
+    _fsync_parents(src, dst)
+
+
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def _renameat2(src: str, dst: str) -> int | None:
+    """0 when renamed, the errno when refused; None when there is no renameat2 here."""
+    function = getattr(_libc(), "renameat2", None)
+    if function is None:
+        return None
+    if function(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dst),
+                _RENAME_NOREPLACE) == 0:
+        return 0
+    code = ctypes.get_errno()
+    return None if code in (errno.ENOSYS, errno.EINVAL) else code
+
+
+@functools.cache
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 @_point

@@ -35,6 +35,8 @@ from datacenter.web.console import (
 from datacenter.web.views.files import file_dict, number
 
 DISCARD = "discard"
+#: The fields a grid's form may send: a page of rows of up to 1,000 columns, and a few more.
+_MOST_FIELDS = GRID_PAGE * 1000 + 1100
 
 
 def grid(console: Console, name: str, offset: int = 0, limit: int | None = None) -> Grid:
@@ -90,7 +92,8 @@ async def pending_save(request: Request) -> Response:
     who = caller(request, MANAGER)
     console = console_of(request)
     name = request.path_params["name"]
-    form = await request.form()
+    # A page of rows has a field per cell: a wide file has thousands.
+    form = await request.form(max_fields=_MOST_FIELDS)
     check_csrf(who, _field(form, CSRF_FIELD))
     offset = _whole(_field(form, "offset"))
     count = _whole(_field(form, "count"))
