@@ -511,3 +511,47 @@ def test_a_file_whose_name_holds_a_hash_a_question_mark_or_a_percent_is_reached_
         expect(page.locator("#message")).to_contain_text(f"Saved 1 row(s) of {pending}")
         wait_for(imported(console.conf, pending, 1))
         assert jobs_of(console.conf, pending) == [(1, 0, "manager")]
+
+
+def test_enter_in_the_grid_moves_down_and_leaving_unsaved_edits_asks_first(
+        browser: Browser, console: Console, tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "keys.csv", "E1,Eb Ola,e@example.org,2004-03-15,m,admitted",
+                      "E2,Ed Ola,d@example.org,2004-03-15,n,admitted")
+    pending = "students_keys.create.pending.csv"
+    with session(browser, console, "manager") as (page, dialogs):
+        upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(imported(console.conf, "students_keys.csv", 1))
+        page.goto(console.at(f"/pending/{pending}"))
+        version = page.locator("input[name=version]").input_value()
+        page.fill("#cell-0-4", "100")
+        page.press("#cell-0-4", "Enter")  # not a save of the half-fixed page: the next row
+        expect(page.locator("#cell-1-4")).to_be_focused()
+        page.press("#cell-1-4", "Shift+Enter")
+        expect(page.locator("#cell-0-4")).to_be_focused()
+        expect(page.locator("#message")).to_have_count(0)
+        assert page.locator("input[name=version]").input_value() == version
+        page.click("#nav-dashboard")
+        expect(page.locator("h1")).to_have_text(pending)  # asked, and stayed
+        assert [d.split(":")[0] for d in dialogs.seen] == ["beforeunload"]
+        page.fill("#cell-1-4", "200")
+        page.click("#save-button")  # saving never asks
+        expect(page.locator("#message")).to_contain_text(f"Saved 2 row(s) of {pending}")
+        assert len(dialogs.seen) == 1
+        wait_for(imported(console.conf, pending, 1))
+        assert jobs_of(console.conf, pending) == [(2, 0, "manager")]
+
+
+def test_a_file_dropped_beside_the_drop_zone_does_not_leave_the_page(
+        browser: Browser, console: Console) -> None:
+    with session(browser, console, "manager") as (page, _):
+        page.goto(console.at("/upload"))
+        kept = page.evaluate("""() => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["code,title\\n"], "faculties.csv"));
+            const drop = new DragEvent("drop", {dataTransfer: transfer, cancelable: true,
+                                                bubbles: true});
+            document.querySelector("h1").dispatchEvent(drop);
+            return drop.defaultPrevented;
+        }""")
+        assert kept is True

@@ -1,6 +1,7 @@
 // The console's little JavaScript: every page works without it.
 // Upload: drag and drop onto the drop zone, and a preview before sending.
-// Grid: edited cells are marked. Discarding rows and removing an account ask first.
+// Grid: edited cells are marked, Enter moves down, leaving unsaved edits asks.
+// Discarding rows and removing an account ask first.
 "use strict";
 
 function csrfToken() {
@@ -50,19 +51,24 @@ function showPreview(box, data) {
   }
 }
 
+let previewsAsked = 0;
+
 async function preview(form) {
   const box = document.getElementById("upload-preview");
   const input = document.getElementById("upload-file");
   if (!box || !input || !input.files.length) return;
   const body = new FormData(form);
+  const asked = ++previewsAsked;
   box.textContent = "Reading…";
   try {
     const answer = await fetch("/api/uploads/preview", {
       method: "POST", body, headers: { "X-CSRF-Token": csrfToken() }, credentials: "same-origin",
     });
-    showPreview(box, await answer.json());
+    const data = await answer.json();
+    // Another file or choice was asked for meanwhile: its preview is the one to show.
+    if (asked === previewsAsked) showPreview(box, data);
   } catch (problem) {
-    box.textContent = `No preview: ${problem}`;
+    if (asked === previewsAsked) box.textContent = `No preview: ${problem}`;
   }
 }
 
@@ -76,6 +82,10 @@ function setUpUpload() {
   }
   for (const name of ["dragleave", "drop"]) {
     zone.addEventListener(name, () => zone.classList.remove("dragging"));
+  }
+  // A file dropped beside the zone would have the browser open it instead of this page.
+  for (const name of ["dragover", "drop"]) {
+    document.addEventListener(name, (event) => event.preventDefault());
   }
   zone.addEventListener("drop", (event) => {
     event.preventDefault();
@@ -92,10 +102,30 @@ function setUpUpload() {
 }
 
 function setUpGrid() {
-  for (const cell of document.querySelectorAll("#pending-grid input.cell")) {
+  const form = document.getElementById("grid-form");
+  if (!form) return;
+  for (const cell of form.querySelectorAll("#pending-grid input.cell")) {
     const original = cell.value;
     cell.addEventListener("input", () => cell.classList.toggle("cell-edited", cell.value !== original));
+    // Enter moves to the cell below (Shift+Enter above), as in a spreadsheet: it would
+    // otherwise send the form, saving a half-fixed page. The Save button saves.
+    cell.addEventListener("keydown", (event) => {
+      if (event.key !== "Enter") return;
+      event.preventDefault();
+      const [, row, column] = cell.id.split("-");
+      const below = document.getElementById(`cell-${Number(row) + (event.shiftKey ? -1 : 1)}-${column}`);
+      if (below) below.focus();
+    });
   }
+  // Leaving with edits not saved asks first.
+  let saving = false;
+  form.addEventListener("submit", () => { saving = true; });
+  window.addEventListener("beforeunload", (event) => {
+    if (!saving && form.querySelector("input.cell-edited")) {
+      event.preventDefault();
+      event.returnValue = "";
+    }
+  });
 }
 
 // A form that cannot be undone (discard rows, remove an account) asks first.
