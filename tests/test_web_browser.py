@@ -555,3 +555,32 @@ def test_a_file_dropped_beside_the_drop_zone_does_not_leave_the_page(
             return drop.defaultPrevented;
         }""")
         assert kept is True
+
+
+def test_a_save_refused_as_stale_says_why_and_leads_back_to_the_grid(
+        browser: Browser, console: Console, tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "twice.csv", "T1,Ti Obi,t@example.org,2004-03-15,u,admitted",
+                      "T2,Tu Obi,u@example.org,2004-03-15,v,admitted")
+    pending = "students_twice.create.pending.csv"
+    with session(browser, console, "manager") as (page, dialogs):
+        upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(imported(console.conf, "students_twice.csv", 1))
+        page.goto(console.at(f"/pending/{pending}"))
+        other = page.context.new_page()  # the same grid in a second tab
+        other.goto(console.at(f"/pending/{pending}"))
+        page.fill("#cell-0-4", "100")
+        page.click("#save-button")
+        expect(page.locator("#message")).to_contain_text(f"Saved 2 row(s) of {pending}")
+        other.fill("#cell-1-4", "200")
+        other.click("#save-button")
+        expect(other.locator("#error-reason")).to_have_text(
+            f"{pending}: changed since it was read (imported again, or edited); nothing was "
+            "saved: load it again")
+        other.click("#error-back")
+        expect(other.locator("h1")).to_have_text(pending)
+        wait_for(imported(console.conf, pending, 1))
+        other.reload()
+        expect(other.locator("#grid-total")).to_have_text("1")
+        expect(other.locator("#pending-grid input.cell-failing")).to_have_value("v")
+        assert dialogs.seen == []

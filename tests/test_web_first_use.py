@@ -208,3 +208,16 @@ def test_without_a_service_an_upload_and_a_fix_say_nothing_imports_them_yet(
     assert "Uploaded intake.csv as students_intake.csv" in said
     assert "no service is running: it is imported when `datacenter serve` starts" in said
     assert "the service imports it" not in said
+
+
+def test_a_refused_form_leads_back_to_its_page_on_this_site_only(client: TestClient) -> None:
+    csrf = log_in(client, "manager")
+    for sent_from, back in (("http://testserver/pending/x.create.pending.csv?page=2",
+                             "/pending/x.create.pending.csv?page=2"),
+                            ("http://elsewhere.example/pending", None),
+                            ("http://testserver//elsewhere.example/pending", None)):
+        refused = client.post("/pending/x.create.pending.csv/discard", data={"csrf": csrf},
+                              headers={"Referer": sent_from})
+        assert refused.status_code == 400 and 'id="error-reason"' in refused.text
+        found = re.search(r'<a id="error-back" href="([^"]+)"', refused.text)
+        assert (html.unescape(found.group(1)) if found else None) == back, sent_from

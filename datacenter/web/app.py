@@ -106,7 +106,8 @@ async def _denied(request: Request, exc: Exception) -> Response:
     if exc.status == 401:
         return page(request, "login.html", {"next": _return_to(request), "problem": exc.message},
                     status=401)
-    return page(request, "error.html", {"status": exc.status, "reason": exc.message},
+    return page(request, "error.html", {"status": exc.status, "reason": exc.message,
+                                        "back": _back(request)},
                 status=exc.status, who=maybe_caller(request))
 
 
@@ -116,10 +117,22 @@ def _return_to(request: Request) -> str:
     goes there) and never another site's page."""
     if request.method in ("GET", "HEAD"):
         return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _sent_from(request) or "/"
+
+
+def _sent_from(request: Request) -> str | None:
+    """The path (and query) of this console's page a form was sent from; None if not known
+    or another site's (the Referer a browser sends; ``//`` would lead off the site)."""
     sent_from = urllib.parse.urlsplit(request.headers.get("referer", ""))
-    if sent_from.netloc == request.url.netloc and sent_from.path.startswith("/"):
-        return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
-    return "/"
+    if sent_from.netloc != request.url.netloc or not sent_from.path.startswith("/") \
+            or sent_from.path.startswith("//"):
+        return None
+    return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
+
+
+def _back(request: Request) -> str | None:
+    """Where a refused form's error page leads back to: the page it was sent from."""
+    return None if request.method in ("GET", "HEAD") else _sent_from(request)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -154,7 +167,8 @@ async def _refused(request: Request, exc: Exception) -> Response:
     reason = _reason(exc)
     if _is_api(request):
         return error(status, reason)
-    return page(request, "error.html", {"status": status, "reason": reason}, status=status,
+    return page(request, "error.html", {"status": status, "reason": reason,
+                                        "back": _back(request)}, status=status,
                 who=_quiet_caller(request))
 
 
