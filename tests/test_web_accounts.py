@@ -6,11 +6,12 @@ import hashlib
 import io
 import json
 import os
+import sqlite3
 import stat
 from pathlib import Path
 
 import pytest
-from helpers import PASSWORD, web_conf
+from helpers import PASSWORD, ROOT, web_conf
 
 from datacenter.cli.main import main
 from datacenter.service.accounts import AccountError, Accounts
@@ -112,3 +113,19 @@ def test_health_says_alive_stuck_or_gone() -> None:
 def _log(storage: str) -> list[str]:
     path = os.path.join(storage, "logs", "datacenter.log")
     return Path(path).read_text().splitlines() if os.path.exists(path) else []
+
+
+def test_the_command_lines_discard_is_recorded_in_the_ledger_too(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "datacenter.toml"
+    config.write_text((ROOT / "datacenter.toml").read_text())
+    (tmp_path / "storage").mkdir()
+    dropped = tmp_path / "departments.csv"
+    dropped.write_text("code,faculty_code,title\nD1,F9,Physics\n")
+    assert main(["--config", str(config), "import", str(dropped)]) == 3
+    assert main(["--config", str(config), "discard", "departments.create.pending.csv",
+                 "--user", "bob"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(tmp_path / "records.sqlite") as db:
+        assert db.execute("SELECT user, action, name FROM datacenter_actions").fetchall() == [
+            ("bob", "discard", "departments.create.pending.csv")]

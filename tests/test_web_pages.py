@@ -7,6 +7,7 @@ lists come a page at a time.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -182,3 +183,15 @@ def test_logout_ends_the_session(browser: TestClient) -> None:
 def test_static_files_are_served_without_a_session(browser: TestClient) -> None:
     assert "drop-zone" in browser.get("/static/console.js").text
     assert browser.get("/static/console.css").status_code == 200
+
+
+def test_the_dashboard_shows_the_file_in_hand_with_its_progress(conf: Config,
+                                                               browser: TestClient) -> None:
+    state = {"state": "running", "updated": 2e9, "in_hand": "big.csv",
+             "progress": {"file": "big.csv", "rows": 120_000, "bytes": 37, "size": 100,
+                          "percent": 37, "rows_per_second": 45_000, "eta_seconds": 12.0}}
+    Path(conf.storage, ".datacenter", "service.json").write_text(json.dumps(state))
+    log_in_form(browser, "viewer")
+    page = browser.get("/").text
+    assert "Importing big.csv: 37% (120,000 rows, 45,000 rows/s, ETA 12 s)" in page
+    assert 'id="in-hand-progress" max="100" value="37"' in page

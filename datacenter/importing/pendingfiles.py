@@ -9,7 +9,8 @@ one group, shown as ``level: invalid integer '…'``. Nothing is written.
 :func:`discard` gives up a pending file's rows for good
 (:mod:`datacenter.storage.discarding` says where everything goes), after
 filing away any committed import that is not yet: one of them may be the
-last import of that very file.
+last import of that very file. The ledger's actions record who discarded
+what (``datacenter discard --user``, or the console's account).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ __all__ = ["DiscardError", "Discarded", "PendingFile", "Reason", "discard", "rea
            "summarize"]
 
 PENDING_SUFFIX = ".pending.csv"
+#: The ledger's name for giving up a pending file (:func:`discard`).
+DISCARD = "discard"
 #: Keys shown per reason unless told.
 KEYS_SHOWN = 5
 _QUOTED = re.compile(r"'[^']*'")
@@ -143,7 +146,12 @@ def discard(importer: Importer, name: str, user: str | None = None,
         if stuck:  # its filing would replace the very file: give up what it leaves, later
             raise DiscardError(f"{name}: imported (job {stuck[0]}) but not filed away yet; "
                                "nothing was discarded (see the log, then try again)")
-        return importer.dc.discard(name, user, when, _chain_job(importer, name))
+        done = importer.dc.discard(name, user, when, _chain_job(importer, name))
+    # The ledger says who gave the rows up, as it says who imported them.
+    importer.store.record_action(DISCARD, name, done.user,
+                                 detail=f"{done.rows} row(s) -> {done.dest}",
+                                 storage=os.path.realpath(importer.storage))
+    return done
 
 
 def _chain_job(importer: Importer, name: str) -> int:

@@ -135,7 +135,8 @@ def drop(storage: str, data: bytes, looked: Preview, store: RecordStore, user: s
     """Put accepted upload *data* at the root of *storage* as ``looked.name``; that name.
 
     UploadError when the preview refused it, UploadExistsError when the name
-    is taken; nothing is left behind either way.
+    is taken; nothing is left behind either way. Call it under the storage's
+    lock: whoever opens the storage sweeps temporary names at its root.
     """
     if looked.refusal is not None:
         raise looked.refusal

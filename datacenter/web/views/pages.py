@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from datacenter.export import FORMATS, ExportError, write_processor
+from datacenter.importing.progress import describe_progress
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import RecordStore, read_actions
 from datacenter.service.accounts import ADMIN, MANAGER, ROLES, VIEWER, AccountError
@@ -104,6 +105,7 @@ def dashboard(request: Request) -> Response:
     actions = read_actions(console.conf.database, view.storage, limit=20)
     return page(request, "dashboard.html", {
         "report": report, "health": judge(served), "served": report["service"],
+        "progress": describe_progress(served.get("progress")),
         "waiting": waiting[:PAGE], "waiting_more": len(waiting) > PAGE,
         "waiting_page": waiting_page, "imports_page": imports_page,
         "imports_more": len(report["last_imports"]) >= PAGE,

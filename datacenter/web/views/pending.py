@@ -10,7 +10,6 @@ recorded in the ledger under the account.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 from starlette.concurrency import run_in_threadpool
@@ -34,7 +33,6 @@ from datacenter.web.console import (
 )
 from datacenter.web.views.files import file_dict, number
 
-DISCARD = "discard"
 #: The fields a grid's form may send: a page of rows of up to 1,000 columns, and a few more.
 _MOST_FIELDS = GRID_PAGE * 1000 + 1100
 
@@ -59,11 +57,7 @@ def save(console: Console, name: str, rows: Sequence[Mapping[str, object]], who:
 def give_up(console: Console, name: str, who: Caller) -> Discarded:
     """``datacenter discard NAME --user <account>``, recorded in the ledger."""
     with console.importer() as importer:
-        done = discard(importer, name, who.name)
-        importer.store.record_action(DISCARD, name, who.name,
-                                     detail=f"{done.rows} row(s) -> {done.dest}",
-                                     storage=os.path.realpath(importer.storage))
-    return done
+        return discard(importer, name, who.name)
 
 
 def pending_list(request: Request) -> Response:

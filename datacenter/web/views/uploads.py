@@ -91,7 +91,9 @@ def look(console: Console, upload: Upload) -> Preview:
 def put_in(console: Console, upload: Upload, who: Caller) -> Preview:
     """Drop an accepted upload into the storage, logged and recorded under *who*."""
     looked = look(console, upload)
-    with console.importer() as importer:
+    # Under the storage's lock, as `datacenter import`'s copy: opening the storage
+    # elsewhere sweeps temporary names at the root, which must not take ours.
+    with console.importer() as importer, importer.dc.lock:
         name = drop(importer.storage, upload.data, looked, importer.store, who.name)
         importer.dc.log(f"uploaded: {name} ({looked.processor}/{looked.mode}, "
                         f"{looked.total_rows} rows) through the console", user=who.name)
