@@ -363,6 +363,7 @@ def test_logging_out_ends_the_session(browser: Browser, console: Console) -> Non
         answer = page.goto(console.at("/pending"))
         assert answer is not None and answer.status == 401
         expect(page.locator("#login-form")).to_be_visible()
+        expect(page.locator("#problem")).to_have_text("log in to see this page")
         expect(page.locator("#whoami")).to_have_count(0)
 
 
@@ -482,11 +483,14 @@ def test_a_fix_saved_after_the_session_ended_logs_in_back_to_the_grid(
         page.click("#upload-submit")
         wait_for(imported(console.conf, "students_lapse.csv", 1))
         page.goto(console.at(f"/pending/{pending}"))
-        page.context.clear_cookies()  # the session ends (a restart, or idle too long)
+        # The session ends (idle too long, or the console restarted): the cookie stays.
+        [cookie] = page.context.cookies()
+        page.context.add_cookies([{"name": cookie["name"], "value": "ended",
+                                   "url": console.url}])
         page.fill("#pending-grid input.cell-failing", "300")
         page.click("#save-button")
         expect(page.locator("#problem")).to_have_text(
-            "log in first (a session, or Authorization: Bearer <token>)")
+            "your session has ended (idle too long, or the console restarted): log in again")
         page.fill("#login-username", "manager")
         page.fill("#login-password", PASSWORD)
         page.click("#login-submit")

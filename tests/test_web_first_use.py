@@ -221,3 +221,20 @@ def test_a_refused_form_leads_back_to_its_page_on_this_site_only(client: TestCli
         assert refused.status_code == 400 and 'id="error-reason"' in refused.text
         found = re.search(r'<a id="error-back" href="([^"]+)"', refused.text)
         assert (html.unescape(found.group(1)) if found else None) == back, sent_from
+
+
+def test_the_login_page_says_why_in_a_persons_words(client: TestClient) -> None:
+    def problem(answer: object) -> str:
+        found = re.search(r'id="problem"[^>]*>([^<]*)<', getattr(answer, "text", ""))
+        return html.unescape(found.group(1)) if found else ""
+
+    assert problem(client.get("/pending")) == "log in to see this page"
+    client.cookies.set("dc_session", "ended")
+    assert problem(client.get("/pending")) == (
+        "your session has ended (idle too long, or the console restarted): log in again")
+    client.cookies.clear()
+    # A script's token: the reason it was refused.
+    assert problem(client.get("/pending", headers={"Authorization": "Bearer nope"})) == \
+        "unknown or revoked token"
+    # The API keeps naming both ways in.
+    assert "Authorization: Bearer" in client.get("/api/pending").json()["error"]

@@ -36,7 +36,7 @@ from datacenter.importing.fixes import StaleError
 from datacenter.importing.uploads import UploadTooLargeError
 from datacenter.service.accounts import AccountError, Accounts
 from datacenter.storage import fs
-from datacenter.web.auth import Caller, Denied
+from datacenter.web.auth import COOKIE, Caller, Denied
 from datacenter.web.console import HERE, Console, error, maybe_caller, page
 from datacenter.web.views import api, files, operations, pages, pending, uploads
 from datacenter.web.views.files import NotServedError
@@ -104,11 +104,20 @@ async def _denied(request: Request, exc: Exception) -> Response:
     if _is_api(request):
         return error(exc.status, exc.message, headers)
     if exc.status == 401:
-        return page(request, "login.html", {"next": _return_to(request), "problem": exc.message},
-                    status=401)
+        return page(request, "login.html", {"next": _return_to(request),
+                                            "problem": _why_log_in(request, exc)}, status=401)
     return page(request, "error.html", {"status": exc.status, "reason": exc.message,
                                         "back": _back(request)},
                 status=exc.status, who=maybe_caller(request))
+
+
+def _why_log_in(request: Request, exc: Denied) -> str:
+    """The login page's line: in a person's words (the API's names a bearer token too)."""
+    if request.headers.get("authorization"):
+        return exc.message  # a script's token, refused: say why
+    if request.cookies.get(COOKIE):
+        return "your session has ended (idle too long, or the console restarted): log in again"
+    return "log in to see this page"
 
 
 def _return_to(request: Request) -> str:
