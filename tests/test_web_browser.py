@@ -387,7 +387,8 @@ def test_a_wrong_password_says_so_on_the_login_page(browser: Browser,
 
 def test_every_page_reads_without_javascript(browser: Browser, console: Console,
                                             tmp_path: Path) -> None:
-    source = csv_file(tmp_path, "plain.csv", "P1,Pe Okon,pe@example.org,2004-03-15,y,admitted")
+    source = csv_file(tmp_path, "plain.csv", "P0,Po Okon,po@example.org,2004-03-15,100,admitted",
+                      "P1,Pe Okon,pe@example.org,2004-03-15,y,admitted")
     with session(browser, console, "manager", javascript=False) as (page, _):
         # Even an upload: the form posts the file itself.
         page.goto(console.at("/upload"))
@@ -405,8 +406,22 @@ def test_every_page_reads_without_javascript(browser: Browser, console: Console,
         page.click("#nav-files")
         page.click("#folder-unfinished")  # the source waits there while rows are pending
         expect(page.locator("#folder-files")).to_contain_text("students_plain.csv")
+        with page.expect_download() as downloaded:
+            page.click("a.download:text-is('students_plain.csv')")
+        assert Path(downloaded.value.path()).read_text(encoding="utf-8").startswith(
+            STUDENT_HEADER)
         page.click("#nav-processors")
         expect(page.locator("#processor-students")).to_contain_text("student_id")
+        with page.expect_download() as downloaded:
+            page.click("#template-students")
+        assert downloaded.value.suggested_filename == "students.csv"
+        page.click("#nav-export")
+        page.select_option("#export-processor", "students")
+        page.select_option("#export-format", "json")
+        with page.expect_download() as downloaded:
+            page.click("#export-submit")
+        assert downloaded.value.suggested_filename == "students.json"
+        assert '"student_id": "P0"' in Path(downloaded.value.path()).read_text(encoding="utf-8")
         page.click("#nav-logs")
         page.fill("#log-query", "plain")
         page.click("#log-submit")
