@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from helpers import PASSWORD, ROLES, ROOT, wait_for
@@ -313,6 +314,16 @@ def test_markup_in_a_cell_shows_as_text_and_runs_nothing(
         expect(page.locator("#pending-grid img")).to_have_count(0)
         page.goto(console.at("/logs?query=markup"))
         expect(page.locator("#log-lines")).to_contain_text("students_markup.csv")
+        expect(page.locator("img")).to_have_count(0)
+        # Markup in what the address says: the log search, the login's way back.
+        page.goto(console.at("/logs") + "?query=" + quote(f'"{XSS}'))
+        expect(page.locator("#log-query")).to_have_value(f'"{XSS}')
+        expect(page.locator("img")).to_have_count(0)
+        page.goto(console.at("/login") + "?next=" + quote(f'/"{XSS}'))
+        expect(page.locator("input[name=next]")).to_have_value(f'/"{XSS}')
+        expect(page.locator("img")).to_have_count(0)
+        page.goto(console.at("/login") + "?next=" + quote("javascript:alert(1)"))
+        expect(page.locator("input[name=next]")).to_have_value("/")
         expect(page.locator("img")).to_have_count(0)
         assert dialogs.seen == []
 
