@@ -166,12 +166,14 @@ def csv_file(folder: Path, name: str, *rows: str, header: str = STUDENT_HEADER) 
 
 
 def jobs_of(conf: Config, source: str) -> list[tuple[int, int, str]]:
-    """The committed imports of *source*: rows ok, rows failed, by whom."""
+    """The imports of *source* done to the end (its files filed: a pending file at the
+    root, the source in its folder): rows ok, rows failed, by whom."""
     if not os.path.exists(conf.database):
         return []
     with contextlib.closing(sqlite3.connect(conf.database)) as db:
         return [(int(ok), int(failed), str(user)) for ok, failed, user in db.execute(
-            "SELECT ok, failed, user FROM datacenter_jobs WHERE source = ? ORDER BY id",
+            "SELECT ok, failed, user FROM datacenter_jobs WHERE source = ? AND distributed = 1 "
+            "ORDER BY id",
             (source,))]
 
 
