@@ -10,13 +10,19 @@ and a login posted from another site's page is refused. A file whose name
 holds ``#`` or ``?`` is reached by its links (and one with ``%``: Starlette's
 test client decodes a path twice, so the browser tests show that one).
 Without a service, an upload or a fix says that nothing imports it yet.
+The dashboard shows every time as local time, as the files' dates are.
 """
 
 from __future__ import annotations
 
+import contextlib
 import html
+import os
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -238,3 +244,40 @@ def test_the_login_page_says_why_in_a_persons_words(client: TestClient) -> None:
         "unknown or revoked token"
     # The API keeps naming both ways in.
     assert "Authorization: Bearer" in client.get("/api/pending").json()["error"]
+
+
+@contextlib.contextmanager
+def time_zone(name: str) -> Iterator[None]:
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["TZ"]
+        else:
+            os.environ["TZ"] = before
+        time.tzset()
+
+
+def test_the_dashboard_shows_every_time_as_local_time(conf: Config, client: TestClient) -> None:
+    with time_zone("Asia/Kolkata"):  # 5:30 ahead of UTC: no page can pass for both
+        csrf = log_in(client, "manager")
+        client.post("/upload", data={"csrf": csrf}, files={
+            "file": ("faculties.csv", b"code,title\r\nF1,Science\r\n")})
+        importer = Importer(conf)
+        try:
+            importer.import_file(str(Path(conf.storage, "faculties.csv")), user="manager")
+        finally:
+            importer.close()
+        with contextlib.closing(sqlite3.connect(conf.database)) as db:
+            [(finished,)] = db.execute("SELECT finished FROM datacenter_jobs").fetchall()
+            [(acted,)] = db.execute("SELECT at FROM datacenter_actions").fetchall()
+        page = client.get("/").text
+        local = datetime.fromtimestamp(finished).strftime("%Y-%m-%d %H:%M:%S")
+        local_act = datetime.fromtimestamp(acted).strftime("%Y-%m-%d %H:%M:%S")
+    row = re.search(r'<table id="last-imports">.*?<tbody>\s*<tr>(.*?)</tr>', page, re.S)
+    assert row and f"<td>{local}</td>" in row.group(1), row
+    action = re.search(r'<table id="actions">.*?<tbody>\s*<tr>(.*?)</tr>', page, re.S)
+    assert action and f"<td>{local_act}</td>" in action.group(1), action

@@ -21,6 +21,7 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -61,6 +62,7 @@ class Console:
         self.router = Router(self.conf.routes, self.processors.names())
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                                  autoescape=True)
+        env.filters["local_time"] = local_time
         self.templates = Jinja2Templates(env=env)
 
     @property
@@ -90,6 +92,17 @@ class Console:
             if self._importer is not None:
                 self._importer.close()
                 self._importer = None
+
+
+def local_time(moment: object) -> str:
+    """A report's moment (ISO 8601, UTC) as pages show every time: local, to the second,
+    as the command line's human output and the files' dates are."""
+    if not isinstance(moment, str) or not moment:
+        return ""
+    try:
+        return datetime.fromisoformat(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return moment
 
 
 def console_of(request: Request) -> Console:
