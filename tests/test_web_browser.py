@@ -574,6 +574,22 @@ def test_enter_in_the_grid_moves_down_and_leaving_unsaved_edits_asks_first(
         assert jobs_of(console.conf, pending) == [(2, 0, "manager")]
 
 
+def test_discarding_with_edits_asks_once(browser: Browser, console: Console,
+                                         tmp_path: Path) -> None:
+    source = csv_file(tmp_path, "once.csv", "O1,Os Ola,o@example.org,2004-03-15,w,admitted")
+    pending = "students_once.create.pending.csv"
+    with session(browser, console, "manager") as (page, dialogs):
+        upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(imported(console.conf, "students_once.csv", 1))
+        page.goto(console.at(f"/pending/{pending}"))
+        page.fill("#cell-0-4", "still wrong")
+        dialogs.accept = True
+        page.click("#discard-button")
+        expect(page.locator("#message")).to_contain_text(f"Discarded 1 row(s) of {pending}")
+        assert dialogs.seen == [f"confirm: Give up all 1 row(s) of {pending} for good?"]
+
+
 def test_a_file_dropped_beside_the_drop_zone_does_not_leave_the_page(
         browser: Browser, console: Console) -> None:
     with session(browser, console, "manager") as (page, _):

@@ -117,9 +117,12 @@ function setUpGrid() {
       if (below) below.focus();
     });
   }
-  // Leaving with edits not saved asks first.
+  // Leaving with edits not saved asks first; saving them or discarding the rows does not
+  // (a discard asked already). Listened at the window: after the discard's own question.
   let saving = false;
-  form.addEventListener("submit", () => { saving = true; });
+  window.addEventListener("submit", (event) => {
+    if (!event.defaultPrevented && [form.id, "discard-form"].includes(event.target.id)) saving = true;
+  });
   window.addEventListener("beforeunload", (event) => {
     if (!saving && form.querySelector("input.cell-edited")) {
       event.preventDefault();
