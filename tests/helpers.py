@@ -583,8 +583,7 @@ class Dialogs:
 
 @contextlib.contextmanager
 def browser_session(browser: Browser, console: LiveConsole, name: str, *,
-                    javascript: bool = True,
-            ) -> Iterator[tuple[Page, Dialogs]]:
+                    javascript: bool = True) -> Iterator[tuple[Page, Dialogs]]:
     """A fresh browser context logged in as *name* through the login form."""
     context: BrowserContext = browser.new_context(java_script_enabled=javascript)
     try:
