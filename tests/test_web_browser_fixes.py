@@ -30,6 +30,7 @@ from helpers import (
     filed_jobs,
     live_console,
     skip_without_chromium,
+    student_names,
     wait_for,
 )
 from playwright.sync_api import Browser, expect
@@ -237,3 +238,22 @@ def test_a_save_refused_as_stale_says_why_and_leads_back_to_the_grid(
         expect(other.locator("#grid-total")).to_have_text("1")
         expect(other.locator("#pending-grid input.cell-failing")).to_have_value("v")
         assert dialogs.seen == []
+
+
+def test_a_cell_with_a_line_break_is_kept_through_a_fix_of_another_cell(
+        browser: Browser, console: LiveConsole, tmp_path: Path) -> None:
+    source = tmp_path / "notes.csv"
+    source.write_bytes(b"student_id,name,email,birthday,level,state\r\n"
+                       b'N1,"Line one\nLine two",n@example.org,2004-03-15,bad,admitted\r\n')
+    pending = "students_notes.create.pending.csv"
+    with browser_session(browser, console, "manager") as (page, _):
+        choose_upload(page, console, source, "students", "create")
+        page.click("#upload-submit")
+        wait_for(filed(console.conf, "students_notes.csv", 1))
+        page.goto(console.at(f"/pending/{pending}"))
+        expect(page.locator("textarea#cell-0-1")).to_have_value("Line one\nLine two")
+        page.fill("#cell-0-4", "100")
+        page.click("#save-button")
+        expect(page.locator("#message")).to_contain_text(f"Saved 1 row(s) of {pending}")
+        wait_for(filed(console.conf, pending, 1))
+        assert student_names(console.conf)["N1"] == "Line one\nLine two"

@@ -11,6 +11,8 @@ holds ``#`` or ``?`` is reached by its links (and one with ``%``: Starlette's
 test client decodes a path twice, so the browser tests show that one).
 Without a service, an upload or a fix says that nothing imports it yet.
 The dashboard shows every time as local time, as the files' dates are.
+A cell with a line break is a text area in the grid, and a save keeps it
+exactly when nobody touched it.
 """
 
 from __future__ import annotations
@@ -281,3 +283,44 @@ def test_the_dashboard_shows_every_time_as_local_time(conf: Config, client: Test
     assert row and f"<td>{local}</td>" in row.group(1), row
     action = re.search(r'<table id="actions">.*?<tbody>\s*<tr>(.*?)</tr>', page, re.S)
     assert action and f"<td>{local_act}</td>" in action.group(1), action
+
+
+def test_a_cell_with_a_line_break_survives_a_save_that_did_not_touch_it(
+        conf: Config, client: TestClient) -> None:
+    source = Path(conf.storage, "students_notes.csv")
+    source.write_bytes(b'student_id,name,email,birthday,level,state\r\n'
+                       b'W1,"Line one\nLine two",w@example.org,2004-01-01,bad,admitted\r\n'
+                       b'W2,"Row\r\nbreak",v@example.org,2004-01-01,worse,admitted\r\n')
+    importer = Importer(conf)
+    try:
+        importer.import_file(str(source), user="seed")
+    finally:
+        importer.close()
+    name = "students_notes.create.pending.csv"
+    csrf = log_in(client, "manager")
+    page = client.get(f"/pending/{name}").text
+    area = re.search(r'<textarea id="cell-0-1" name="c0_1"[^>]*>\n(.*?)</textarea>', page, re.S)
+    assert area and html.unescape(area.group(1)) == "Line one\nLine two", page
+    version = re.search(r'name="version" value="([^"]+)"', page)
+    assert version
+    columns = ["student_id", "name", "email", "birthday", "level", "state"]
+    # As a browser sends the page back: text areas' line breaks as CR LF.
+    fields = {"csrf": csrf, "version": html.unescape(version.group(1)), "offset": "0",
+              "count": "2", "column": columns,
+              **{f"c0_{j}": v for j, v in enumerate(
+                  ["W1", "Line one\r\nLine two", "w@example.org", "2004-01-01", "100",
+                   "admitted"])},
+              **{f"c1_{j}": v for j, v in enumerate(
+                  ["W2", "Row\r\nbroken", "v@example.org", "2004-01-01", "200",
+                   "admitted"])}}
+    assert client.post(f"/pending/{name}/save", data=fields).status_code == 200
+    importer = Importer(conf)
+    try:
+        path = str(Path(conf.storage, name))
+        importer.import_file(path, user=importer.dropped_by(path))
+    finally:
+        importer.close()
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        names = dict(db.execute("SELECT student_id, name FROM rec_students"))
+    # Untouched: exactly as the file had it. Edited: as the person typed it.
+    assert names == {"W1": "Line one\nLine two", "W2": "Row\r\nbroken"}

@@ -104,13 +104,13 @@ function setUpUpload() {
 function setUpGrid() {
   const form = document.getElementById("grid-form");
   if (!form) return;
-  for (const cell of form.querySelectorAll("#pending-grid input.cell")) {
+  for (const cell of form.querySelectorAll("#pending-grid .cell")) {
     const original = cell.value;
     cell.addEventListener("input", () => cell.classList.toggle("cell-edited", cell.value !== original));
     // Enter moves to the cell below (Shift+Enter above), as in a spreadsheet: it would
     // otherwise send the form, saving a half-fixed page. The Save button saves.
     cell.addEventListener("keydown", (event) => {
-      if (event.key !== "Enter") return;
+      if (event.key !== "Enter" || cell.tagName === "TEXTAREA") return; // there: a line break
       event.preventDefault();
       const [, row, column] = cell.id.split("-");
       const below = document.getElementById(`cell-${Number(row) + (event.shiftKey ? -1 : 1)}-${column}`);
@@ -124,7 +124,7 @@ function setUpGrid() {
     if (!event.defaultPrevented && [form.id, "discard-form"].includes(event.target.id)) saving = true;
   });
   window.addEventListener("beforeunload", (event) => {
-    if (!saving && form.querySelector("input.cell-edited")) {
+    if (!saving && form.querySelector(".cell-edited")) {
       event.preventDefault();
       event.returnValue = "";
     }
