@@ -37,3 +37,13 @@ def imp(tmp_path: Path) -> Iterator[Importer]:
     importer = make_importer(tmp_path)
     yield importer
     importer.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line when the browser tests were skipped (no Chromium), even under ``-q``."""
+    notes = {str(report.longrepr[2]).removeprefix("Skipped: ")
+             for report in terminalreporter.stats.get("skipped", [])
+             if isinstance(report.longrepr, tuple)
+             and "browser tests skipped" in str(report.longrepr[2])}
+    for note in sorted(notes):
+        terminalreporter.write_line(note)

@@ -1,10 +1,12 @@
 """Plain helpers the test modules share (fixtures live in ``conftest.py``).
 
 Test modules import from here, never from one another or from conftest
-(``tests/test_layout.py`` checks it). Four groups: files on disk; an
+(``tests/test_layout.py`` checks it). The groups: files on disk; an
 importer built on the documented processors of ``datacenter.toml`` and
 what a user sees of its storage; processors offered by (fake) installed
-packages; and the crash scenarios that the crash and fault tests both run.
+packages; the crash scenarios that the crash and fault tests both run;
+the web console's accounts; and the console in a browser (a real
+``serve --web`` process, Debian's Chromium through Playwright).
 """
 
 from __future__ import annotations
@@ -15,19 +17,25 @@ import errno
 import importlib.metadata
 import io
 import os
+import re
+import shutil
 import sqlite3
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 from starlette.testclient import TestClient
 
-from datacenter import DataCenter
+from datacenter import DataCenter, config
 from datacenter.config import Config, Route
 from datacenter.importing.importer import Importer
 from datacenter.service import Service, read_state
@@ -460,3 +468,180 @@ def log_in(client: TestClient, name: str, password: str = PASSWORD) -> str:
     answer = client.post("/api/login", json={"username": name, "password": password})
     assert answer.status_code == 200, answer.text
     return str(answer.json()["csrf"])
+
+
+# -- the console in a browser -------------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
+                 "--disable-background-networking", "--disable-component-update"]
+
+
+@dataclass
+class LiveConsole:
+    """A running ``datacenter serve --web``: its address, its config, its stderr lines."""
+
+    url: str
+    conf: Config
+    proc: subprocess.Popen[str]
+    stderr: list[str] = field(default_factory=list)
+
+    def at(self, path: str) -> str:
+        """The console's address of *path*."""
+        return self.url.rstrip("/") + path
+
+
+def datacenter_cli(conf_path: Path, *args: str, stdin: str | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "datacenter", "--config", str(conf_path),
+                           *args], input=stdin, capture_output=True, text=True, timeout=60,
+                          check=False)
+
+
+def _browser_config(folder: Path) -> Path:
+    """The documented datacenter.toml in *folder*, with a short settle time."""
+    text = (ROOT / "datacenter.toml").read_text(encoding="utf-8")
+    text = re.sub(r"(?m)^settle\s*=.*$", "settle = 0.2", text)
+    text = re.sub(r"(?m)^rescan\s*=.*$", "rescan = 1", text)
+    path = folder / "datacenter.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@contextlib.contextmanager
+def live_console() -> Iterator[LiveConsole]:
+    """``datacenter serve --web 127.0.0.1:0`` on a new storage (the documented processors),
+    its accounts made by ``datacenter user add`` (one per role, named after it); stopped
+    by SIGTERM at the end, which it must answer by exiting 0."""
+    folder = Path(tempfile.mkdtemp(prefix="dc-browser-"))
+    conf_path = _browser_config(folder)
+    conf = config.load(str(conf_path))
+    Importer(conf).close()  # the storage, as `serve` makes it
+    for role in ROLES:
+        made = datacenter_cli(conf_path, "user", "add", role, "--role", role, "--password-stdin",
+                           stdin=PASSWORD + "\n")
+        assert made.returncode == 0, made.stderr
+    proc = subprocess.Popen([sys.executable, "-m", "datacenter", "--config", str(conf_path),
+                             "serve", "--web", "127.0.0.1:0"], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    assert proc.stderr is not None
+    stream = proc.stderr
+    reader = threading.Thread(target=lambda: lines.extend(iter(stream.readline, "")),
+                              daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: any("console on http://" in line for line in lines)
+                 or proc.poll() is not None)
+        found = [re.search(r"console on (http://\S+)", line) for line in lines]
+        address = next((m.group(1) for m in found if m), None)
+        assert address, "".join(lines)
+        yield LiveConsole(address, conf, proc, lines)
+    finally:
+        proc.terminate()  # SIGTERM: a clean stop
+        proc.wait(timeout=60)
+        reader.join(timeout=60)
+        shutil.rmtree(folder, ignore_errors=True)
+    assert proc.returncode == 0, "".join(lines)
+
+
+def skip_without_chromium() -> None:
+    """Skip the calling module, with a one-line note, when Chromium is missing (not in CI)."""
+    if not os.path.exists(CHROMIUM) and os.environ.get("CI") != "true":
+        pytest.skip(f"browser tests skipped: {CHROMIUM} is missing (apt-get install chromium)",
+                    allow_module_level=True)
+
+
+@contextlib.contextmanager
+def chromium() -> Iterator[Browser]:
+    """Debian's Chromium, launched by Playwright (never a downloaded browser)."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"CI=true and {CHROMIUM} is missing: .ci/run installs it (apt-get install "
+                    "chromium)")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@dataclass
+class Dialogs:
+    """Every dialog a page opened (alert, confirm), and whether confirms are accepted."""
+
+    seen: list[str] = field(default_factory=list)
+    accept: bool = False
+
+    def __call__(self, dialog: Dialog) -> None:
+        self.seen.append(f"{dialog.type}: {dialog.message}")
+        if self.accept and dialog.type == "confirm":
+            dialog.accept()
+        else:
+            dialog.dismiss()
+
+
+@contextlib.contextmanager
+def browser_session(browser: Browser, console: LiveConsole, name: str, *,
+                    javascript: bool = True) -> Iterator[tuple[Page, Dialogs]]:
+    """A fresh browser context logged in as *name* through the login form."""
+    context: BrowserContext = browser.new_context(java_script_enabled=javascript)
+    try:
+        page = context.new_page()
+        dialogs = Dialogs()
+        page.on("dialog", dialogs)
+        page.goto(console.at("/"))
+        expect(page.locator("#login-form")).to_be_visible()
+        page.fill("#login-username", name)
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        expect(page.locator("#whoami")).to_have_text(f"{name} ({name})")
+        yield page, dialogs
+    finally:
+        context.close()
+
+
+def csv_file(folder: Path, name: str, *rows: str, header: str = STUDENT_HEADER) -> Path:
+    path = folder / name
+    path.write_text(header + "\r\n" + "".join(row + "\r\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def filed_jobs(conf: Config, source: str) -> list[tuple[int, int, str]]:
+    """The imports of *source* done to the end (its files filed: a pending file at the
+    root, the source in its folder): rows ok, rows failed, by whom."""
+    if not os.path.exists(conf.database):
+        return []
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return [(int(ok), int(failed), str(user)) for ok, failed, user in db.execute(
+            "SELECT ok, failed, user FROM datacenter_jobs WHERE source = ? AND distributed = 1 "
+            "ORDER BY id",
+            (source,))]
+
+
+def student_names(conf: Config) -> dict[str, str]:
+    with contextlib.closing(sqlite3.connect(conf.database)) as db:
+        return dict(db.execute("SELECT student_id, name FROM rec_students"))
+
+
+def filed(conf: Config, source: str, count: int) -> Callable[[], bool]:
+    return lambda: len(filed_jobs(conf, source)) >= count
+
+
+def choose_upload(page: Page, console: LiveConsole, path: Path, processor: str, mode: str,
+           drag: bool = False) -> None:
+    """Choose *path* on the upload page (picker, or dropped), with *processor* and *mode*."""
+    page.goto(console.at("/upload"))
+    page.select_option("#upload-processor", processor)
+    page.select_option("#upload-mode", mode)
+    if drag:
+        transfer = page.evaluate_handle(
+            """([name, text]) => {
+                 const transfer = new DataTransfer();
+                 transfer.items.add(new File([text], name, {type: "text/csv"}));
+                 return transfer;
+               }""", [path.name, path.read_text(encoding="utf-8")])
+        page.dispatch_event("#drop-zone", "dragenter", {"dataTransfer": transfer})
+        page.dispatch_event("#drop-zone", "drop", {"dataTransfer": transfer})
+    else:
+        page.set_input_files("#upload-file", str(path))

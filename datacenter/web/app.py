@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import urllib.parse
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -34,7 +36,7 @@ from datacenter.importing.fixes import StaleError
 from datacenter.importing.uploads import UploadTooLargeError
 from datacenter.service.accounts import AccountError, Accounts
 from datacenter.storage import fs
-from datacenter.web.auth import Caller, Denied
+from datacenter.web.auth import COOKIE, Caller, Denied
 from datacenter.web.console import HERE, Console, error, maybe_caller, page
 from datacenter.web.views import api, files, operations, pages, pending, uploads
 from datacenter.web.views.files import NotServedError
@@ -70,10 +72,26 @@ def create_app(conf: Config, processors: Processors | None = None, *,
             (ValueError, LookupError, OSError, DataCenterError), _refused)})
     app.state.console = console
     # Links are paths, never absolute URLs: right behind any proxy, whatever Host said.
-    console.templates.env.globals["path_for"] = app.url_path_for
+    console.templates.env.globals["path_for"] = _path_for(app)
     app.add_middleware(BodyLimit, limit=conf.web.max_upload_bytes + uploads.ENVELOPE)
     app.add_middleware(SecurityHeaders)
     return app
+
+
+def _path_for(app: Starlette) -> Callable[..., str]:
+    """The templates' ``path_for``: a route's path with its parameters quoted.
+
+    A file name may hold ``#``, ``?`` or ``%`` (``batch #2?.csv``): put in a
+    link as it is, the browser would cut it at the ``#`` or the ``?``, or
+    decode a ``%41``; quoted, the link names the file.
+    """
+
+    def path_for(name: str, /, **params: Any) -> str:
+        return str(app.url_path_for(name, **{
+            key: urllib.parse.quote(str(value), safe="/" if key == "path" else "")
+            for key, value in params.items()}))
+
+    return path_for
 
 
 def _is_api(request: Request) -> bool:
@@ -86,10 +104,44 @@ async def _denied(request: Request, exc: Exception) -> Response:
     if _is_api(request):
         return error(exc.status, exc.message, headers)
     if exc.status == 401:
-        return page(request, "login.html", {"next": request.url.path, "problem": exc.message},
-                    status=401)
-    return page(request, "error.html", {"status": exc.status, "reason": exc.message},
+        return page(request, "login.html", {"next": _return_to(request),
+                                            "problem": _why_log_in(request, exc)}, status=401)
+    return page(request, "error.html", {"status": exc.status, "reason": exc.message,
+                                        "back": _back(request)},
                 status=exc.status, who=maybe_caller(request))
+
+
+def _why_log_in(request: Request, exc: Denied) -> str:
+    """The login page's line: in a person's words (the API's names a bearer token too)."""
+    if request.headers.get("authorization"):
+        return exc.message  # a script's token, refused: say why
+    if request.cookies.get(COOKIE):
+        return "your session has ended (idle too long, or the console restarted): log in again"
+    return "log in to see this page"
+
+
+def _return_to(request: Request) -> str:
+    """Where logging in leads back to: this page with its query; for a form sent after the
+    session ended (a POST), the page it was sent from, never its action (only a POST
+    goes there) and never another site's page."""
+    if request.method in ("GET", "HEAD"):
+        return request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return _sent_from(request) or "/"
+
+
+def _sent_from(request: Request) -> str | None:
+    """The path (and query) of this console's page a form was sent from; None if not known
+    or another site's (the Referer a browser sends; ``//`` would lead off the site)."""
+    sent_from = urllib.parse.urlsplit(request.headers.get("referer", ""))
+    if sent_from.netloc != request.url.netloc or not sent_from.path.startswith("/") \
+            or sent_from.path.startswith("//"):
+        return None
+    return sent_from.path + (f"?{sent_from.query}" if sent_from.query else "")
+
+
+def _back(request: Request) -> str | None:
+    """Where a refused form's error page leads back to: the page it was sent from."""
+    return None if request.method in ("GET", "HEAD") else _sent_from(request)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -124,7 +176,8 @@ async def _refused(request: Request, exc: Exception) -> Response:
     reason = _reason(exc)
     if _is_api(request):
         return error(status, reason)
-    return page(request, "error.html", {"status": status, "reason": reason}, status=status,
+    return page(request, "error.html", {"status": status, "reason": reason,
+                                        "back": _back(request)}, status=status,
                 who=_quiet_caller(request))
 
 

@@ -26,6 +26,7 @@ import hmac
 import secrets
 import threading
 import time
+import urllib.parse
 from collections import deque
 from dataclasses import dataclass
 
@@ -159,6 +160,22 @@ def log_in(accounts: Accounts, sessions: Sessions, limiter: RateLimit, name: str
         raise Denied(401, "wrong name or password")
     limiter.succeeded(name)
     return sessions.open(account.name)
+
+
+def check_origin(request: Request) -> None:
+    """A login from a browser must come from this console's own page (403 otherwise).
+
+    Another site's page could post its own account's name and password and
+    leave the browser logged in as that account (login CSRF); the session's
+    CSRF token cannot guard the login itself, the Origin header a browser
+    sends with every POST can. A request without one (a script) may log in.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return
+    if origin == "null" or urllib.parse.urlsplit(origin).netloc != request.url.netloc:
+        raise Denied(403, "a login sent from another site's page is refused; log in on "
+                          "this console's own login page")
 
 
 def client_address(request: Request) -> str:

@@ -15,10 +15,13 @@ nothing.
 from __future__ import annotations
 
 import contextlib
+import hmac
 import os
+import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import jinja2
@@ -30,6 +33,8 @@ from starlette.templating import Jinja2Templates
 from datacenter.config import Config
 from datacenter.importing import Importer, Processors, Router
 from datacenter.service.accounts import Accounts
+from datacenter.service.health import judge
+from datacenter.service.state import service_status
 from datacenter.storage import creation
 from datacenter.storage.view import StorageView
 from datacenter.web.auth import CSRF_FIELD, Caller, RateLimit, Sessions, identify, require
@@ -48,6 +53,8 @@ class Console:
     limiter: RateLimit = field(default_factory=RateLimit)
     #: Whether the session cookie says Secure (behind HTTPS).
     secure_cookies: bool = False
+    #: Seals the messages redirects carry (:func:`back_to`); new at each start.
+    message_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     _importer: Importer | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
@@ -55,6 +62,7 @@ class Console:
         self.router = Router(self.conf.routes, self.processors.names())
         env = jinja2.Environment(loader=jinja2.FileSystemLoader(os.path.join(HERE, "templates")),
                                  autoescape=True)
+        env.filters["local_time"] = local_time
         self.templates = Jinja2Templates(env=env)
 
     @property
@@ -86,6 +94,17 @@ class Console:
                 self._importer = None
 
 
+def local_time(moment: object) -> str:
+    """A report's moment (ISO 8601, UTC) as pages show every time: local, to the second,
+    as the command line's human output and the files' dates are."""
+    if not isinstance(moment, str) or not moment:
+        return ""
+    try:
+        return datetime.fromisoformat(moment).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return moment
+
+
 def console_of(request: Request) -> Console:
     found: Console = request.app.state.console
     return found
@@ -109,19 +128,45 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
     found.setdefault("caller", who)
     found.setdefault("csrf", who.session.csrf if who and who.session else "")
     found.setdefault("csrf_field", CSRF_FIELD)
-    found.setdefault("message", request.query_params.get("message", ""))
-    found.setdefault("problem", request.query_params.get("problem", ""))
+    found.setdefault("message", _said(request))
+    found.setdefault("problem", "")
     response = console_of(request).templates.TemplateResponse(request, template, found,
                                                               status_code=status)
     return response
 
 
+def who_imports(console: Console, again: bool = False) -> str:
+    """Who imports a file put at the root now: the service, or nobody until one starts."""
+    if judge(service_status(console.storage)).alive:
+        return "the service imports it" + (" again" if again else "")
+    return ("no service is running: it is imported when `datacenter serve` starts (or by "
+            "`datacenter import`)")
+
+
 def back_to(request: Request, route: str, message: str = "") -> RedirectResponse:
-    """303 to the page *route* (a path, never an absolute URL), saying *message* there."""
+    """303 to the page *route* (a path, never an absolute URL), saying *message* there.
+
+    The message rides in the query with its seal: a page shows only what this
+    console said, never text someone put in a link to it.
+    """
     target = URL(request.app.url_path_for(route))
     if message:
-        target = target.include_query_params(message=message)
+        target = target.include_query_params(message=message,
+                                              seal=_seal(console_of(request), message))
     return RedirectResponse(str(target), status_code=303)
+
+
+def _seal(console: Console, message: str) -> str:
+    return hmac.new(console.message_key, message.encode("utf-8"), "sha256").hexdigest()[:32]
+
+
+def _said(request: Request) -> str:
+    """The query's message, if this console sealed it; else none."""
+    message = request.query_params.get("message", "")
+    sent = request.query_params.get("seal", "")
+    if message and hmac.compare_digest(sent, _seal(console_of(request), message)):
+        return message
+    return ""
 
 
 def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -28,6 +28,7 @@ from datacenter.web.auth import (
     Caller,
     Denied,
     check_csrf,
+    check_origin,
     client_address,
     log_in,
 )
@@ -58,6 +59,7 @@ def _changing(request: Request, role: str) -> Caller:
 
 async def login(request: Request) -> Response:
     console = console_of(request)
+    check_origin(request)
     data = await _json(request)
     name, password = data.get("username"), data.get("password")
     if not isinstance(name, str) or not isinstance(password, str):

@@ -23,7 +23,7 @@ from datacenter.export import FORMATS, ExportError, export_processor, export_rec
 from datacenter.importing.progress import describe_progress
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import RecordStore, read_actions
-from datacenter.service.accounts import ADMIN, MANAGER, ROLES, VIEWER
+from datacenter.service.accounts import ADMIN, MANAGER, ROLES, VIEWER, AccountError
 from datacenter.service.health import judge
 from datacenter.service.report import status_report, timestamp
 from datacenter.service.state import service_status
@@ -31,8 +31,10 @@ from datacenter.storage import layout
 from datacenter.web.auth import (
     COOKIE,
     CSRF_FIELD,
+    Caller,
     Denied,
     check_csrf,
+    check_origin,
     client_address,
     log_in,
 )
@@ -59,6 +61,7 @@ async def login_post(request: Request) -> Response:
     name, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = _next(str(form.get("next") or ""))
     try:
+        check_origin(request)
         session = await run_in_threadpool(log_in, console.accounts, console.sessions,
                                           console.limiter, name, password,
                                           client_address(request))
@@ -108,6 +111,8 @@ def dashboard(request: Request) -> Response:
         "imports_more": len(report["last_imports"]) >= PAGE,
         "actions": [{"at": timestamp(a.at), "user": a.user, "action": a.action,
                      "name": a.name, "detail": a.detail} for a in actions],
+        "not_importable": report["not_importable"][:PAGE],
+        "not_importable_more": max(0, len(report["not_importable"]) - PAGE),
         "left_alone": (report["service"].get("rejected") or [])[:PAGE]
         + (report["service"].get("unrouted") or [])[:PAGE]}, who=who)
 
@@ -156,7 +161,12 @@ def logs_page(request: Request) -> Response:
     who = caller(request, VIEWER)
     query = request.query_params.get("query", "")
     page_no = number(request, "page", 1) or 1
-    lines = log_lines(console_of(request), query, LOG_PAGE + 1, (page_no - 1) * LOG_PAGE)
+    try:
+        lines = log_lines(console_of(request), query, LOG_PAGE + 1, (page_no - 1) * LOG_PAGE)
+    except ValueError as refused:  # no regular expression: said above the search box
+        return page(request, "logs.html", {"lines": [], "query": query, "page_no": 1,
+                                           "more": False, "problem": str(refused)},
+                    status=400, who=who)
     return page(request, "logs.html", {"lines": lines[:LOG_PAGE], "query": query,
                                        "page_no": page_no, "more": len(lines) > LOG_PAGE},
                 who=who)
@@ -216,20 +226,34 @@ def users_page(request: Request) -> Response:
                                         "roles": ROLES}, who=who)
 
 
+def _users_refused(request: Request, who: Caller, refused: AccountError, name: str,
+                   role: str) -> Response:
+    """The accounts page again, saying why, the form as it was sent (but the password)."""
+    status = 409 if "exists already" in str(refused) else 400
+    return page(request, "users.html", {"accounts": console_of(request).accounts.list(),
+                                        "roles": ROLES, "problem": str(refused),
+                                        "sent_name": name, "sent_role": role},
+                status=status, who=who)
+
+
 async def users_post(request: Request) -> Response:
     who = caller(request, ADMIN)
     console = console_of(request)
     form = await request.form()
     check_csrf(who, str(form.get(CSRF_FIELD) or ""))
     action, name = str(form.get("action") or ""), str(form.get("username") or "")
+    role = str(form.get("role") or VIEWER)
     if action == "remove":
         if name == who.name:
             raise ValueError("you cannot remove your own account here (use the command line)")
         await run_in_threadpool(console.accounts.remove, name)
         message = f"removed account {name}"
     else:
-        await run_in_threadpool(console.accounts.add, name, str(form.get("role") or VIEWER),
-                                str(form.get("password") or ""))
+        try:
+            await run_in_threadpool(console.accounts.add, name, role,
+                                    str(form.get("password") or ""))
+        except AccountError as refused:
+            return _users_refused(request, who, refused, name, role)
         message = f"added account {name}"
     return back_to(request, "users", message)
 

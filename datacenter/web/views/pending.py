@@ -21,7 +21,16 @@ from datacenter.importing.fixes import Grid, read_grid, replace_rows
 from datacenter.importing.pendingfiles import Discarded, discard
 from datacenter.service.accounts import MANAGER, VIEWER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import GRID_PAGE, PAGE, Console, back_to, caller, console_of, page
+from datacenter.web.console import (
+    GRID_PAGE,
+    PAGE,
+    Console,
+    back_to,
+    caller,
+    console_of,
+    page,
+    who_imports,
+)
 from datacenter.web.views.files import file_dict, number
 
 #: The fields a grid's form may send: a page of rows of up to 1,000 columns, and a few more.
@@ -85,10 +94,11 @@ async def pending_save(request: Request) -> Response:
     header = [str(value) for value in form.getlist("column")]
     rows = [{column: _field(form, f"c{i}_{j}") or "" for j, column in enumerate(header)}
             for i in range(count)]
-    total = await run_in_threadpool(save, console, name, rows, who, _field(form, "version"),
-                                    offset, count)
-    message = f"Saved {count} row(s) of {name} ({total} in the file); the service imports " \
-              "it again"
+    version = _field(form, "version")
+    await run_in_threadpool(_keep_untouched, console, name, rows, version, offset)
+    total = await run_in_threadpool(save, console, name, rows, who, version, offset, count)
+    message = f"Saved {count} row(s) of {name} ({total} in the file); " \
+              f"{who_imports(console, again=True)}"
     return back_to(request, "dashboard", message)
 
 
@@ -100,6 +110,31 @@ async def pending_discard(request: Request) -> Response:
     done = await run_in_threadpool(give_up, console, request.path_params["name"], who)
     message = f"Discarded {done.rows} row(s) of {done.name} -> {done.dest} (by {done.user})"
     return back_to(request, "dashboard", message)
+
+
+def _keep_untouched(console: Console, name: str, rows: list[dict[str, str]],
+                    version: str | None, offset: int) -> None:
+    """Give each cell the form sent back unchanged its exact text again.
+
+    A browser does not send every cell as it showed it: a line break in a
+    one-line field is dropped, one in a text area comes back as CR LF. A
+    cell the person did not touch must not change for that, so it is
+    compared with the file's (as the page read it: same version) as the
+    browser would send it, and written back as the file had it.
+    """
+    before = grid(console, name, offset, len(rows))
+    if version is None or before.version != version:
+        return  # changed since: the save is refused as stale anyway
+    for sent, was in zip(rows, before.rows, strict=False):
+        for column, value in sent.items():
+            old = was.cells.get(column, "")
+            if value != old and value == _as_sent(old):
+                sent[column] = old
+
+
+def _as_sent(text: str) -> str:
+    """*text* as a browser sends a form field showing it: line breaks as CR LF."""
+    return text.replace("\r\n", "\n").replace("\r", "\n").replace("\n", "\r\n")
 
 
 def _field(form: Mapping[str, object], key: str) -> str | None:

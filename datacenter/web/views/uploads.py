@@ -30,7 +30,14 @@ from datacenter.importing.uploads import (
 )
 from datacenter.service.accounts import MANAGER
 from datacenter.web.auth import CSRF_FIELD, Caller, check_csrf
-from datacenter.web.console import Console, back_to, caller, console_of, page
+from datacenter.web.console import (
+    Console,
+    back_to,
+    caller,
+    console_of,
+    page,
+    who_imports,
+)
 
 #: Bytes a multipart body may have beyond the file itself (boundaries, the other fields).
 ENVELOPE = 64 << 10
@@ -106,15 +113,18 @@ async def upload_post(request: Request) -> Response:
     console = console_of(request)
     context = {"processors": sorted(console.schemas), "modes": MODES,
                "limit": console.conf.web.max_upload_bytes, "looked": None}
+    upload: Upload | None = None
     try:
         upload = await read_upload(request, console)
         check_csrf(who, upload.csrf)
         looked = await run_in_threadpool(put_in, console, upload, who)
     except UploadError as refused:
         context["problem"] = str(refused)
+        if upload is not None:  # the choices stay made for the next try
+            context["chosen_processor"], context["chosen_mode"] = upload.processor, upload.mode
         return page(request, "upload.html", context, status=status_of(refused), who=who)
     message = f"Uploaded {looked.filename} as {looked.name} ({looked.processor}, " \
-              f"{looked.mode}, {looked.total_rows} rows); the service imports it"
+              f"{looked.mode}, {looked.total_rows} rows); {who_imports(console)}"
     return back_to(request, "dashboard", message)
 
 
