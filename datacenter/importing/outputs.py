@@ -71,9 +71,23 @@ class Outputs:
             text.close()
         fs.fsync_dir(self.workdir)
 
+    def write_finished(self, data: bytes) -> None:
+        """Append finished rows already encoded as CSV (the columnar engine's)."""
+        text = self._files["finished.csv"]
+        text.flush()  # the header, written through the text layer
+        text.buffer.write(data)
+
     def discard(self) -> None:
         for text in self._files.values():
             text.close()
+
+    def remove(self) -> None:
+        """Close and delete every file written so far (another engine writes them anew)."""
+        self.discard()
+        for name in self._files:
+            fs.unlink(os.path.join(self.workdir, name), missing_ok=True, sync=False)
+        self._files.clear()
+        self._writers.clear()
 
 
 _BACKUP = re.compile(r"(?P<kind>deleted|graduated)(?:\.(?P<processor>[a-z][a-z0-9_]*))?\.csv")
