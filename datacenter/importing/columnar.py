@@ -56,6 +56,8 @@ from datacenter.storage import fs
 
 #: Bytes Arrow reads per block (about 60,000 rows of six short columns).
 BLOCK_BYTES = 4 << 20
+#: Rows handed to SQLite at once (each row's values are Python objects then).
+SQL_ROWS = 4096
 
 
 class ColumnarProcessor(Protocol):
@@ -153,16 +155,16 @@ class _Run:
     # -- reading -------------------------------------------------------------------
 
     def read(self, path: str, progress: Callable[[int, int], None] | None) -> None:
-        with fs.open_read(path, shared=True) as handle:
+        with fs.open_read(path, shared=True) as handle, _native(handle) as source:
             if progress is not None:
                 progress(0, 0)
-            for batch in self._batches(handle):
+            for batch in self._batches(source):
                 self._batch(batch)
                 if progress is not None:
-                    progress(self.result.rows, handle.tell())
+                    progress(self.result.rows, source.tell())
             self._batch(None)
 
-    def _batches(self, handle: IO[bytes]) -> Iterator[pa.RecordBatch]:
+    def _batches(self, source: pa.NativeFile) -> Iterator[pa.RecordBatch]:
         def aside(row: pcsv.InvalidRow) -> str:
             if row.number is None:
                 raise _RowEngineError("a row without its number")
@@ -172,7 +174,7 @@ class _Run:
 
         columns = [f"c{n}" for n in range(self.width)]
         reader = pcsv.open_csv(
-            handle,
+            source,
             read_options=pcsv.ReadOptions(column_names=columns, skip_rows=1,
                                           block_size=BLOCK_BYTES, use_threads=False),
             parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
@@ -255,6 +257,10 @@ class _Run:
             raise _RowEngineError("a row over lines in a file longer than a row may be")
         before = self.at.breaks
         for item in taken:
+            if "\r" in item.text:
+                # Arrow hands such a row over without the line feed of a CRLF
+                # inside its quotes: its cells and line could not be told.
+                raise _RowEngineError("a row of another width with a CR inside quotes")
             cells = next(csv.reader(io.StringIO(item.text, newline=""),
                                     delimiter=self.delimiter), [])
             if not any(cell.strip() for cell in cells):
@@ -272,6 +278,10 @@ class _Run:
         """Line breaks inside each row's cells (None: the file has no quotes, so none)."""
         if batch is None or not self.quoted or not batch.num_rows:
             return None
+        for n in range(self.width):
+            if pc.any(pc.match_substring(batch.column(n), "\r")).as_py():
+                # Arrow reads a CRLF inside quotes as a lone CR: not the cell's text.
+                raise _RowEngineError("a carriage return inside a quoted cell")
         counts = [pc.count_substring(batch.column(n), "\n") for n in range(self.width)]
         total = counts[0]
         for more in counts[1:]:
@@ -281,9 +291,18 @@ class _Run:
     # -- the store -----------------------------------------------------------------
 
     def _apply(self, numbers: pa.Array, values: list[pa.Array]) -> dict[int, str]:
-        """Apply the checked rows; the reasons of those the store refuses, by number."""
-        if not len(numbers):
-            return {}
+        """Apply the checked rows; the reasons of those the store refuses, by number.
+
+        In slices of :data:`SQL_ROWS`, in order: the Python values handed to
+        SQLite are those of one slice at a time, whatever the batch's size.
+        """
+        refused: dict[int, str] = {}
+        for start in range(0, len(numbers), SQL_ROWS):
+            refused.update(self._apply_slice(numbers.slice(start, SQL_ROWS),
+                                             [v.slice(start, SQL_ROWS) for v in values]))
+        return refused
+
+    def _apply_slice(self, numbers: pa.Array, values: list[pa.Array]) -> dict[int, str]:
         columns = [v.to_pylist() for v in values]
         rows = list(zip(*columns, strict=True))
         parents = any(name in self.names for name in self.schema.parents)
@@ -296,6 +315,7 @@ class _Run:
         stage.load(zip(numbers.to_pylist(), *columns, strict=True))
         if self.mode == "create":
             stage.fail_missing_parents(NO_PARENT)
+            stage.fail_stored(EXISTS)
             stage.insert(EXISTS, self.job)
             return stage.failures()
         if self.mode == "update":
@@ -359,6 +379,15 @@ class _Run:
 
 class _NotAllError(Exception):
     """An all-or-none batch must be undone."""
+
+
+def _native(handle: IO[bytes]) -> pa.NativeFile:
+    """Arrow's own reader of the file *handle* opened (checked: no link followed).
+
+    Through ``/proc/self/fd``, the very file opened, read by Arrow in C++:
+    a Python file would hand each block over as a Python bytes object.
+    """
+    return pa.OSFile(f"/proc/self/fd/{handle.fileno()}", "rb")
 
 
 def _all(masks: Iterator[pa.Array]) -> pa.Array:

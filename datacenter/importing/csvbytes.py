@@ -20,10 +20,13 @@ def _cell(cells: pa.Array) -> pa.Array:
     return pc.if_else(pc.match_substring_regex(cells, _NEEDS_QUOTES), quoted, cells)
 
 
-def csv_bytes(columns: list[pa.Array]) -> bytes:
-    """The rows whose cells are *columns* (string arrays of one length), as CSV bytes."""
+def csv_bytes(columns: list[pa.Array]) -> list[memoryview]:
+    """The rows whose cells are *columns* (string arrays of one length), as CSV bytes.
+
+    The bytes are views of Arrow's buffers, written out as they are: no copy.
+    """
     if not columns or not len(columns[0]):
-        return b""
+        return []
     cells = [_cell(column) for column in columns]
     if len(cells) == 1:
         # csv.writer writes a row of one empty cell as "" (a blank line would be no row).
@@ -31,19 +34,17 @@ def csv_bytes(columns: list[pa.Array]) -> bytes:
     ending = pa.repeat(pa.scalar(""), len(columns[0]))
     lines = pc.binary_join_element_wise(*cells, ",")
     lines = pc.binary_join_element_wise(lines, ending, "\r\n")
-    return b"".join(_data(chunk) for chunk in _chunks(lines))
+    return [_data(chunk) for chunk in _chunks(lines) if len(chunk)]
 
 
 def _chunks(array: pa.Array | pa.ChunkedArray) -> list[pa.Array]:
     return list(array.chunks) if isinstance(array, pa.ChunkedArray) else [array]
 
 
-def _data(strings: pa.Array) -> bytes:
+def _data(strings: pa.Array) -> memoryview:
     """The bytes of the strings of *strings*, one after another (a slice of its data buffer)."""
-    if not len(strings):
-        return b""
     _, offsets, data = strings.buffers()
     begin = int.from_bytes(memoryview(offsets)[4 * strings.offset:4 * strings.offset + 4],
                            "little")
     total = pc.sum(pc.binary_length(strings)).as_py()
-    return bytes(memoryview(data)[begin:begin + total])
+    return memoryview(data)[begin:begin + total]

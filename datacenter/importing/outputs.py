@@ -71,11 +71,12 @@ class Outputs:
             text.close()
         fs.fsync_dir(self.workdir)
 
-    def write_finished(self, data: bytes) -> None:
+    def write_finished(self, parts: list[memoryview]) -> None:
         """Append finished rows already encoded as CSV (the columnar engine's)."""
         text = self._files["finished.csv"]
         text.flush()  # the header, written through the text layer
-        text.buffer.write(data)
+        for part in parts:
+            text.buffer.write(part)
 
     def discard(self) -> None:
         for text in self._files.values():

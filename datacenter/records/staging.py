@@ -86,12 +86,16 @@ class Stage:
             f"UPDATE temp.{_STAGE} AS s SET reason = ? WHERE s.reason IS NULL AND ({condition})",
             (reason,))
 
-    def insert(self, exists: str, job: int) -> None:
-        """Create the records of the rows not failed, the first of a key winning.
+    def fail_stored(self, reason: str) -> None:
+        """Rows whose key has a stored record fail with *reason*."""
+        self._fail(reason, f"EXISTS (SELECT 1 FROM {table(self.schema.name)} r "
+                           f"WHERE {self._key_join('r', 's')})")
 
-        Keys stored already, or taken by an earlier row, fail with *exists*:
-        a record this job did not write was there before (the job is new,
-        and every record it writes names it).
+    def insert(self, exists: str, job: int) -> None:
+        """Create the records of the rows not failed, the first row of a key winning.
+
+        The keys of the staged rows are new (:meth:`fail_stored` came first);
+        a key that comes again in the batch fails with *exists*.
         """
         db = self.store.db
         sql = (f"INSERT OR IGNORE INTO {table(self.schema.name)} ({self._columns}, "
@@ -99,12 +103,8 @@ class Stage:
                "WHERE reason IS NULL ORDER BY seq")
         before = db.total_changes
         db.execute(sql)
-        if db.total_changes - before == self._count_ok():
-            return  # every row made its record: none failed
-        self._fail(exists, f"EXISTS (SELECT 1 FROM {table(self.schema.name)} r WHERE "
-                           f"{self._key_join('r', 's')} "
-                           f"AND r.{quote(JOB_COLUMN)} IS NOT {int(job)})")
-        self.fail_repeated(exists)
+        if db.total_changes - before != self._count_ok():
+            self.fail_repeated(exists)
 
     def _count_ok(self) -> int:
         found = self.store.db.execute(f"SELECT COUNT(*) FROM temp.{_STAGE} WHERE reason IS NULL")
