@@ -30,34 +30,34 @@ row commit together, once.
 
 from __future__ import annotations
 
-import bisect
-import csv
-import io
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Protocol
+from collections.abc import Callable
+from typing import Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pcsv
 
 from datacenter.importing import diagnosis
+from datacenter.importing.batchread import BatchReader, RowBatch, RowEngineError
 from datacenter.importing.csvbytes import csv_bytes
 from datacenter.importing.csvinput import CSVSource
 from datacenter.importing.outputs import ImportResult, Outputs, backup_name, pending_cells
 from datacenter.importing.prescan import scan
 from datacenter.importing.reasons import EXISTS, NO_PARENT, NO_REMOVE, NO_UPDATE
 from datacenter.importing.references import references_to
-from datacenter.importing.vectorcheck import BLANK, check_column
+from datacenter.importing.vectorcheck import check_column
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
 from datacenter.records.staging import Stage, open_stage, update_rows
 from datacenter.records.store import RecordStore
-from datacenter.storage import fs
 
-#: Bytes Arrow reads per block (about 60,000 rows of six short columns).
-BLOCK_BYTES = 4 << 20
+#: Bytes Arrow reads per block (about 15,000 rows of six short columns).
+BLOCK_BYTES = 1 << 20
 #: Rows handed to SQLite at once (each row's values are Python objects then).
 SQL_ROWS = 4096
+_NO_ERROR = pa.scalar("", pa.string())
+_SEPARATOR = pa.scalar("; ", pa.string())
+
+#: A failed row: its number, its cells, the reason.
+Failed = tuple[int, list[str], str]
 
 
 class ColumnarProcessor(Protocol):
@@ -75,25 +75,18 @@ class ColumnarProcessor(Protocol):
     def getMapping(self, headerfields: list[str], mode: str) -> dict[int, str]: ...  # noqa: N802
 
 
-class _RowEngineError(Exception):
-    """This file turned out to need the row engine; what the engine did is undone."""
+def fits(schema: ProcessorSchema, mode: str) -> bool:
+    """May the columnar engine import rows of *schema* in *mode*?
 
-
-@dataclass(frozen=True)
-class _Invalid:
-    """A row Arrow handed aside: another width than the header."""
-
-    number: int  # the row's number in the file, the header being 1
-    text: str
-
-
-@dataclass
-class _Progress:
-    """Where the reading is: row numbers, line breaks inside cells, rows handed aside."""
-
-    next_number: int = 2
-    breaks: int = 0  # line breaks inside the cells of the rows so far
-    invalid: list[_Invalid] = field(default_factory=list)
+    Not where the order of rows inside one statement would matter: a
+    processor that is its own parent (a row may name a record an earlier
+    row of the file made), or removals that cascade (each row's cascade
+    sees what the rows before it removed). The caller also keeps the row
+    engine for processors with per-row hooks, and for imports outside the
+    ledger (Kofa's ``doImport``).
+    """
+    return (schema.name not in schema.parents.values()
+            and not (mode == "remove" and schema.on_remove == "cascade"))
 
 
 def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str,
@@ -117,12 +110,19 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
     result = ImportResult(workdir, sha256=scanned.sha256)
     if delimiter != ",":
         result.notes.append(diagnosis.separated(delimiter))
+    reader = BatchReader(path, len(header), delimiter, scanned.quoted, BLOCK_BYTES,
+                         over_lines_allowed=scanned.size <= processor.max_line_bytes)
     outputs = Outputs(workdir, header, schema)
     try:
         with processor.store.savepoint():
-            _Run(processor, header, mapping, mode, outputs, result, delimiter,
-                 scanned.quoted, scanned.size).read(path, progress)
-    except _RowEngineError:
+            run = _Run(processor, header, mapping, mode, outputs, result)
+            if progress is not None:
+                progress(0, 0)
+            for batch in reader:
+                run.batch(batch)
+                if progress is not None:
+                    progress(result.rows, reader.position)
+    except RowEngineError:
         outputs.remove()
         return None
     except BaseException:
@@ -136,157 +136,44 @@ class _Run:
     """One file's import, batch by batch."""
 
     def __init__(self, processor: ColumnarProcessor, header: list[str], mapping: dict[int, str],
-                 mode: str, outputs: Outputs, result: ImportResult, delimiter: str,
-                 quoted: bool, size: int) -> None:
+                 mode: str, outputs: Outputs, result: ImportResult) -> None:
         self.processor, self.schema, self.store = processor, processor.schema, processor.store
         self.header, self.mode, self.outputs, self.result = header, mode, outputs, result
-        self.delimiter, self.quoted, self.size = delimiter, quoted, size
         order = {name: n for n, name in enumerate(self.schema.fields)}
         #: (column, field) of the mapped columns, in field order (errors are listed so).
         self.fields = sorted(mapping.items(), key=lambda item: order[item[1]])
         self.names = tuple(name for _, name in self.fields)
         self.needed = set(self.schema.req[mode])
         self.kept = [i for i, name in enumerate(header) if name != ERRORS_COLUMN]
-        self.width = len(header)
         self.job = int(self.store.job or 0)
         self.stage: Stage | None = None
-        self.at = _Progress()
 
-    # -- reading -------------------------------------------------------------------
-
-    def read(self, path: str, progress: Callable[[int, int], None] | None) -> None:
-        with fs.open_read(path, shared=True) as handle, _native(handle) as source:
-            if progress is not None:
-                progress(0, 0)
-            for batch in self._batches(source):
-                self._batch(batch)
-                if progress is not None:
-                    progress(self.result.rows, source.tell())
-            self._batch(None)
-
-    def _batches(self, source: pa.NativeFile) -> Iterator[pa.RecordBatch]:
-        def aside(row: pcsv.InvalidRow) -> str:
-            if row.number is None:
-                raise _RowEngineError("a row without its number")
-            bisect.insort(self.at.invalid, _Invalid(row.number, row.text),
-                          key=lambda item: item.number)
-            return "skip"
-
-        columns = [f"c{n}" for n in range(self.width)]
-        reader = pcsv.open_csv(
-            source,
-            read_options=pcsv.ReadOptions(column_names=columns, skip_rows=1,
-                                          block_size=BLOCK_BYTES, use_threads=False),
-            parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True,
-                                            ignore_empty_lines=False,
-                                            invalid_row_handler=aside),
-            convert_options=pcsv.ConvertOptions(
-                column_types=dict.fromkeys(columns, pa.string()), strings_can_be_null=False,
-                quoted_strings_can_be_null=False))
-        yield from reader
-
-    # -- one batch -----------------------------------------------------------------
-
-    def _batch(self, batch: pa.RecordBatch | None) -> None:
-        """Apply *batch* (None: only the rows handed aside that are left) and write it out."""
-        rows = 0 if batch is None else batch.num_rows
-        numbers, invalid = self._numbers(rows, final=batch is None)
-        failed: list[tuple[int, list[str], str]] = [
-            (item.number, cells, reason) for item, cells, reason in self._aside(
-                invalid, numbers, batch)]
-        if batch is None or not rows:
+    def batch(self, batch: RowBatch) -> None:
+        """Check, apply and write out the rows of *batch*."""
+        self.result.rows += batch.rows
+        failed = list(batch.other_width)
+        numbers, cells = batch.numbers, batch.cells
+        if not len(numbers):
             self._write(failed, None)
             return
-        cells = [batch.column(n) for n in range(self.width)]
-        keep = pc.invert(_all(pc.match_substring_regex(column, BLANK) for column in cells))
-        if not pc.all(keep).as_py():
-            cells = [pc.filter(column, keep) for column in cells]
-            numbers = pc.filter(numbers, keep)
-        self.result.rows += len(numbers)
         checked = {name: check_column(name, self.schema.fields[name], cells[column],
                                       name in self.needed) for column, name in self.fields}
         errors = _joined([c.error for c in checked.values()], len(numbers))
-        good = pc.equal(errors, "")
+        good = pc.equal(errors, _NO_ERROR)
         if not pc.all(good).as_py():
             bad = pc.invert(good)
-            failed += zip(pc.filter(numbers, bad).to_pylist(),
-                          _rows_of([pc.filter(column, bad) for column in cells]),
-                          pc.filter(errors, bad).to_pylist(), strict=True)
-        good_numbers = pc.filter(numbers, good)
-        values = [pc.filter(checked[name].stored, good) for name in self.names]
-        refused = self._apply(good_numbers, values)
-        finished = [pc.filter(checked[self.header[i]].finished, good)
-                    if (i, self.header[i]) in self.fields else pc.filter(cells[i], good)
-                    for i in self.kept]
+            failed += _failed(numbers, cells, bad, pc.filter(errors, bad).to_pylist())
+            numbers, cells = pc.filter(numbers, good), [pc.filter(c, good) for c in cells]
+            checked = {name: c.filtered(good) for name, c in checked.items()}
+        refused = self._apply(numbers, [checked[name].stored for name in self.names])
+        mapped = dict(self.fields)
+        finished = [checked[mapped[i]].finished if i in mapped else cells[i] for i in self.kept]
         if refused:
-            gone = pc.is_in(good_numbers, value_set=pa.array(list(refused), pa.int64()))
-            good_cells = [pc.filter(column, good) for column in cells]
-            failed += zip(pc.filter(good_numbers, gone).to_pylist(),
-                          _rows_of([pc.filter(column, gone) for column in good_cells]),
-                          [refused[n] for n in pc.filter(good_numbers, gone).to_pylist()],
-                          strict=True)
+            gone = pc.is_in(numbers, value_set=pa.array(list(refused), pa.int64()))
+            failed += _failed(numbers, cells, gone,
+                              [refused[n] for n in pc.filter(numbers, gone).to_pylist()])
             finished = [pc.filter(column, pc.invert(gone)) for column in finished]
         self._write(failed, finished)
-
-    def _numbers(self, rows: int, final: bool) -> tuple[pa.Array, list[_Invalid]]:
-        """The row numbers of a batch of *rows*, and the rows handed aside among them."""
-        at, first = self.at, self.at.next_number
-        taken: list[_Invalid] = []
-        while at.invalid and (final or at.invalid[0].number < first + rows + len(taken)):
-            taken.append(at.invalid.pop(0))
-        if taken and taken[0].number < first:
-            raise _RowEngineError("rows handed aside out of order")
-        end = first + rows + len(taken)
-        if not taken:
-            numbers = pc.add(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), rows)),
-                             first - 1) if rows else pa.array([], pa.int64())
-        else:
-            skip = {item.number for item in taken}
-            numbers = pa.array([n for n in range(first, end) if n not in skip], pa.int64())
-            if len(numbers) != rows:
-                raise _RowEngineError("rows handed aside out of order")
-        at.next_number = end
-        return numbers, taken
-
-    def _aside(self, taken: list[_Invalid], numbers: pa.Array, batch: pa.RecordBatch | None,
-               ) -> Iterator[tuple[_Invalid, list[str], str]]:
-        """The rows of another width, as the row engine fails them (blank ones skipped)."""
-        breaks = self._breaks(batch)
-        if breaks is not None and pc.max(breaks).as_py() and self.size > \
-                self.processor.max_line_bytes:
-            raise _RowEngineError("a row over lines in a file longer than a row may be")
-        before = self.at.breaks
-        for item in taken:
-            if "\r" in item.text:
-                # Arrow hands such a row over without the line feed of a CRLF
-                # inside its quotes: its cells and line could not be told.
-                raise _RowEngineError("a row of another width with a CR inside quotes")
-            cells = next(csv.reader(io.StringIO(item.text, newline=""),
-                                    delimiter=self.delimiter), [])
-            if not any(cell.strip() for cell in cells):
-                continue
-            earlier = 0 if breaks is None else pc.sum(
-                pc.filter(breaks, pc.less(numbers, item.number))).as_py() or 0
-            line = item.number + before + earlier + sum(
-                other.text.count("\n") for other in taken if other.number < item.number)
-            self.result.rows += 1
-            yield item, cells, f"line {line}: {len(cells)} cells, but the header has {self.width}"
-        self.at.breaks += sum(item.text.count("\n") for item in taken) + (
-            0 if breaks is None else int(pc.sum(breaks).as_py() or 0))
-
-    def _breaks(self, batch: pa.RecordBatch | None) -> pa.Array | None:
-        """Line breaks inside each row's cells (None: the file has no quotes, so none)."""
-        if batch is None or not self.quoted or not batch.num_rows:
-            return None
-        for n in range(self.width):
-            if pc.any(pc.match_substring(batch.column(n), "\r")).as_py():
-                # Arrow reads a CRLF inside quotes as a lone CR: not the cell's text.
-                raise _RowEngineError("a carriage return inside a quoted cell")
-        counts = [pc.count_substring(batch.column(n), "\n") for n in range(self.width)]
-        total = counts[0]
-        for more in counts[1:]:
-            total = pc.add(total, more)
-        return pc.cast(total, pa.int64())
 
     # -- the store -----------------------------------------------------------------
 
@@ -365,8 +252,7 @@ class _Run:
 
     # -- the outputs ---------------------------------------------------------------
 
-    def _write(self, failed: list[tuple[int, list[str], str]],
-               finished: list[pa.Array] | None) -> None:
+    def _write(self, failed: list[Failed], finished: list[pa.Array] | None) -> None:
         if finished is not None and len(finished) and len(finished[0]):
             self.outputs.write_finished(csv_bytes(finished))
         if failed:
@@ -381,30 +267,18 @@ class _NotAllError(Exception):
     """An all-or-none batch must be undone."""
 
 
-def _native(handle: IO[bytes]) -> pa.NativeFile:
-    """Arrow's own reader of the file *handle* opened (checked: no link followed).
-
-    Through ``/proc/self/fd``, the very file opened, read by Arrow in C++:
-    a Python file would hand each block over as a Python bytes object.
-    """
-    return pa.OSFile(f"/proc/self/fd/{handle.fileno()}", "rb")
-
-
-def _all(masks: Iterator[pa.Array]) -> pa.Array:
-    found = next(masks)
-    for mask in masks:
-        found = pc.and_(found, mask)
-    return found
-
-
 def _joined(errors: list[pa.Array], rows: int) -> pa.Array:
     """Each row's errors joined by ``; `` in field order; ``""``: none."""
     found = pa.nulls(rows, pa.string())
     for error in errors:
         # (binary_join_element_wise's null_handling="skip" loses all-null rows.)
-        found = pc.coalesce(pc.binary_join_element_wise(found, error, "; "), found, error)
-    return pc.fill_null(found, "")
+        found = pc.coalesce(pc.binary_join_element_wise(found, error, _SEPARATOR), found, error)
+    return pc.fill_null(found, _NO_ERROR)
 
 
-def _rows_of(columns: list[pa.Array]) -> list[list[str]]:
-    return [list(row) for row in zip(*(c.to_pylist() for c in columns), strict=True)]
+def _failed(numbers: pa.Array, cells: list[pa.Array], mask: pa.Array,
+            reasons: list[str]) -> list[Failed]:
+    """The rows of *mask*, failed with *reasons*: their numbers and original cells."""
+    rows = zip(*(pc.filter(column, mask).to_pylist() for column in cells), strict=True)
+    return list(zip(pc.filter(numbers, mask).to_pylist(), map(list, rows), reasons,
+                    strict=True))

@@ -13,10 +13,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _NEEDS_QUOTES = '[,"\\r\\n]'
+# Typed scalars: pyarrow makes one of a bare Python value slowly (it looks for numpy).
+_QUOTE = pa.scalar('"', pa.string())
+_EMPTY = pa.scalar("", pa.string())
+_TWO_QUOTES = pa.scalar('""', pa.string())
+_COMMA = pa.scalar(",", pa.string())
+_CRLF = pa.scalar("\r\n", pa.string())
 
 
 def _cell(cells: pa.Array) -> pa.Array:
-    quoted = pc.binary_join_element_wise('"', pc.replace_substring(cells, '"', '""'), '"', "")
+    quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(cells, '"', '""'), _QUOTE,
+                                         _EMPTY)
     return pc.if_else(pc.match_substring_regex(cells, _NEEDS_QUOTES), quoted, cells)
 
 
@@ -30,10 +37,10 @@ def csv_bytes(columns: list[pa.Array]) -> list[memoryview]:
     cells = [_cell(column) for column in columns]
     if len(cells) == 1:
         # csv.writer writes a row of one empty cell as "" (a blank line would be no row).
-        cells[0] = pc.if_else(pc.equal(cells[0], ""), '""', cells[0])
-    ending = pa.repeat(pa.scalar(""), len(columns[0]))
-    lines = pc.binary_join_element_wise(*cells, ",")
-    lines = pc.binary_join_element_wise(lines, ending, "\r\n")
+        cells[0] = pc.if_else(pc.equal(cells[0], _EMPTY), _TWO_QUOTES, cells[0])
+    ending = pa.repeat(_EMPTY, len(columns[0]))
+    lines = pc.binary_join_element_wise(*cells, _COMMA)
+    lines = pc.binary_join_element_wise(lines, ending, _CRLF)
     return [_data(chunk) for chunk in _chunks(lines) if len(chunk)]
 
 

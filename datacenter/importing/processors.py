@@ -49,9 +49,7 @@ class BatchProcessor:
 
     #: The longest row a file may have (the importer sets the config's).
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    #: Whether files may go through the columnar engine (:mod:`.columnar`) when
-    #: nothing needs the row engine; False: every row goes one by one (the
-    #: differential tests compare the two).
+    #: False: every row goes one by one, never through :mod:`.columnar` (tests compare).
     columnar: bool = True
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
@@ -236,7 +234,7 @@ class BatchProcessor:
         if headerfields is None and self._columnar_fits(mode, ignore_empty):
             done = columnar.import_file(self, path, mode, workdir, progress)
             if done is not None:
-                return self._finish(done, started)
+                return done.found_outputs(self.name, started)
         result = ImportResult(workdir)
         self._parent_cache.clear()
         with CSVSource(path, self.max_line_bytes, self.schema.encoding, self.name) as source:
@@ -290,34 +288,13 @@ class BatchProcessor:
                 raise
             outputs.close()
             result.sha256 = source.sha256
-        return self._finish(result, started)
-
-    def _finish(self, result: ImportResult, started: float) -> ImportResult:
-        workdir = result.workdir
-        result.finished_path = os.path.join(workdir, "finished.csv")
-        if result.failed:
-            result.pending_path = os.path.join(workdir, "pending.csv")
-        for backup in backups_in(workdir, self.name):
-            result.backups[backup.stem] = backup.path
-        result.seconds = time.perf_counter() - started
-        return result
+        return result.found_outputs(self.name, started)
 
     def _columnar_fits(self, mode: str, ignore_empty: bool) -> bool:
-        """May the columnar engine import for this processor and mode?
-
-        Not for a processor written in Python with Kofa's per-row hooks
-        (they must see every row), nor for an import outside the ledger
-        (Kofa's ``doImport``: records name no job, which the engine's
-        create statements use to tell new records from stored ones), nor
-        where the row order inside one statement would matter: a processor
-        that is its own parent, or removals that cascade (each row's
-        cascade sees what the rows before it removed).
-        """
-        schema = self.schema
+        """Columnar, unless per-row hooks, Kofa's ``doImport`` (no job) or the rows' order
+        within a statement would matter (:func:`.columnar.fits`)."""
         return (self.columnar and self._plain_hooks() and ignore_empty
-                and self.store.job is not None
-                and schema.name not in schema.parents.values()
-                and not (mode == "remove" and schema.on_remove == "cascade"))
+                and self.store.job is not None and columnar.fits(self.schema, mode))
 
     def _plain_hooks(self) -> bool:
         """Does this processor use Kofa's hooks as they are here (no override)?

@@ -43,6 +43,11 @@ _PLAIN = {
     "date": "^[1-9][0-9]{3}-[0-9]{2}-[0-9]{2}$",
 }
 _ARROW_TYPES = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
+# Typed scalars: pyarrow makes one of a bare Python value slowly (it looks for numpy).
+_FALSE = pa.scalar(False, pa.bool_())
+_SOME_DATE = pa.scalar("2000-01-01", pa.string())
+_ZERO = pa.scalar("0", pa.string())
+_NUL = "\x00"
 
 
 @dataclass
@@ -52,6 +57,11 @@ class Checked:
     stored: pa.Array
     finished: pa.Array
     error: pa.Array  # string, null where the cell is fine
+
+    def filtered(self, mask: pa.Array) -> Checked:
+        """The same, for the rows of *mask* only."""
+        return Checked(pc.filter(self.stored, mask), pc.filter(self.finished, mask),
+                       pc.filter(self.error, mask))
 
 
 def arrow_type(ftype: FieldType) -> pa.DataType:
@@ -67,8 +77,8 @@ def check_column(name: str, ftype: FieldType, cells: pa.Array, needed: bool) -> 
     stored = pc.if_else(plain, _plain_stored(ftype, cells, stored_type),
                         pa.nulls(len(cells), stored_type))
     finished = cells
-    error = pc.if_else(pc.and_(blank, pa.scalar(needed)), pa.scalar(f"{name}: {MISSING}"),
-                       pa.nulls(len(cells), pa.string()))
+    missing = pa.scalar(f"{name}: {MISSING}" if needed else None, pa.string())
+    error = pc.if_else(blank, missing, pa.nulls(len(cells), pa.string()))
     rest = pc.invert(pc.or_(plain, blank))
     if pc.any(rest).as_py():
         stored, finished, error = _by_the_type(name, ftype, cells, rest, stored, finished, error)
@@ -77,25 +87,26 @@ def check_column(name: str, ftype: FieldType, cells: pa.Array, needed: bool) -> 
 
 def _plainly_valid(ftype: FieldType, cells: pa.Array) -> pa.Array:
     if ftype.name == "str":
-        return pc.invert(pc.match_substring(cells, "\x00"))
+        return pc.invert(pc.match_substring(cells, _NUL))
     if isinstance(ftype, ChoiceType):
         return pc.is_in(cells, value_set=pa.array(ftype.choices, pa.string()))
     pattern = _PLAIN.get(ftype.name)
     if pattern is None:
-        return pa.repeat(pa.scalar(False), len(cells))
+        return pa.repeat(_FALSE, len(cells))
     valid = pc.match_substring_regex(cells, pattern)
     if isinstance(ftype, IsoType) and ftype.name == "date":
         # The shape is right; the calendar must be too (no 2023-02-30).
-        parsed = pc.strptime(pc.if_else(valid, cells, "2000-01-01"), format="%Y-%m-%d",
+        # (strptime moves 2023-02-30 on to March: the text must come back the same.)
+        parsed = pc.strptime(pc.if_else(valid, cells, _SOME_DATE), format="%Y-%m-%d",
                              unit="s", error_is_null=True)
-        again = pc.strftime(parsed, format="%Y-%m-%d")
-        valid = pc.and_(valid, pc.fill_null(pc.equal(again, cells), False))
+        again = pc.cast(pc.cast(parsed, pa.date32()), pa.string())
+        valid = pc.and_(valid, pc.fill_null(pc.equal(again, cells), _FALSE))
     return valid
 
 
 def _plain_stored(ftype: FieldType, cells: pa.Array, stored_type: pa.DataType) -> pa.Array:
     if ftype.name == "int":
-        return pc.cast(pc.if_else(pc.match_substring_regex(cells, _PLAIN["int"]), cells, "0"),
+        return pc.cast(pc.if_else(pc.match_substring_regex(cells, _PLAIN["int"]), cells, _ZERO),
                        pa.int64())
     return cells if stored_type == pa.string() else pa.nulls(len(cells), stored_type)
 
