@@ -22,9 +22,12 @@ _CRLF = pa.scalar("\r\n", pa.string())
 
 
 def _cell(cells: pa.Array) -> pa.Array:
+    needs = pc.match_substring_regex(cells, _NEEDS_QUOTES)
+    if not pc.any(needs).as_py():
+        return cells  # the common case: no cell of the column needs quotes
     quoted = pc.binary_join_element_wise(_QUOTE, pc.replace_substring(cells, '"', '""'), _QUOTE,
                                          _EMPTY)
-    return pc.if_else(pc.match_substring_regex(cells, _NEEDS_QUOTES), quoted, cells)
+    return pc.if_else(needs, quoted, cells)
 
 
 def csv_bytes(columns: list[pa.Array]) -> list[memoryview]:
