@@ -51,7 +51,7 @@ from datacenter.records.store import RecordStore
 
 #: Bytes Arrow reads per block (about 3,500 rows of six short columns). Its reader
 #: holds about 40 blocks ahead: 10 MB, whatever the file's size.
-BLOCK_BYTES = 512 << 10
+BLOCK_BYTES = 256 << 10
 #: Rows handed to SQLite at once (each row's values are Python objects then).
 SQL_ROWS = 4096
 _NO_ERROR = pa.scalar("", pa.string())
