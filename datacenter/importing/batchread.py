@@ -62,7 +62,7 @@ class BatchReader:
     """The data rows of a CSV file whose header is its first line."""
 
     def __init__(self, path: str, width: int, delimiter: str, quoted: bool,
-                 block_bytes: int, over_lines_allowed: bool) -> None:
+                 block_bytes: int, over_lines_allowed: bool, header_bytes: int = 0) -> None:
         """*quoted*: the file holds quotes (so cells may hold line breaks);
         *over_lines_allowed*: False when a row over several lines could be
         longer than a row may be (the row engine must then judge it)."""
@@ -72,13 +72,14 @@ class BatchReader:
         self._pending: list[_Aside] = []
         self._next = 2  # the number of the next row; the header is 1
         self._breaks = 0  # line breaks inside the cells of the rows so far
-        #: Bytes of the file read so far.
-        self.position = 0
+        #: Bytes of the file whose rows were handed over so far, about (counted from the
+        #: cells: Arrow's reader itself is far ahead).
+        self.position = header_bytes
 
     def __iter__(self) -> Iterator[RowBatch]:
         with fs.open_read(self.path, shared=True) as handle, _native(handle) as source:
             for batch in self._reader(source):
-                self.position = source.tell()
+                self.position += _bytes_of(batch)
                 yield self._batch(batch)
             yield self._batch(None)
 
@@ -153,6 +154,7 @@ class BatchReader:
                      ) -> Iterator[tuple[int, list[str], str]]:
         """The rows of another width, as the row engine fails them (blank ones skipped)."""
         before = self._breaks
+        self.position += sum(len(item.text) + 1 for item in taken)
         for item in taken:
             if _CR in item.text:
                 # Arrow hands such a row over without the LF of a CRLF inside quotes.
@@ -169,6 +171,12 @@ class BatchReader:
                    f"line {line}: {len(cells)} cells, but the header has {self.width}")
         self._breaks += sum(item.text.count("\n") for item in taken) + (
             0 if breaks is None else int(pc.sum(breaks).as_py() or 0))
+
+
+def _bytes_of(batch: pa.RecordBatch) -> int:
+    """About how many bytes of the file *batch* came from: cells, separators, line ends."""
+    cells = sum(int(pc.sum(pc.binary_length(column)).as_py() or 0) for column in batch.columns)
+    return cells + int(batch.num_rows) * int(batch.num_columns)
 
 
 def _native(handle: IO[bytes]) -> pa.NativeFile:

@@ -54,6 +54,8 @@ from datacenter.records.store import RecordStore
 BLOCK_BYTES = 256 << 10
 #: Rows handed to SQLite at once (each row's values are Python objects then).
 SQL_ROWS = 4096
+#: Rows between two progress reports.
+PROGRESS_ROWS = 10_000
 _NO_ERROR = pa.scalar("", pa.string())
 _SEPARATOR = pa.scalar("; ", pa.string())
 
@@ -100,7 +102,7 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
     schema = processor.schema
     with CSVSource(path, processor.max_line_bytes, schema.encoding, processor.name) as source:
         header, delimiter = source.header, source.delimiter
-        on_one_line = source.lines_read == 1
+        on_one_line, header_bytes = source.lines_read == 1, source.position
     processor.checkHeaders(header, mode)
     mapping = processor.getMapping(header, mode)
     if not on_one_line:
@@ -112,17 +114,21 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
     if delimiter != ",":
         result.notes.append(diagnosis.separated(delimiter))
     reader = BatchReader(path, len(header), delimiter, scanned.quoted, BLOCK_BYTES,
-                         over_lines_allowed=scanned.size <= processor.max_line_bytes)
+                         over_lines_allowed=scanned.size <= processor.max_line_bytes,
+                         header_bytes=header_bytes)
     outputs = Outputs(workdir, header, schema)
     try:
         with processor.store.savepoint():
             run = _Run(processor, header, mapping, mode, outputs, result)
             if progress is not None:
                 progress(0, 0)
+            reported = 0
             for batch in reader:
                 run.batch(batch)
-                if progress is not None:
-                    progress(result.rows, reader.position)
+                # Every 10,000 rows, as the row engine reports (once they are done).
+                while progress is not None and result.rows >= reported + PROGRESS_ROWS:
+                    reported += PROGRESS_ROWS
+                    progress(reported, reader.position)
     except RowEngineError:
         outputs.remove()
         return None
