@@ -46,7 +46,7 @@ from datacenter.importing.reasons import EXISTS, NO_PARENT, NO_REMOVE, NO_UPDATE
 from datacenter.importing.references import references_to
 from datacenter.importing.vectorcheck import check_column
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
-from datacenter.records.staging import Stage, open_stage, update_rows
+from datacenter.records.staging import Stage, open_stage
 from datacenter.records.store import RecordStore
 
 #: Bytes Arrow reads per block (about 3,500 rows of six short columns). Its reader
@@ -203,8 +203,6 @@ class _Run:
         if self.mode == "create" and not parents and self.store.insert_rows_all_or_none(
                 self.schema, self.names, rows):
             return {}
-        if self.mode == "update" and not parents and self._update_all(rows):
-            return {}
         stage = self._stage()
         stage.load(zip(numbers.to_pylist(), *columns, strict=True))
         if self.mode == "create":
@@ -215,22 +213,9 @@ class _Run:
         if self.mode == "update":
             stage.fail_missing_parents(NO_PARENT)
             stage.fail_unknown(NO_UPDATE)
-            failures = stage.failures()
-            update_rows(self.store, self.schema, self.names,
-                        (row for n, row in zip(numbers.to_pylist(), rows, strict=True)
-                         if n not in failures), self.job)
-            return failures
+            stage.update(self.job)
+            return stage.failures()
         return self._remove(stage)
-
-    def _update_all(self, rows: list[tuple[object, ...]]) -> bool:
-        """Update every row in order, or none (False) when a key has no record."""
-        try:
-            with self.store.savepoint():
-                if update_rows(self.store, self.schema, self.names, rows, self.job) != len(rows):
-                    raise _NotAllError
-        except _NotAllError:
-            return False
-        return True
 
     def _stage(self) -> Stage:
         if self.stage is None:
@@ -268,10 +253,6 @@ class _Run:
             for _, cells, reason in failed:
                 writer.writerow(pending_cells(cells, self.header, reason))
             self.result.failed += len(failed)
-
-
-class _NotAllError(Exception):
-    """An all-or-none batch must be undone."""
 
 
 def _joined(errors: list[pa.Array], rows: int) -> pa.Array:

@@ -106,6 +106,32 @@ class Stage:
         if db.total_changes - before != self._count_ok():
             self.fail_repeated(exists)
 
+    def update(self, job: int) -> None:
+        """Update the records of the rows not failed; an empty cell (NULL) keeps the value.
+
+        One statement joins the rows to their records. A key that comes
+        twice would take the values of either row; its rows are then applied
+        again, one after another in the file's order, which leaves each
+        field with the value of the last row that gave one, as the row
+        engine does.
+        """
+        db = self.store.db
+        rec = table(self.schema.name)
+        changed = [n for n in self.names if n not in self.schema.key]
+        sets = ", ".join([*(f"{quote(n)} = COALESCE(s.{quote(n)}, {rec}.{quote(n)})"
+                            for n in changed), f"{quote(JOB_COLUMN)} = {int(job)}"])
+        before = db.total_changes
+        db.execute(f"UPDATE {rec} SET {sets} FROM (SELECT * FROM temp.{_STAGE} "
+                   f"WHERE reason IS NULL) AS s WHERE {self._key_join(rec, 's')}")
+        if db.total_changes - before == self._count_ok():
+            return  # one row per key: nothing to put in order
+        keys = ", ".join(map(quote, self.schema.key))
+        again = db.execute(
+            f"SELECT {self._columns} FROM temp.{_STAGE} WHERE reason IS NULL AND ({keys}) IN "
+            f"(SELECT {keys} FROM temp.{_STAGE} WHERE reason IS NULL GROUP BY {keys} "
+            "HAVING COUNT(*) > 1) ORDER BY seq").fetchall()
+        update_rows(self.store, self.schema, self.names, again, job)
+
     def _count_ok(self) -> int:
         found = self.store.db.execute(f"SELECT COUNT(*) FROM temp.{_STAGE} WHERE reason IS NULL")
         return int(found.fetchone()[0])
