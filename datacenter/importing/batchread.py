@@ -78,12 +78,19 @@ class BatchReader:
 
     def __iter__(self) -> Iterator[RowBatch]:
         with fs.open_read(self.path, shared=True) as handle, _native(handle) as source:
-            for batch in self._reader(source):
+            batches = self._reader(source)
+            while (batch := _next_of(batches)) is not None:
                 self.position += _bytes_of(batch)
                 yield self._batch(batch)
             yield self._batch(None)
 
     def _reader(self, source: pa.NativeFile) -> pcsv.CSVStreamingReader:
+        try:
+            return self._open(source)
+        except pa.ArrowInvalid as error:
+            raise RowEngineError(str(error)) from None
+
+    def _open(self, source: pa.NativeFile) -> pcsv.CSVStreamingReader:
         def aside(row: pcsv.InvalidRow) -> str:
             if row.number is None:
                 raise RowEngineError("a row of another width without its number")
@@ -171,6 +178,18 @@ class BatchReader:
                    f"line {line}: {len(cells)} cells, but the header has {self.width}")
         self._breaks += sum(item.text.count("\n") for item in taken) + (
             0 if breaks is None else int(pc.sum(breaks).as_py() or 0))
+
+
+def _next_of(batches: pcsv.CSVStreamingReader) -> pa.RecordBatch | None:
+    """The next batch, None after the last; RowEngineError for what Arrow cannot read
+    in blocks: a row longer than a block (a header of 100,000 columns, a cell of
+    megabytes), which the row engine reads within ``max_line_bytes``."""
+    try:
+        return batches.read_next_batch()
+    except StopIteration:
+        return None
+    except pa.ArrowInvalid as error:
+        raise RowEngineError(str(error)) from None
 
 
 def _bytes_of(batch: pa.RecordBatch) -> int:
