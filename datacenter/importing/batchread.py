@@ -116,8 +116,10 @@ class BatchReader:
         cells = [] if batch is None else [batch.column(n) for n in range(self.width)]
         breaks = self._line_breaks(cells)
         found = RowBatch(numbers, cells, list(self._other_width(taken, numbers, breaks)))
-        if rows:
-            keep = pc.invert(_all([pc.match_substring_regex(c, BLANK) for c in cells]))
+        if rows and pc.any(blank := pc.match_substring_regex(cells[0], BLANK)).as_py():
+            # Only a row whose first cell is blank can be blank: the rest is looked at then.
+            keep = pc.invert(_all([blank, *(pc.match_substring_regex(c, BLANK)
+                                            for c in cells[1:])]))
             if not pc.all(keep).as_py():
                 found.cells = [pc.filter(column, keep) for column in cells]
                 found.numbers = pc.filter(numbers, keep)

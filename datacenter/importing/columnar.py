@@ -198,10 +198,9 @@ class _Run:
 
     def _apply_slice(self, numbers: pa.Array, values: list[pa.Array]) -> dict[int, str]:
         columns = [v.to_pylist() for v in values]
-        rows = list(zip(*columns, strict=True))
         parents = any(name in self.names for name in self.schema.parents)
         if self.mode == "create" and not parents and self.store.insert_rows_all_or_none(
-                self.schema, self.names, rows):
+                self.schema, self.names, list(zip(*columns, strict=True))):
             return {}
         stage = self._stage()
         stage.load(zip(numbers.to_pylist(), *columns, strict=True))
