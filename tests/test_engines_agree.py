@@ -4,7 +4,8 @@ Each seed makes a storage's worth of random files: valid and invalid cells
 of every field type, empty and white-space cells, keys repeated in a file
 or stored already, parents missing, rows too short or too long, blank
 lines, quoted cells (commas, quotes, line breaks), an ``--IGNORE--`` and an
-old ``--ERRORS--`` column, columns in any order; and imports them in every
+old ``--ERRORS--`` column, columns in any order, a byte order mark, no line
+end after the last row, a ``;``-separated file; and imports them in every
 mode (create, update, remove) twice: once through the row engine, once
 through the columnar engine with small record batches (so batches end
 anywhere). The record tables (every column, the job that wrote each record
@@ -136,6 +137,12 @@ def _scenario(rng: random.Random) -> list[tuple[str, str]]:
         ("students_gone.remove.csv", _file(rng, "students", "remove", students, [])),
         ("departments_gone.remove.csv", _file(rng, "departments", "remove", departments, [])),
     ]
+    for n, (name, text) in enumerate(steps):
+        if rng.random() < .15:
+            text = "\ufeff" + text  # a byte order mark, as Excel writes
+        if rng.random() < .15:
+            text = text.rstrip("\r\n")  # no line end after the last row
+        steps[n] = (name, text)
     if rng.random() < .3:  # the ;-separated variant of one file
         name, text = steps[2]
         rows = list(csv.reader(io.StringIO(text, newline="")))
