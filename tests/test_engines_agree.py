@@ -21,15 +21,17 @@ import io
 import os
 import random
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
-from helpers import write
+from helpers import FakeEntryPoint, fake_entry_points, write
 
 from datacenter.config import Config
 from datacenter.importing import columnar
 from datacenter.importing.importer import Importer
 from datacenter.importing.processors import BatchProcessor
+from datacenter.records.schema import load_processors
 
 PROCESSORS = {
     "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str", "size": "int"},
@@ -205,3 +207,36 @@ def test_both_engines_import_alike(seed: int, tmp_path: Path,
     assert row["columnar"] == 0
     # The files the row engine must read (a CRLF inside quotes) are few: most were columnar.
     assert columns["columnar"] >= len(steps) - 2, columns["columnar"]
+
+
+class _Shouting(BatchProcessor):
+    """A processor written in Python: a per-row hook that every row must pass through."""
+
+    schema = load_processors({"shouts": {"key": ["code"], "fields": {"code": "str",
+                                                                     "text": "str"}}})["shouts"]
+
+    def checkConversion(self, row: Mapping[str, str], mode: str = "create",  # noqa: N802
+                        ignore_empty: bool = True) -> tuple[list[str], dict[str, object]]:
+        errors, values = super().checkConversion(row, mode, ignore_empty)
+        if isinstance(values.get("text"), str):
+            values["text"] = str(values["text"]).upper()
+        return errors, values
+
+
+def test_a_processor_with_per_row_hooks_keeps_the_row_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    fake_entry_points(monkeypatch, FakeEntryPoint("shouts", _Shouting))
+    engine, used = columnar.import_file, []
+    monkeypatch.setattr(columnar, "import_file",
+                        lambda *a, **k: used.append(a[0].name) or engine(*a, **k))
+    conf = Config(path=None, storage=str(tmp_path / "storage"),
+                  database=str(tmp_path / "db.sqlite"), processors=PROCESSORS)
+    importer = Importer(conf)
+    try:
+        for name, text in (("shouts.csv", "code,text\nA,hello\n"),
+                           ("faculties.csv", "code,title\nF1,Science\n")):
+            assert importer.import_file(write(os.path.join(conf.storage, name), text)).ok == 1
+        assert importer.store.get(_Shouting.schema, ("A",)) == {"code": "A", "text": "HELLO"}
+    finally:
+        importer.close()
+    assert used == ["faculties"]  # the config's processor went columnar, the hooked one not
