@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import datetime as dt
 import io
 import os
 import random
@@ -24,6 +25,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from helpers import FakeEntryPoint, fake_entry_points, write
 
@@ -31,7 +33,10 @@ from datacenter.config import Config
 from datacenter.importing import columnar
 from datacenter.importing.importer import Importer
 from datacenter.importing.processors import BatchProcessor
+from datacenter.importing.vectorcheck import check_column
+from datacenter.records.fieldtypes import field_type
 from datacenter.records.schema import load_processors
+from datacenter.records.store import to_db
 
 PROCESSORS = {
     "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str", "size": "int"},
@@ -240,3 +245,39 @@ def test_a_processor_with_per_row_hooks_keeps_the_row_engine(
     finally:
         importer.close()
     assert used == ["faculties"]  # the config's processor went columnar, the hooked one not
+
+
+def test_the_vectorised_checks_agree_with_the_field_types() -> None:
+    """Every date of four centuries, every month and day number, integers at the edges and
+    white space of every kind: the column check gives the type's own value, text or error."""
+    day, texts = dt.date(1899, 1, 1), []
+    while day.year < 2301:
+        texts.append(day.isoformat())
+        day += dt.timedelta(days=1)
+    texts += [f"2023-{m:02d}-{d:02d}" for m in range(14) for d in range(33)]
+    cases = {
+        "date": [*texts, "0999-12-31", "1999-1-1", " 2024-03-01", "2024-02-29", "2023-02-29"],
+        "int": ["0", "-0", "+5", "007", "9223372036854775807", "9223372036854775808",
+                "-9223372036854775808", "99999999999999999999", " 1", "1 ", "٣", "1.0", "-"],
+        "email": ["a@b.org", " a@b.org", "a,b@c.org", 'a"b@c.org', "ü@b.org", "a@b", "a@-b.org",
+                  "a\u00a0b@c.org", "a@b.org\u2028"],
+        "str": ["x", "a\x00b", "\u3000", "\x1c", " x "],
+        "bool": ["true", " Y ", "maybe"],
+        "choice:a,b": ["a", " a", "A", "c"],
+    }
+    for spec, cells in cases.items():
+        ftype = field_type(spec)
+        checked = check_column("f", ftype, pa.array(cells, pa.string()), needed=True)
+        for cell, stored, finished, error in zip(cells, checked.stored.to_pylist(),
+                                                 checked.finished.to_pylist(),
+                                                 checked.error.to_pylist(), strict=True):
+            if not cell.strip():
+                assert error == "f: required value missing", (spec, cell)
+                continue
+            try:
+                value = ftype.parse(cell)
+            except ValueError as exc:
+                assert (stored, error) == (None, f"f: {exc}"), (spec, cell)
+                continue
+            shown = cell if spec == "str" else ftype.render(value)
+            assert (stored, finished, error) == (to_db(ftype, value), shown, None), (spec, cell)
