@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime as dt
+import hashlib
 import io
 import os
 import random
@@ -30,7 +31,7 @@ import pytest
 from helpers import FakeEntryPoint, fake_entry_points, write
 
 from datacenter.config import Config
-from datacenter.importing import columnar
+from datacenter.importing import columnar, prescan
 from datacenter.importing.importer import Importer
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.vectorcheck import check_column
@@ -281,3 +282,27 @@ def test_the_vectorised_checks_agree_with_the_field_types() -> None:
                 continue
             shown = cell if spec == "str" else ftype.render(value)
             assert (stored, finished, error) == (to_db(ftype, value), shown, None), (spec, cell)
+
+
+@pytest.mark.parametrize("chunk", [3, 4, 1 << 20])
+def test_the_prescan_sends_what_arrow_would_misread_to_the_row_engine(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int) -> None:
+    monkeypatch.setattr(prescan, "_CHUNK", chunk)  # chunks end anywhere, inside a CRLF too
+    cases = {
+        b"a,b\r\n1,2\r\n": None,
+        "a,b\n1,\u00e9\u20ac\n".encode(): None,
+        b'a,b\n1,"x,\ny"\n': None,
+        b"a,b\r1,2\n": "a carriage return inside a line",
+        b"a,b\n1,2\r": "a carriage return ends the file",
+        b"a,b\n1,\x002\n": "a NUL byte",
+        b"a,b\n1,\xe9\n": "not UTF-8",
+        b'a,b\n1,"x"y\n': "a quote the csv module refuses",
+        b'a,b\n1,"never closed\n': "a quote the csv module refuses",
+        b"a,b\n1," + b"x" * 40 + b"\n": "a line longer than max_line_bytes",
+    }
+    for n, (data, refused) in enumerate(cases.items()):
+        path = tmp_path / f"{n}.csv"
+        path.write_bytes(data)
+        found = prescan.scan(str(path), 32, ",")
+        assert (found.refused, found.size) == (refused, len(data)), data
+        assert found.sha256 == hashlib.sha256(data).hexdigest()

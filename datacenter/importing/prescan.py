@@ -75,16 +75,20 @@ def scan(path: str, max_line_bytes: int, delimiter: str) -> Scan:
 
 def _refusal(chunk: bytes, previous: bytes, decoder: codecs.IncrementalDecoder,
              max_line_bytes: int, line_run: int) -> str | None:
-    try:
-        decoder.decode(chunk)
-    except UnicodeDecodeError:
-        return "not UTF-8"
+    # ASCII needs no decoding, unless a character began in the chunk before.
+    if not (chunk.isascii() and decoder.getstate()[0] == b""):
+        try:
+            decoder.decode(chunk)
+        except UnicodeDecodeError:
+            return "not UTF-8"
     if b"\x00" in chunk:
         return "a NUL byte"
-    # A CR at the chunk's end is judged with the next chunk's first byte.
-    joined = previous + chunk
-    if joined.count(b"\r") - joined.count(b"\r\n") - chunk.endswith(b"\r") > 0:
-        return "a carriage return inside a line"
+    if b"\r" in chunk or previous == b"\r":
+        # A CR at the chunk's end is judged with the next chunk's first byte.
+        pairs = chunk.count(b"\r\n") + (previous == b"\r" and chunk.startswith(b"\n"))
+        alone = chunk.count(b"\r") + (previous == b"\r") - pairs - chunk.endswith(b"\r")
+        if alone > 0:
+            return "a carriage return inside a line"
     first = chunk.find(b"\n")
     if line_run + (len(chunk) if first < 0 else first + 1) > max_line_bytes:
         return "a line longer than max_line_bytes"
