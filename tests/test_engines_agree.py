@@ -164,6 +164,7 @@ def _scenario(rng: random.Random) -> list[tuple[str, str]]:
 def _run(work: Path, steps: list[tuple[str, str]], columnar_engine: bool,
          monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     monkeypatch.setattr(BatchProcessor, "columnar", columnar_engine)
+    monkeypatch.setattr(columnar, "MIN_BYTES", 0)  # small files too, here
     conf = Config(path=None, storage=str(work / "storage"), database=str(work / "db.sqlite"),
                   processors=PROCESSORS)
     importer = Importer(conf)
@@ -232,6 +233,7 @@ class _Shouting(BatchProcessor):
 def test_a_processor_with_per_row_hooks_keeps_the_row_engine(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_entry_points(monkeypatch, FakeEntryPoint("shouts", _Shouting))
+    monkeypatch.setattr(columnar, "MIN_BYTES", 0)
     engine, used = columnar.import_file, []
     monkeypatch.setattr(columnar, "import_file",
                         lambda *a, **k: used.append(a[0].name) or engine(*a, **k))
