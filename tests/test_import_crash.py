@@ -1,5 +1,8 @@
 """The whole import pipeline under SIGKILL: every fs step and the database commit.
 
+Through the columnar engine (the row engine's imports are killed the same way
+in the other crash tests).
+
 After each kill and a recovery (itself killed at each of its steps in
 turn), the rows in the record store plus the rows in pending files must
 be the rows of the source, each exactly once; the source must be in
@@ -18,6 +21,7 @@ import pytest
 from helpers import write
 
 from datacenter.config import Config
+from datacenter.importing import columnar
 from datacenter.importing.csvinput import FatalCSVError
 from datacenter.importing.importer import Importer, Request
 from datacenter.testing.crashpoints import enumerate_crashes
@@ -34,6 +38,13 @@ PROCESSORS = {
 }
 DEPARTMENTS = ("code,faculty_code,title\r\nD1,F1,Physics\r\nD2,F9,Nowhere\r\n"
                "D3,F1,Chemistry\r\nD4,F2,\r\nD5,F2,History\r\n")
+
+
+@pytest.fixture(autouse=True)
+def _columnar_small_files_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every import here goes through the columnar engine, small files too: the row
+    engine's kills are enumerated by the other crash tests (their files are small)."""
+    monkeypatch.setattr(columnar, "MIN_BYTES", 0)
 
 
 def _conf(work: Path) -> Config:
@@ -176,3 +187,99 @@ def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
     print(f"batch of three: {report.points} crash points, {report.runs} runs")
+
+
+COLUMNAR = {
+    "departments": {"key": ["code"], "fields": {"code": "str", "title": "str"}},
+    "students": {"key": ["id"],
+                 "fields": {"id": "str", "name": "str", "email": "email", "born": "date",
+                            "level": "int", "state": "choice:admitted,graduated",
+                            "department": "str"},
+                 "required": ["name"], "graduated": {"state": "graduated"},
+                 "parents": {"department": "departments"}},
+}
+
+
+def _columnar_rows(n: int, bad_every: int) -> str:
+    rows = ["id,name,email,born,level,state,department"]
+    for i in range(n):
+        level = "x" if bad_every and i % bad_every == 3 else str(i % 5 * 100)
+        department = "D9" if i % 11 == 5 else "D1"  # D9 does not exist: the row waits
+        rows.append(f"S{i % 37:03d},Student {i},s{i}@example.org,2001-02-{1 + i % 28:02d},"
+                    f"{level},{'graduated' if i % 4 == 0 else 'admitted'},{department}")
+    rows.insert(7, "S900,short row")
+    return "\r\n".join(rows) + "\r\n"
+
+
+def _storage_state(conf: Config) -> dict[str, object]:
+    """Everything a user sees: the records (with the job that wrote them) and the files."""
+    importer = Importer(conf)
+    try:
+        records = {name: sorted(map(repr, importer.store.stored_rows(name)))
+                   for name in COLUMNAR}
+    finally:
+        importer.close()
+    files = {}
+    for folder, dirs, names in os.walk(conf.storage):
+        dirs[:] = [d for d in dirs if d not in (".datacenter", "logs")]
+        for name in names:
+            files[os.path.relpath(os.path.join(folder, name), conf.storage)] = \
+                Path(folder, name).read_bytes()
+    state = os.path.join(conf.storage, ".datacenter")
+    leftovers = [os.path.join(area, n) for area in ("journal", "staging", "jobs")
+                 for n in os.listdir(os.path.join(state, area))]
+    return {"records": records, "files": files, "leftovers": leftovers}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["create", "update", "remove"])
+def test_kill_anywhere_in_a_columnar_import(tmp_path: Path, mode: str,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The columnar engine, in batches of a few rows, killed at every step: afterwards
+    the storage and the store are those of an import that was never interrupted."""
+    monkeypatch.setattr(columnar, "BLOCK_BYTES", 300)  # batches end all over the file
+    name = {"create": "students_new.csv", "update": "students_fix.update.csv",
+            "remove": "students_gone.remove.csv"}[mode]
+    text = {"create": _columnar_rows(60, 9), "update": _columnar_rows(50, 7),
+            "remove": "id\r\nS001\r\nS002\r\nS002\r\nS404\r\nS004\r\n"}[mode]
+
+    def prepare_in(work: Path) -> Config:
+        shutil.rmtree(work, ignore_errors=True)
+        conf = Config(path=None, storage=str(work / "storage"),
+                      database=str(work / "db.sqlite"), processors=COLUMNAR)
+        importer = Importer(conf)
+        write(os.path.join(conf.storage, "departments.csv"), "code,title\nD1,Physics\n")
+        importer.import_file(os.path.join(conf.storage, "departments.csv"))
+        if mode != "create":
+            write(os.path.join(conf.storage, "students.csv"), _columnar_rows(40, 0))
+            importer.import_file(os.path.join(conf.storage, "students.csv"))
+        importer.close()
+        write(os.path.join(conf.storage, name), text)
+        return conf
+
+    # The reference: the same import, never interrupted, through the columnar engine.
+    engine, used = columnar.import_file, []
+    monkeypatch.setattr(columnar, "import_file",
+                        lambda *a, **k: used.append(engine(*a, **k)) or used[-1])
+    reference_conf = prepare_in(tmp_path / "reference")
+    Importer(reference_conf).import_file(os.path.join(reference_conf.storage, name))
+    assert used and all(done is not None for done in used), "the row engine imported"
+    expected = _storage_state(reference_conf)
+
+    work = tmp_path / "work"
+    conf = Config(path=None, storage=str(work / "storage"), database=str(work / "db.sqlite"),
+                  processors=COLUMNAR)
+
+    def act() -> None:
+        Importer(conf).import_file(os.path.join(conf.storage, name))
+
+    def check() -> None:
+        if os.path.exists(os.path.join(conf.storage, name)):
+            act()  # rolled back: the next attempt imports it
+        assert _storage_state(conf) == expected
+
+    report = enumerate_crashes(lambda: prepare_in(work), act, lambda: Importer(conf).close(),
+                               check, target="*")
+    assert report.points >= 20
+    print(f"columnar {mode}: {report.points} crash points, {report.runs} runs, "
+          f"{report.recovery_crashes} crashes inside recovery")

@@ -182,6 +182,11 @@ class CSVSource:
             line = self._lines.number + 1
 
     @property
+    def lines_read(self) -> int:
+        """Physical lines read so far (after the header: the lines it took, blank ones too)."""
+        return self._lines.number
+
+    @property
     def position(self) -> int:
         """Bytes read so far."""
         return self._handle.tell()

@@ -11,6 +11,7 @@ import csv
 import io
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,6 +39,17 @@ class ImportResult:
     @property
     def ok(self) -> int:
         return self.rows - self.failed
+
+    def found_outputs(self, own: str, started: float) -> ImportResult:
+        """Itself, knowing the files in ``workdir`` (*own*: the importing processor) and
+        the seconds since *started* (``time.perf_counter``)."""
+        self.seconds = time.perf_counter() - started
+        self.finished_path = os.path.join(self.workdir, "finished.csv")
+        if self.failed:
+            self.pending_path = os.path.join(self.workdir, "pending.csv")
+        for backup in backups_in(self.workdir, own):
+            self.backups[backup.stem] = backup.path
+        return self
 
 
 class Outputs:
@@ -71,9 +83,24 @@ class Outputs:
             text.close()
         fs.fsync_dir(self.workdir)
 
+    def write_finished(self, parts: list[memoryview]) -> None:
+        """Append finished rows already encoded as CSV (the columnar engine's)."""
+        text = self._files["finished.csv"]
+        text.flush()  # the header, written through the text layer
+        for part in parts:
+            text.buffer.write(part)  # type: ignore[arg-type]
+
     def discard(self) -> None:
         for text in self._files.values():
             text.close()
+
+    def remove(self) -> None:
+        """Close and delete every file written so far (another engine writes them anew)."""
+        self.discard()
+        for name in self._files:
+            fs.unlink(os.path.join(self.workdir, name), missing_ok=True, sync=False)
+        self._files.clear()
+        self._writers.clear()
 
 
 _BACKUP = re.compile(r"(?P<kind>deleted|graduated)(?:\.(?P<processor>[a-z][a-z0-9_]*))?\.csv")

@@ -20,9 +20,10 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
-from datacenter.importing import diagnosis
+from datacenter.importing import columnar, diagnosis
 from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
+from datacenter.importing.reasons import EXISTS, NO_PARENT, NO_REMOVE, NO_UPDATE
 from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
 from datacenter.records.naming import doubles
@@ -33,12 +34,9 @@ from datacenter.storage import fs
 if TYPE_CHECKING:
     from datacenter.storage.center import DataCenter
 
-__all__ = ["BatchProcessor", "FatalCSVError", "ImportResult"]
+__all__ = ["EXISTS", "NO_PARENT", "NO_REMOVE", "NO_UPDATE", "BatchProcessor", "FatalCSVError",
+           "ImportResult"]
 
-EXISTS = "This object already exists. Skipping."
-NO_PARENT = "Not all parents do exist yet. Skipping"
-NO_UPDATE = "Cannot update: no such entry"
-NO_REMOVE = "Cannot remove: no such entry"
 #: Rows of a create or update import written together (one statement, all or none).
 _BATCH = 500
 #: Kofa's per-row hooks; overriding any of them turns the fast path off.
@@ -51,6 +49,8 @@ class BatchProcessor:
 
     #: The longest row a file may have (the importer sets the config's).
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    #: False: every row goes one by one, never through :mod:`.columnar` (tests compare).
+    columnar: bool = True
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
                  datacenter: DataCenter | None = None) -> None:
@@ -231,6 +231,10 @@ class BatchProcessor:
         the storage's lock), then every 10,000 rows.
         """
         started = time.perf_counter()
+        if headerfields is None and self._columnar_fits(mode, ignore_empty):
+            done = columnar.import_file(self, path, mode, workdir, progress)
+            if done is not None:
+                return done.found_outputs(self.name, started)
         result = ImportResult(workdir)
         self._parent_cache.clear()
         with CSVSource(path, self.max_line_bytes, self.schema.encoding, self.name) as source:
@@ -284,13 +288,13 @@ class BatchProcessor:
                 raise
             outputs.close()
             result.sha256 = source.sha256
-        result.finished_path = os.path.join(workdir, "finished.csv")
-        if result.failed:
-            result.pending_path = os.path.join(workdir, "pending.csv")
-        for backup in backups_in(workdir, self.name):
-            result.backups[backup.stem] = backup.path
-        result.seconds = time.perf_counter() - started
-        return result
+        return result.found_outputs(self.name, started)
+
+    def _columnar_fits(self, mode: str, ignore_empty: bool) -> bool:
+        """Columnar, unless per-row hooks, Kofa's ``doImport`` (no job) or the rows' order
+        within a statement would matter (:func:`.columnar.fits`)."""
+        return (self.columnar and self._plain_hooks() and ignore_empty
+                and self.store.job is not None and columnar.fits(self.schema, mode))
 
     def _plain_hooks(self) -> bool:
         """Does this processor use Kofa's hooks as they are here (no override)?

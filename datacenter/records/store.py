@@ -35,6 +35,7 @@ import adbc_driver_sqlite.dbapi as adbc_sqlite
 
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType, IsoType
+from datacenter.records.naming import quote
 from datacenter.records.schema import JOB_COLUMN, ProcessorSchema
 
 #: What the store raises when its database fails. Callers catch these names,
@@ -138,10 +139,7 @@ def table(name: str) -> str:
 # ``doImport``). No field may be called so, in any case (schema refuses it).
 
 
-def _quote(identifier: str) -> str:
-    """*identifier* as SQL: in double quotes, each of its own doubled. Any text a field
-    may be called is one column so (``a"; DROP TABLE x; --`` included)."""
-    return '"' + identifier.replace('"', '""') + '"'
+_quote = quote
 
 
 def to_db(ftype: FieldType, value: object) -> object:
