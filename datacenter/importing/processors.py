@@ -34,8 +34,7 @@ from datacenter.storage import fs
 if TYPE_CHECKING:
     from datacenter.storage.center import DataCenter
 
-__all__ = ["EXISTS", "NO_PARENT", "NO_REMOVE", "NO_UPDATE", "BatchProcessor", "FatalCSVError",
-           "ImportResult"]
+__all__ = ["BatchProcessor", "FatalCSVError", "ImportResult"]
 
 #: Rows of a create or update import written together (one statement, all or none).
 _BATCH = 500
