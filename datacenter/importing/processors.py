@@ -220,15 +220,18 @@ class BatchProcessor:
 
     def import_rows(self, path: str, headerfields: list[str] | None, mode: str,
                     ignore_empty: bool, workdir: str,
-                    progress: Callable[[int, int], None] | None = None) -> ImportResult:
+                    progress: Callable[[int, int], None] | None = None, *,
+                    sync: bool = True) -> ImportResult:
         """Apply the rows of *path* inside the caller's transaction.
 
         The finished, pending and backup files are written to *workdir* and
-        made durable before this returns. Raises FatalCSVError (nothing
-        kept) when the file as a whole cannot be imported. *progress* is
-        called with the rows and bytes read so far: once when the rows
-        begin (0 rows: a rate starts there, not while the import waited for
-        the storage's lock), then every 10,000 rows.
+        made durable before this returns (``sync=False``: the caller makes
+        them durable before it commits, with the job folders of a batch).
+        Raises FatalCSVError (nothing kept) when the file as a whole cannot
+        be imported. *progress* is called with the rows and bytes read so
+        far: once when the rows begin (0 rows: a rate starts there, not
+        while the import waited for the storage's lock), then every 10,000
+        rows.
         """
         started = time.perf_counter()
         result = ImportResult(workdir)
@@ -282,7 +285,7 @@ class BatchProcessor:
             except BaseException:
                 outputs.discard()
                 raise
-            outputs.close()
+            outputs.close(sync)
             result.sha256 = source.sha256
         result.finished_path = os.path.join(workdir, "finished.csv")
         if result.failed:

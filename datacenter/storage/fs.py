@@ -36,7 +36,8 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
 from datacenter.errors import DataCenterError
@@ -51,6 +52,8 @@ _COPY_CHUNK = 1 << 20
 #: Errors of ``link()`` that mean "no hard link here": across devices, or a
 #: filesystem without hard links. Anything else is a real failure.
 NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
+#: Threads that fsync the files of a batch together (see :func:`sync_all`).
+SYNC_THREADS = 16
 
 
 class PlantedLinkError(DataCenterError, OSError):
@@ -93,6 +96,42 @@ def fsync_dir(path: str) -> None:
 
 
 @_point
+def sync_all(files: Iterable[str], folders: Iterable[str] = ()) -> None:
+    """Make many *files* durable, and the entries of *folders*: one step for a batch.
+
+    Every file and every folder is fsynced, as one fsync each would, but
+    the fsyncs are issued together from a few threads: the filesystem's
+    journal commits those in flight in one flush instead of one each
+    (measured on ext4 with 64 small files: a third to a quarter of the time
+    of one fsync after the other). Nothing is changed by an fsync; this is
+    one step for the fault harness. Paths are opened without following a
+    link. The first error is raised once every fsync has been tried: then
+    nothing is known to be durable that was not before, and the caller's
+    commit must not go on.
+    """
+    paths = [(path, False) for path in files] + [(folder, True) for folder in folders]
+    if len(paths) <= 2:
+        for path, folder in paths:
+            _fsync_path(path, folder)
+        return
+    with ThreadPoolExecutor(min(SYNC_THREADS, len(paths)), thread_name_prefix="fsync") as pool:
+        futures = [pool.submit(_fsync_path, path, folder) for path, folder in paths]
+    errors = [future.exception() for future in futures]
+    first = next((error for error in errors if error is not None), None)
+    if first is not None:
+        raise first
+
+
+def _fsync_path(path: str, folder: bool) -> None:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if folder else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@_point
 def write(fd: int, data: bytes | memoryview) -> int:
     """Write all of *data* to *fd*; returns the number of bytes written."""
     view = memoryview(data)
@@ -103,8 +142,12 @@ def write(fd: int, data: bytes | memoryview) -> int:
 
 
 @_point
-def mkdir(path: str) -> bool:
-    """Create directory *path* durably; False when it already was there."""
+def mkdir(path: str, sync: bool = True) -> bool:
+    """Create directory *path* durably; False when it already was there.
+
+    ``sync=False`` leaves the fsync of its parent to the caller (one for
+    many folders: see :func:`sync_all`).
+    """
     try:
         os.mkdir(path, layout.folder_mode(path))
     except FileExistsError:
@@ -113,7 +156,8 @@ def mkdir(path: str) -> bool:
                 errno.ENOTDIR, "exists and is not a directory", path
             ) from None
         return False
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
     return True
 
 
