@@ -57,6 +57,8 @@ __all__ = ["HeldError", "Importer", "NameTooLongError", "Outcome", "Request", "U
            "UnroutedError", "UntouchedPendingError"]
 
 _log = logging.getLogger(__name__)
+#: Empty job folders an importer keeps to reuse (see ``Importer._spare``).
+SPARE_FOLDERS = 256
 
 
 class Importer:
@@ -79,6 +81,13 @@ class Importer:
         self.store = RecordStore(conf.database, self.schemas)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store)
+        #: Names of empty folders in ``jobs/`` that this importer's filed jobs
+        #: left, kept during a burst (``import_many(keep_folders=True)``): the
+        #: next imports reuse them. A folder made and removed for each small
+        #: file costs more than importing its rows (and freed inodes slow down
+        #: every new one); recovery sweeps what is left after a crash, as any
+        #: job folder no committed job owns.
+        self._spare: list[str] = []
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -87,9 +96,25 @@ class Importer:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
+        self.drop_spare()
         self.store.close()
 
+    def drop_spare(self) -> None:
+        """Remove the job folders kept for reuse (see :meth:`import_many`).
+
+        Those another process's recovery swept already are gone; one that
+        is not empty is left to recovery.
+        """
+        if not self._spare:
+            return
+        jobs = layout.state_path(self.dc.storage, layout.JOBS)
+        for name in self._spare:
+            with contextlib.suppress(OSError):  # gone, or not empty: recovery's then
+                fs.rmdir(os.path.join(jobs, name), sync=False)
+        self._spare.clear()
+
     def _storage_moved(self, old: str, new: str) -> None:
+        self._spare.clear()  # moved along: the new root's recovery sweeps them
         self.store.relabel_storage(old, new)
 
     def processor(self, name: str) -> BatchProcessor:
@@ -99,6 +124,7 @@ class Importer:
             raise UnroutedError(str(error)) from None
         processor = cls(self.schemas[name], self.store, self.dc)
         processor.max_line_bytes = self.conf.imports.max_line_bytes
+        processor.sync_outputs = False  # the batch's job folders are made durable at once
         return processor
 
     # -- what a service asks of it --------------------------------------------------
@@ -154,15 +180,17 @@ class Importer:
         return result
 
     def import_many(self, requests: Sequence[Request], user: str | None = None,
-                    progress: Callable[[int, int], None] | None = None,
-                    ) -> list[Outcome | Exception]:
+                    progress: Callable[[int, int], None] | None = None, *,
+                    keep_folders: bool = False) -> list[Outcome | Exception]:
         """Import several files in one transaction, and file them in one journal group.
 
         Each file still happens entirely or not at all: it has a savepoint of
         its own, so a file that cannot be imported is rolled back alone and
         its error takes its place in the result. Sharing the commit and the
         filing is what makes a burst of small files cheap (one fsync of the
-        database and of each folder, not one per file).
+        database and of each folder, not one per file). With *keep_folders*
+        the emptied job folders are kept for the next call to reuse (a
+        service in a burst), until :meth:`drop_spare` or :meth:`close`.
         """
         user = user or default_user()
         planned = [self._planned(request, user) for request in requests]
@@ -179,7 +207,9 @@ class Importer:
                        for plan, request in zip(planned, requests, strict=True)]
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
-            left = {job.id for job in self.finish_jobs(jobs)}
+            left = {job.id for job in self.filing.finish_jobs(jobs, keep_folders)}
+            if keep_folders:
+                self._keep_spare([job for job in jobs if job.id not in left])
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
@@ -276,15 +306,14 @@ class Importer:
         if ident is None:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
         jobs = layout.state_path(self.dc.storage, layout.JOBS)
-        workdir = os.path.join(jobs, uuid.uuid4().hex)
+        workdir = os.path.join(jobs, self._spare.pop() if self._spare else uuid.uuid4().hex)
         try:
             fs.makedirs(jobs)
             fs.mkdir(workdir, sync=False)  # durable with the batch's (_make_durable)
             with self.store.savepoint():
                 job_id = self.store.next_job_id()  # its rows name it (find says so)
                 with self.store.provenance(job_id):
-                    result = batch.import_rows(path, None, mode, True, workdir, progress,
-                                               sync=False)
+                    result = batch.import_rows(path, None, mode, True, workdir, progress)
                 fields = dict(
                     source=os.path.basename(path), sha256=result.sha256, processor=batch.name,
                     mode=mode, user=user, rows=result.rows, ok=result.ok, failed=result.failed,
@@ -304,6 +333,19 @@ class Importer:
             fs.rmtree(workdir)
             raise
         return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
+
+    def _keep_spare(self, filed: list[Job]) -> None:
+        """Keep the folders of *filed* jobs that their filing left empty, for reuse."""
+        for job in filed:
+            if len(self._spare) >= SPARE_FOLDERS:
+                return
+            workdir = os.path.join(self.dc.storage, job.workdir)
+            try:
+                empty = not os.listdir(workdir)
+            except OSError:
+                continue
+            if empty:
+                self._spare.append(os.path.basename(workdir))
 
     def _make_durable(self, jobs: list[Job]) -> None:
         """Every file of the *jobs*' folders, their entries, and theirs in ``jobs/``, durable.

@@ -51,6 +51,10 @@ class BatchProcessor:
 
     #: The longest row a file may have (the importer sets the config's).
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    #: Fsync the outputs before :meth:`import_rows` returns. The importer sets
+    #: False: it makes the job folders of a whole batch durable at once, just
+    #: before the commit (``Importer._make_durable``).
+    sync_outputs: bool = True
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
                  datacenter: DataCenter | None = None) -> None:
@@ -220,13 +224,13 @@ class BatchProcessor:
 
     def import_rows(self, path: str, headerfields: list[str] | None, mode: str,
                     ignore_empty: bool, workdir: str,
-                    progress: Callable[[int, int], None] | None = None, *,
-                    sync: bool = True) -> ImportResult:
+                    progress: Callable[[int, int], None] | None = None) -> ImportResult:
         """Apply the rows of *path* inside the caller's transaction.
 
         The finished, pending and backup files are written to *workdir* and
-        made durable before this returns (``sync=False``: the caller makes
-        them durable before it commits, with the job folders of a batch).
+        made durable before this returns (unless :attr:`sync_outputs` is
+        False: then the caller makes them durable before it commits, with
+        the job folders of a whole batch).
         Raises FatalCSVError (nothing kept) when the file as a whole cannot
         be imported. *progress* is called with the rows and bytes read so
         far: once when the rows begin (0 rows: a rate starts there, not
@@ -285,7 +289,7 @@ class BatchProcessor:
             except BaseException:
                 outputs.discard()
                 raise
-            outputs.close(sync)
+            outputs.close(self.sync_outputs)
             result.sha256 = source.sha256
         result.finished_path = os.path.join(workdir, "finished.csv")
         if result.failed:

@@ -138,6 +138,8 @@ class Intake:
                 return
             retries.extend(self._retry(name))
         self._import_all(retries)
+        if not self.readiness.due(1):  # the burst is over: its job folders go
+            self.importer.drop_spare()
 
     def _depth(self, name: str) -> int:
         """How many parent processors *name*'s has: parents first means fewer pending rows."""
@@ -222,7 +224,8 @@ class Intake:
                             unless_untouched=not item.why) for item in batch]
         try:
             results: list[Outcome | Exception] = self.importer.import_many(
-                requests, progress=self._progress if self.meter is not None else None)
+                requests, progress=self._progress if self.meter is not None else None,
+                keep_folders=True)
         except Exception as error:  # after the commit: recovery files them next time
             results = [error] * len(batch)
         finally:

@@ -114,12 +114,23 @@ def sync_all(files: Iterable[str], folders: Iterable[str] = ()) -> None:
         for path, folder in paths:
             _fsync_path(path, folder)
         return
-    with ThreadPoolExecutor(min(SYNC_THREADS, len(paths)), thread_name_prefix="fsync") as pool:
-        futures = [pool.submit(_fsync_path, path, folder) for path, folder in paths]
+    pool = _sync_pool()
+    futures = [pool.submit(_fsync_path, path, folder) for path, folder in paths]
     errors = [future.exception() for future in futures]
     first = next((error for error in errors if error is not None), None)
     if first is not None:
         raise first
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The process's fsync threads, started once (a forked child starts its own)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync"))
+    return _pool[1]
 
 
 def _fsync_path(path: str, folder: bool) -> None:
