@@ -24,12 +24,12 @@ import errno
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError, naming
 from datacenter.importing.filing import Filing
+from datacenter.importing.jobfolders import JobFolders
 from datacenter.importing.outcomes import (
     HeldError,
     NameTooLongError,
@@ -57,8 +57,6 @@ __all__ = ["HeldError", "Importer", "NameTooLongError", "Outcome", "Request", "U
            "UnroutedError", "UntouchedPendingError"]
 
 _log = logging.getLogger(__name__)
-#: Empty job folders an importer keeps to reuse (see ``Importer._spare``).
-SPARE_FOLDERS = 256
 
 
 class Importer:
@@ -81,13 +79,8 @@ class Importer:
         self.store = RecordStore(conf.database, self.schemas)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store)
-        #: Names of empty folders in ``jobs/`` that this importer's filed jobs
-        #: left, kept during a burst (``import_many(keep_folders=True)``): the
-        #: next imports reuse them. A folder made and removed for each small
-        #: file costs more than importing its rows (and freed inodes slow down
-        #: every new one); recovery sweeps what is left after a crash, as any
-        #: job folder no committed job owns.
-        self._spare: list[str] = []
+        #: Its imports' job folders: made durable per batch, reused in a burst.
+        self.folders = JobFolders(lambda: self.dc.storage)
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -100,21 +93,11 @@ class Importer:
         self.store.close()
 
     def drop_spare(self) -> None:
-        """Remove the job folders kept for reuse (see :meth:`import_many`).
-
-        Those another process's recovery swept already are gone; one that
-        is not empty is left to recovery.
-        """
-        if not self._spare:
-            return
-        jobs = layout.state_path(self.dc.storage, layout.JOBS)
-        for name in self._spare:
-            with contextlib.suppress(OSError):  # gone, or not empty: recovery's then
-                fs.rmdir(os.path.join(jobs, name), sync=False)
-        self._spare.clear()
+        """Remove the job folders kept for reuse (see :meth:`import_many`)."""
+        self.folders.drop()
 
     def _storage_moved(self, old: str, new: str) -> None:
-        self._spare.clear()  # moved along: the new root's recovery sweeps them
+        self.folders.forget()  # moved along: the new root's recovery sweeps them
         self.store.relabel_storage(old, new)
 
     def processor(self, name: str) -> BatchProcessor:
@@ -137,6 +120,10 @@ class Importer:
     def log(self, message: str, level: int = logging.INFO) -> None:
         """One line in the storage's log."""
         self.dc.log(message, level=level)
+
+    def held_log(self) -> contextlib.AbstractContextManager[None]:
+        """Lines logged inside are written together when it ends (see :mod:`.logs`)."""
+        return self.dc.held_log()
 
     def recent_jobs(self, limit: int) -> list[Job]:
         """The last *limit* imports that committed, newest first."""
@@ -193,6 +180,12 @@ class Importer:
         service in a burst), until :meth:`drop_spare` or :meth:`close`.
         """
         user = user or default_user()
+        with self.dc.held_log():
+            return self._import_many(requests, user, progress, keep_folders)
+
+    def _import_many(self, requests: Sequence[Request], user: str,
+                     progress: Callable[[int, int], None] | None, keep_folders: bool,
+                     ) -> list[Outcome | Exception]:
         planned = [self._planned(request, user) for request in requests]
         with self.dc.lock:
             try:
@@ -209,7 +202,7 @@ class Importer:
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             left = {job.id for job in self.filing.finish_jobs(jobs, keep_folders)}
             if keep_folders:
-                self._keep_spare([job for job in jobs if job.id not in left])
+                self.folders.keep([job for job in jobs if job.id not in left])
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
@@ -282,7 +275,7 @@ class Importer:
                 for plan in planned:
                     staged.append(plan if isinstance(plan, Exception)
                                   else self._stage_one(*plan, user, progress))
-                self._make_durable([done[0] for done in staged if isinstance(done, tuple)])
+                self.folders.make_durable([d[0] for d in staged if isinstance(d, tuple)])
         except BaseException as error:
             for done in staged:  # the shared commit failed: none of them happened
                 if isinstance(done, tuple):
@@ -305,11 +298,9 @@ class Importer:
         ident, started = FileIdentity.at(path), time.time()
         if ident is None:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
-        jobs = layout.state_path(self.dc.storage, layout.JOBS)
-        workdir = os.path.join(jobs, self._spare.pop() if self._spare else uuid.uuid4().hex)
+        workdir = ""
         try:
-            fs.makedirs(jobs)
-            fs.mkdir(workdir, sync=False)  # durable with the batch's (_make_durable)
+            workdir = self.folders.make()
             with self.store.savepoint():
                 job_id = self.store.next_job_id()  # its rows name it (find says so)
                 with self.store.provenance(job_id):
@@ -323,44 +314,18 @@ class Importer:
                 )
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
-            fs.rmtree(workdir)
+            if workdir:
+                fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
             elif not isinstance(error, OSError):
                 _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:
-            fs.rmtree(workdir)
+            if workdir:
+                fs.rmtree(workdir)
             raise
         return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
-
-    def _keep_spare(self, filed: list[Job]) -> None:
-        """Keep the folders of *filed* jobs that their filing left empty, for reuse."""
-        for job in filed:
-            if len(self._spare) >= SPARE_FOLDERS:
-                return
-            workdir = os.path.join(self.dc.storage, job.workdir)
-            try:
-                empty = not os.listdir(workdir)
-            except OSError:
-                continue
-            if empty:
-                self._spare.append(os.path.basename(workdir))
-
-    def _make_durable(self, jobs: list[Job]) -> None:
-        """Every file of the *jobs*' folders, their entries, and theirs in ``jobs/``, durable.
-
-        Called inside the transaction, just before its commit: the commit
-        point needs every output on the disk. Done once for the batch, not
-        for each file (one step: :func:`datacenter.storage.fs.sync_all`), and
-        the jobs folder is fsynced once, not once per job.
-        """
-        if not jobs:
-            return
-        workdirs = [os.path.join(self.dc.storage, job.workdir) for job in jobs]
-        files = [os.path.join(workdir, name) for workdir in workdirs
-                 for name in sorted(os.listdir(workdir))]
-        fs.sync_all(files, [*workdirs, layout.state_path(self.dc.storage, layout.JOBS)])
 
     def _outcome(self, job: Job, result: ImportResult, batch: BatchProcessor,
                  filed: bool = True) -> Outcome:

@@ -51,9 +51,7 @@ class BatchProcessor:
 
     #: The longest row a file may have (the importer sets the config's).
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    #: Fsync the outputs before :meth:`import_rows` returns. The importer sets
-    #: False: it makes the job folders of a whole batch durable at once, just
-    #: before the commit (``Importer._make_durable``).
+    #: Fsync the outputs in :meth:`import_rows` (the importer's batches: at once, later).
     sync_outputs: bool = True
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
@@ -228,14 +226,11 @@ class BatchProcessor:
         """Apply the rows of *path* inside the caller's transaction.
 
         The finished, pending and backup files are written to *workdir* and
-        made durable before this returns (unless :attr:`sync_outputs` is
-        False: then the caller makes them durable before it commits, with
-        the job folders of a whole batch).
-        Raises FatalCSVError (nothing kept) when the file as a whole cannot
-        be imported. *progress* is called with the rows and bytes read so
-        far: once when the rows begin (0 rows: a rate starts there, not
-        while the import waited for the storage's lock), then every 10,000
-        rows.
+        made durable before this returns (see :attr:`sync_outputs`). Raises
+        FatalCSVError (nothing kept) when the file as a whole cannot be
+        imported. *progress* is called with the rows and bytes read so far:
+        once when the rows begin (0 rows: a rate starts there, not while the
+        import waited for the storage's lock), then every 10,000 rows.
         """
         started = time.perf_counter()
         result = ImportResult(workdir)

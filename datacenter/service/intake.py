@@ -231,8 +231,9 @@ class Intake:
         finally:
             self.in_hand = self.meter = None
             self._publish(False)
-        for item, result in zip(batch, results, strict=True):
-            self._handle(item, result)
+        with self.importer.held_log():
+            for item, result in zip(batch, results, strict=True):
+                self._handle(item, result)
         if any(isinstance(r, OSError) or (isinstance(r, Outcome) and not r.filed)
                for r in results):
             self._filing_failed()
