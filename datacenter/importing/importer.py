@@ -180,7 +180,7 @@ class Importer:
         service in a burst), until :meth:`drop_spare` or :meth:`close`.
         """
         user = user or default_user()
-        with self.dc.held_log():
+        with self.dc.held_log(), layout.name_limits_kept():
             return self._import_many(requests, user, progress, keep_folders)
 
     def _import_many(self, requests: Sequence[Request], user: str,
