@@ -36,7 +36,7 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
@@ -110,7 +110,7 @@ def sync_all(files: Iterable[str], folders: Iterable[str] = ()) -> None:
     commit must not go on.
     """
     paths = [(path, False) for path in files] + [(folder, True) for folder in folders]
-    if len(paths) <= 2:
+    if len(paths) <= 1:
         for path, folder in paths:
             _fsync_path(path, folder)
         return
@@ -353,7 +353,8 @@ def _sync_and_close(handle: IO[Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str, *, text: bool = False, backup: bool = False, sync: bool = True
+    path: str, *, text: bool = False, backup: bool = False, sync: bool = True,
+    with_folders: Sequence[str] = (),
 ) -> Iterator[IO[Any]]:
     """Write a new version of *path*: readers see the old file or the new one.
 
@@ -368,7 +369,8 @@ def atomic_writer(
     ``sync=False`` leaves the directory's fsync after the rename to the
     caller, who can then tell that failure (the new file is in place) apart.
     A new version keeps the mode of the file it replaces; a new file gets the
-    layout's.
+    layout's. *with_folders* are made durable together with the new bytes
+    (:func:`sync_all`), before the rename: entries the new version refers to.
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
@@ -381,7 +383,12 @@ def atomic_writer(
         if kept is not None:
             os.fchmod(binary.fileno(), kept)  # exactly: the umask must not take bits of it
         yield handle
-        _sync_and_close(handle)
+        if with_folders:
+            handle.flush()
+            sync_all([tmp], with_folders)
+            handle.close()
+        else:
+            _sync_and_close(handle)
         if backup and _keep_backup(path, directory):
             # Else a power cut could keep the rename below but lose the backup's.
             fsync_dir(directory)
@@ -432,9 +439,9 @@ def _mode_of_file(path: str) -> int | None:
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace *path* with *data*, atomically and durably."""
-    with atomic_writer(path) as handle:
+def atomic_write(path: str, data: bytes, with_folders: Sequence[str] = ()) -> None:
+    """Replace *path* with *data*, atomically and durably (see :func:`atomic_writer`)."""
+    with atomic_writer(path, with_folders=with_folders) as handle:
         handle.write(data)
 
 
