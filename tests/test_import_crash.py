@@ -180,10 +180,12 @@ def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
 
 # Two batches as the service imports a burst: the second reuses the job folders the first
 # emptied. Good files, failing rows, files that cannot be read at all, an unroutable name,
-# a parent and its child in one batch, an update after the create of its record.
+# a parent and its child in one batch, updates after the create of their records (in the
+# same batch, and in the next).
 BURST: list[list[tuple[str, bytes]]] = [
     [("faculties_a.csv", b"code,title\nF1,Science\nF2,Arts\n"),
      ("departments_x.csv", b"code,faculty_code,title\nD1,F1,Physics\nD2,F9,Nowhere\nD4,F2,\n"),
+     ("faculties_d.update.csv", b"code,title\nF2,Fine Arts\n"),
      ("faculties_bad.csv", b"code,title\nF8,\"open\n"),
      ("faculties_latin1.csv", b"code,title\nF7,Caf\xe9\n"),
      ("faculties_nohead.csv", b""),
@@ -259,7 +261,7 @@ def test_kill_anywhere_in_a_burst_of_batches(tmp_path: Path) -> None:
         state = _burst_state(conf)
         assert state["leftovers"] == []
         assert state["store"] == {
-            "faculties": [("F1", "Natural Science"), ("F2", "Arts"), ("F3", "Law")],
+            "faculties": [("F1", "Natural Science"), ("F2", "Fine Arts"), ("F3", "Law")],
             "departments": [("D1", "F1", "Physics"), ("D6", "F3", "Contracts")]}
         # the failed rows, each once, in one pending file
         assert state["pending"] == {"departments_x.create.pending.csv": [
