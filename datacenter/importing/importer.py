@@ -107,7 +107,6 @@ class Importer:
             raise UnroutedError(str(error)) from None
         processor = cls(self.schemas[name], self.store, self.dc)
         processor.max_line_bytes = self.conf.imports.max_line_bytes
-        processor.sync_outputs = False  # the batch's job folders are made durable at once
         return processor
 
     # -- what a service asks of it --------------------------------------------------
@@ -247,7 +246,9 @@ class Importer:
                 routed_mode = self.router.mode_for(name, processor)
             mode = request.mode or routed_mode
             self._check_names(path, processor, mode)
-            return path, self.processor(processor), mode
+            batch = self.processor(processor)
+            batch.sync_outputs = False  # the batch's job folders are made durable at once
+            return path, batch, mode
         except UnroutedError as error:
             return error
         except OutputNameError as error:
