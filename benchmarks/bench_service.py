@@ -1,10 +1,16 @@
 """``datacenter serve``: pick-up latency, bursts, and kills, against a real subprocess.
 
-Targets (DESIGN.md): from ``rename()`` into the root, p50 <= 20 ms and
-p99 <= 200 ms; a burst of 10,000 small files all imported exactly once at
->= 300 files/s with full durability; SIGKILLs during a drop lose nothing
-and duplicate nothing; ``status`` and ``ls`` answer in < 1 s during a long
-import, and show its progress.
+Targets (DESIGN.md, issue 16): from ``rename()`` into the root, p50 <= 20 ms
+and p99 <= 200 ms; a burst of 10,000 files of 10 rows all imported exactly
+once at >= 1,000 files/s with full durability, with inotify and with
+polling; SIGKILLs during a drop lose nothing and duplicate nothing;
+``status`` and ``ls`` answer in < 1 s during a long import, and show its
+progress.
+
+The burst's rate is judged from the first import's start to the last file
+filed: with polling a file is taken only once it stayed unchanged for the
+settle time (2 s), a wait of pick-up, not of importing, and the end-to-end
+figure (from the first rename) is printed beside it.
 
 Sizes shrink with environment variables: BENCH_LATENCY (200 files),
 BENCH_BURST (10,000 files), BENCH_POLL_BURST (as BENCH_BURST),
@@ -29,7 +35,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks._common import row
+from benchmarks._common import judged, row
 from datacenter import config
 from datacenter.importing.importer import Importer
 from datacenter.service import read_state
@@ -88,6 +94,15 @@ class Bench:
         return sum(1 for n in os.listdir(self.storage / "finished")
                    if not n.endswith(".finished.csv"))
 
+    def filed(self) -> int:
+        """Imports filed away, from the ledger: far cheaper to ask while a burst runs
+        than listing ``finished/`` (which would take CPU from the service)."""
+        if not os.path.exists(self.conf.database):
+            return 0
+        with contextlib.closing(sqlite3.connect(self.conf.database, timeout=60)) as db:
+            query = "SELECT COUNT(*) FROM datacenter_jobs WHERE distributed = 1"
+            return int(db.execute(query).fetchone()[0])
+
     def ledger(self) -> list[tuple[str, float]]:
         with contextlib.closing(sqlite3.connect(self.conf.database)) as db:
             return list(db.execute("SELECT source, started FROM datacenter_jobs"))
@@ -101,7 +116,17 @@ class Bench:
         lost = len(set(names) - set(sources))
         doubled = len(sources) - len(set(sources))
         extra_rows = self.records() - len(names) * rows
-        return f"{lost} lost, {doubled} imported twice, {extra_rows:+d} rows"
+        text = f"{lost} lost, {doubled} imported twice, {extra_rows:+d} rows"
+        return text if (lost, doubled, extra_rows) == (0, 0, 0) else f"{text}  MISS"
+
+    def filed_once(self, names: list[str]) -> str:
+        """Is every source in ``finished/`` once, and nothing left at the root?"""
+        finished = set(os.listdir(self.storage / "finished"))
+        missing = sum(1 for name in names if name not in finished)
+        extra = sum(1 for n in finished if not n.endswith(".finished.csv")) - len(names)
+        left = sum(1 for n in os.listdir(self.storage) if n.endswith(".csv"))
+        text = f"{missing} missing, {extra:+d} other sources, {left} left at the root"
+        return text if (missing, extra, left) == (0, 0, 0) else f"{text}  MISS"
 
 
 def bench_latency(work: str, files: int) -> None:
@@ -122,8 +147,10 @@ def bench_latency(work: str, files: int) -> None:
     for label, values in (("rename -> import starts (ledger)", pickup),
                           ("rename -> source filed in finished/", filed)):
         cuts = statistics.quantiles(values, n=100)
-        row(f"{label}, p50 (target <= 20 ms)", f"{cuts[49] * 1000:.1f} ms")
-        row(f"{label}, p99 (target <= 200 ms)", f"{cuts[98] * 1000:.1f} ms")
+        row(f"{label}, p50 (target <= 20 ms)",
+            judged(cuts[49], 0.020, f"{cuts[49] * 1000:.1f} ms"))
+        row(f"{label}, p99 (target <= 200 ms)",
+            judged(cuts[98], 0.200, f"{cuts[98] * 1000:.1f} ms"))
     row(f"{files} files of 5 rows, one at a time", bench.exactly_once(names, 5))
 
 
@@ -132,20 +159,26 @@ def bench_burst(work: str, files: int, polling: bool) -> None:
     names = bench.prepare("B", files, 10)
     options = ["--polling"] if polling else []
     with bench.serving(*options):
-        start = time.perf_counter()
+        start, wall = time.perf_counter(), time.time()
         for name in names:
             bench.drop(name)
         dropped = time.perf_counter() - start
-        while bench.finished() < files:
+        while bench.filed() < files:
             time.sleep(0.05)
-        seconds = time.perf_counter() - start
+        seconds, done = time.perf_counter() - start, time.time()
         watch = read_state(str(bench.storage)).get("watch", {})
+    first = min(started for _, started in bench.ledger())
     how = "polling, settle 2 s" if polling else "inotify"
     row(f"burst of {files:,} files of 10 rows ({how}), dropped in",
         f"{dropped:.2f} s")
-    row("  all filed in finished/ after", f"{seconds:.1f} s")
-    row("  files per second, full durability (target >= 300)", f"{files / seconds:.0f}")
-    row("  exactly once", bench.exactly_once(names, 10))
+    row("  all filed in finished/ after (first import began)",
+        f"{seconds:.1f} s ({first - wall:.2f} s)")
+    rate = files / (done - first)
+    row("  files per second, full durability (target >= 1,000)",
+        judged(rate, 1000, f"{rate:.0f}", at_most=False))
+    row("  files per second from the first rename", f"{files / seconds:.0f}")
+    row("  each file imported once (ledger, store)", bench.exactly_once(names, 10))
+    row("  each source filed once (finished/, root)", bench.filed_once(names))
     row("  inotify overflows / watch rebuilds",
         f"{watch.get('overflows', 0)} / {watch.get('rebuilds', 0)}")
 
@@ -223,11 +256,16 @@ def main() -> None:
         lambda work: bench_kills(work, _env("BENCH_KILL_FILES", 2_000), _env("BENCH_KILLS", 100)),
         lambda work: bench_status_during_import(work, _env("BENCH_STATUS_ROWS", 1_000_000)),
     ]
-    for step in steps:
-        work = tempfile.mkdtemp(prefix="bench-service-")
-        try:
-            step(work)
-        finally:
+    # Each step's folder is removed at the end, not before the next step: on
+    # ext4 without a journal, tens of thousands of inodes freed a moment ago
+    # slow down every file the next step creates (the allocator skips them).
+    works: list[str] = []
+    try:
+        for step in steps:
+            works.append(tempfile.mkdtemp(prefix="bench-service-"))
+            step(works[-1])
+    finally:
+        for work in works:
             shutil.rmtree(work, ignore_errors=True)
 
 

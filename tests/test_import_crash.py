@@ -283,3 +283,102 @@ def test_kill_anywhere_in_a_columnar_import(tmp_path: Path, mode: str,
     assert report.points >= 20
     print(f"columnar {mode}: {report.points} crash points, {report.runs} runs, "
           f"{report.recovery_crashes} crashes inside recovery")
+# Two batches as the service imports a burst: the second reuses the job folders the first
+# emptied. Good files, failing rows, files that cannot be read at all, an unroutable name,
+# a parent and its child in one batch, updates after the create of their records (in the
+# same batch, and in the next).
+BURST: list[list[tuple[str, bytes]]] = [
+    [("faculties_a.csv", b"code,title\nF1,Science\nF2,Arts\n"),
+     ("departments_x.csv", b"code,faculty_code,title\nD1,F1,Physics\nD2,F9,Nowhere\nD4,F2,\n"),
+     ("faculties_d.update.csv", b"code,title\nF2,Fine Arts\n"),
+     ("faculties_bad.csv", b"code,title\nF8,\"open\n"),
+     ("faculties_latin1.csv", b"code,title\nF7,Caf\xe9\n"),
+     ("faculties_nohead.csv", b""),
+     ("nobody.csv", b"code\nX\n")],
+    [("faculties_b.csv", b"code,title\nF3,Law\n"),
+     ("departments_y.csv", b"code,faculty_code,title\nD6,F3,Contracts\n"),
+     ("faculties_c.update.csv", b"code,title\nF1,Natural Science\n")],
+]
+LEFT_AT_ROOT = {"faculties_bad.csv", "faculties_latin1.csv", "faculties_nohead.csv",
+                "nobody.csv"}
+
+
+def _import_burst(conf: Config) -> None:
+    """Both batches, each file not filed yet: what the service does again after a crash."""
+    importer = Importer(conf)
+    for batch in BURST:
+        requests = [Request(os.path.join(conf.storage, name)) for name, _ in batch
+                    if name not in LEFT_AT_ROOT
+                    and os.path.exists(os.path.join(conf.storage, name))]
+        requests += [Request(os.path.join(conf.storage, name)) for name in sorted(LEFT_AT_ROOT)
+                     if any(name == n for n, _ in batch)]
+        results = importer.import_many(requests, keep_folders=True)
+        for request, result in zip(requests, results, strict=True):
+            name = os.path.basename(request.path)
+            assert isinstance(result, Exception) == (name in LEFT_AT_ROOT), (name, result)
+    importer.close()
+
+
+def _burst_state(conf: Config) -> dict[str, object]:
+    importer = Importer(conf)  # recovery first
+    try:
+        store = {kind: sorted(tuple(str(v) for v in r.values())
+                              for r in importer.store.iter_records(kind))
+                 for kind in ("faculties", "departments")}
+    finally:
+        importer.close()
+    storage = conf.storage
+    pending = {name: _rows(os.path.join(storage, name)) for name in os.listdir(storage)
+               if name.endswith(".pending.csv")}
+    sources = {}
+    for batch in BURST:
+        for name, data in batch:
+            places = [folder for folder in ("", "finished", "unfinished")
+                      if os.path.exists(os.path.join(storage, folder, name))]
+            for folder in places:
+                with open(os.path.join(storage, folder, name), "rb") as handle:
+                    assert handle.read() == data, f"{folder}/{name} changed"
+            sources[name] = places
+    state = os.path.join(storage, ".datacenter")
+    leftovers = [os.path.join(area, n) for area in ("journal", "staging", "jobs")
+                 for n in os.listdir(os.path.join(state, area))]
+    return {"store": store, "pending": pending, "sources": sources, "leftovers": leftovers}
+
+
+@pytest.mark.slow
+def test_kill_anywhere_in_a_burst_of_batches(tmp_path: Path) -> None:
+    """SIGKILL at every step of two batched imports (folders reused by the second);
+    after recovery (itself killed at each of its steps) and the service's next
+    attempt, every valid row is stored once, every failed row is in one pending
+    file once, every source is in one place, and nothing is left in the state."""
+    work = tmp_path / "work"
+    conf = _conf(work)
+
+    def prepare() -> None:
+        shutil.rmtree(work, ignore_errors=True)
+        Importer(conf).close()
+        for batch in BURST:
+            for name, data in batch:
+                Path(conf.storage, name).write_bytes(data)
+
+    def check() -> None:
+        _import_burst(conf)  # the next attempt files what the crash left at the root
+        state = _burst_state(conf)
+        assert state["leftovers"] == []
+        assert state["store"] == {
+            "faculties": [("F1", "Natural Science"), ("F2", "Fine Arts"), ("F3", "Law")],
+            "departments": [("D1", "F1", "Physics"), ("D6", "F3", "Contracts")]}
+        # the failed rows, each once, in one pending file
+        assert state["pending"] == {"departments_x.create.pending.csv": [
+            ("D2", "F9", "Nowhere"), ("D4", "F2", "")]}
+        expected = {name: [""] if name in LEFT_AT_ROOT else ["finished"]
+                    for batch in BURST for name, _ in batch}
+        expected["departments_x.csv"] = ["unfinished"]
+        assert state["sources"] == expected
+
+    report = enumerate_crashes(prepare, lambda: _import_burst(conf),
+                               lambda: Importer(conf).close(), check, target="*")
+    assert report.points >= 40
+    print(f"burst of two batches ({sum(map(len, BURST))} files): {report.points} crash "
+          f"points, {report.runs} runs (kills and completions), "
+          f"{report.recovery_crashes} kills inside recovery")

@@ -453,3 +453,39 @@ def test_a_passing_failure_is_retried_without_anyone_touching_the_file(
     assert injector.stats["faults_triggered"] == 1
     assert count(conf, "faculties") == 3
     assert log_lines(conf, "No space left on device; trying again")
+
+
+def test_a_burst_goes_in_batches_each_file_once_and_a_bad_file_alone(
+        conf: Config, conf_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """More files than a batch holds: every good one imported once (children after
+    their parents), each bad one named in one line with its line and reason, left
+    where it is, holding back none of the others; no job folder left behind."""
+    Importer(conf).close()
+    storage = Path(conf.storage)
+    good = [f"faculties_b{n:03}.csv" for n in range(150)]
+    for n, name in enumerate(good):
+        (storage / name).write_text(faculties(f"B{n}-", 2))
+    kids = "".join(f"K{n},B{n}-1,Kid {n}\n" for n in range(0, 150, 7))
+    (storage / "departments_kids.csv").write_text("code,faculty_code,title\n" + kids)
+    (storage / "faculties_latin1.csv").write_bytes(b"code,title\nL1,Caf\xe9\n")
+    (storage / "faculties_quote.csv").write_text('code,title\nQ1,"open\nQ2,x\n')
+    (storage / "faculties_empty.csv").write_text("")
+    (storage / "notes.csv").write_text("a\n1\n")
+    assert datacenter_main(["--config", str(conf_path), "serve", "--once"]) == 1
+    out, err = capsys.readouterr()
+    assert sorted(jobs(conf)) == sorted([*good, "departments_kids.csv"])  # each once
+    assert count(conf, "faculties") == 300 and count(conf, "departments") == 22
+    assert all(finished(conf, name) for name in [*good, "departments_kids.csv"])
+    assert "Imported 22 rows from departments_kids.csv: 22 ok, 0 failed" in out
+    assert not [n for n in os.listdir(storage) if n.endswith(".pending.csv")]
+    reasons = {"faculties_latin1.csv": "line 2: not UTF-8",
+               "faculties_quote.csv": "line 2:",
+               "faculties_empty.csv": "no header line",
+               "notes.csv": "no processor claims this file"}
+    for name, reason in reasons.items():
+        assert (storage / name).exists()  # left where it is
+        named = [line for line in err.splitlines() if name in line]
+        assert len(named) == 1 and reason in named[0], named
+        what = "not imported" if name == "notes.csv" else "rejected"
+        assert len(log_lines(conf, f"service: {what}: {name}")) == 1
+    assert os.listdir(storage / ".datacenter" / "jobs") == []

@@ -73,6 +73,8 @@ class ColumnarProcessor(Protocol):
     schema: ProcessorSchema
     store: RecordStore
     max_line_bytes: int
+    #: False: the outputs are closed unsynced; the importer syncs the batch's at once.
+    sync_outputs: bool
 
     @property
     def name(self) -> str: ...
@@ -141,7 +143,7 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
     except BaseException:
         outputs.discard()
         raise
-    outputs.close()
+    outputs.close(processor.sync_outputs)
     return result
 
 

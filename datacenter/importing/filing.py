@@ -35,8 +35,11 @@ class Filing:
         self.dc = dc
         self.store = store
 
-    def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
+    def finish_jobs(self, jobs: Sequence[Job], keep_folders: bool = False) -> list[Job]:
         """File away what committed imports left in their job folders.
+
+        With *keep_folders* the job folders are left in place once emptied
+        (the importer that made them reuses them); else they go.
 
         Every step consumes its input atomically, so this can run again
         after any crash and does only what is left. The distributions share
@@ -52,7 +55,7 @@ class Filing:
         todo = [job for job in jobs if job.id not in held]
         pending: dict[int, str | None] = {}
         try:
-            requests = [self.request(job) for job in todo]
+            requests = [self.request(job, keep_folders) for job in todo]
             # Named before the filing: it changes what the names are (a chain begins).
             pending = {job.id: _pending_name(self.dc.storage, request)
                        for job, request in zip(todo, requests, strict=True)}
@@ -124,7 +127,7 @@ class Filing:
         fs.atomic_write(os.path.join(workdir, layout.HELD), (text + "\n").encode("utf-8"))
         self.dc.log(f"{text}; its outputs wait in {job.workdir}", level=logging.ERROR)
 
-    def request(self, job: Job) -> DistRequest | None:
+    def request(self, job: Job, keep_folder: bool = False) -> DistRequest | None:
         """Back up what the job removed; then what is left to distribute, if anything."""
         workdir = os.path.join(self.dc.storage, job.workdir)
         for backup in backups_in(workdir, job.processor):  # a cascade's too (deleted.<p>.csv)
@@ -144,7 +147,8 @@ class Filing:
                 keep_aside = kept_aside(self.dc.storage, job.source, job.id)
         return DistRequest(job.failed == 0, source, finished,
                            pending if os.path.exists(pending) else None, job.mode,
-                           move_orig=same, pending_dest=keep_aside, job=job.id)
+                           move_orig=same, pending_dest=keep_aside, job=job.id,
+                           keep_folder=keep_folder)
 
     def file_unfiled(self) -> list[Job]:
         """File committed imports whose filing failed so far; returns those still unfiled.

@@ -24,12 +24,12 @@ import errno
 import logging
 import os
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError, naming
 from datacenter.importing.filing import Filing
+from datacenter.importing.jobfolders import JobFolders
 from datacenter.importing.outcomes import (
     HeldError,
     NameTooLongError,
@@ -79,6 +79,8 @@ class Importer:
         self.store = RecordStore(conf.database, self.schemas)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store)
+        #: Its imports' job folders: made durable per batch, reused in a burst.
+        self.folders = JobFolders(lambda: self.dc.storage)
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -87,9 +89,15 @@ class Importer:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
+        self.drop_spare()
         self.store.close()
 
+    def drop_spare(self) -> None:
+        """Remove the job folders kept for reuse (see :meth:`import_many`)."""
+        self.folders.drop()
+
     def _storage_moved(self, old: str, new: str) -> None:
+        self.folders.forget()  # moved along: the new root's recovery sweeps them
         self.store.relabel_storage(old, new)
 
     def processor(self, name: str) -> BatchProcessor:
@@ -111,6 +119,10 @@ class Importer:
     def log(self, message: str, level: int = logging.INFO) -> None:
         """One line in the storage's log."""
         self.dc.log(message, level=level)
+
+    def held_log(self) -> contextlib.AbstractContextManager[None]:
+        """Lines logged inside are written together when it ends (see :mod:`.logs`)."""
+        return self.dc.held_log()
 
     def recent_jobs(self, limit: int) -> list[Job]:
         """The last *limit* imports that committed, newest first."""
@@ -163,17 +175,25 @@ class Importer:
         return result
 
     def import_many(self, requests: Sequence[Request], user: str | None = None,
-                    progress: Callable[[int, int], None] | None = None,
-                    ) -> list[Outcome | Exception]:
+                    progress: Callable[[int, int], None] | None = None, *,
+                    keep_folders: bool = False) -> list[Outcome | Exception]:
         """Import several files in one transaction, and file them in one journal group.
 
         Each file still happens entirely or not at all: it has a savepoint of
         its own, so a file that cannot be imported is rolled back alone and
         its error takes its place in the result. Sharing the commit and the
         filing is what makes a burst of small files cheap (one fsync of the
-        database and of each folder, not one per file).
+        database and of each folder, not one per file). With *keep_folders*
+        the emptied job folders are kept for the next call to reuse (a
+        service in a burst), until :meth:`drop_spare` or :meth:`close`.
         """
         user = user or default_user()
+        with self.dc.held_log(), layout.name_limits_kept():
+            return self._import_many(requests, user, progress, keep_folders)
+
+    def _import_many(self, requests: Sequence[Request], user: str,
+                     progress: Callable[[int, int], None] | None, keep_folders: bool,
+                     ) -> list[Outcome | Exception]:
         users = [request.user or user for request in requests]
         planned = [self._planned(request, who) for request, who in zip(requests, users,
                                                                           strict=True)]
@@ -190,7 +210,9 @@ class Importer:
                        for plan, request in zip(planned, requests, strict=True)]
             staged = self._commit_imports(planned, users, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
-            left = {job.id for job in self.finish_jobs(jobs)}
+            left = {job.id for job in self.filing.finish_jobs(jobs, keep_folders)}
+            if keep_folders:
+                self.folders.keep([job for job in jobs if job.id not in left])
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
@@ -235,7 +257,9 @@ class Importer:
                 routed_mode = self.router.mode_for(name, processor)
             mode = request.mode or routed_mode
             self._check_names(path, processor, mode)
-            return path, self.processor(processor), mode
+            batch = self.processor(processor)
+            batch.sync_outputs = False  # the batch's job folders are made durable at once
+            return path, batch, mode
         except UnroutedError as error:
             return error
         except OutputNameError as error:
@@ -263,6 +287,7 @@ class Importer:
                 for plan, user in zip(planned, users, strict=True):
                     staged.append(plan if isinstance(plan, Exception)
                                   else self._stage_one(*plan, user, progress))
+                self.folders.make_durable([d[0] for d in staged if isinstance(d, tuple)])
         except BaseException as error:
             for done in staged:  # the shared commit failed: none of them happened
                 if isinstance(done, tuple):
@@ -285,9 +310,9 @@ class Importer:
         ident, started = FileIdentity.at(path), time.time()
         if ident is None:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
-        workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS), uuid.uuid4().hex)
+        workdir = ""
         try:
-            fs.makedirs(workdir)
+            workdir = self.folders.make()
             with self.store.savepoint():
                 job_id = self.store.next_job_id()  # its rows name it (find says so)
                 with self.store.provenance(job_id):
@@ -301,14 +326,16 @@ class Importer:
                 )
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
-            fs.rmtree(workdir)
+            if workdir:
+                fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
             elif not isinstance(error, OSError):
                 _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:
-            fs.rmtree(workdir)
+            if workdir:
+                fs.rmtree(workdir)
             raise
         return Job(id=job_id, distributed=False, **fields), result, batch  # type: ignore[arg-type]
 

@@ -75,13 +75,20 @@ class Outputs:
     def writer(self, name: str, header: list[str]) -> Any:
         return self._writers.get(name) or self._open(name, header)
 
-    def close(self) -> None:
-        """Flush and fsync every file and their folder: they must outlive a crash."""
+    def close(self, sync: bool = True) -> None:
+        """Flush and fsync every file and their folder: they must outlive a crash.
+
+        ``sync=False`` only closes them: the caller makes the job folders of
+        a whole batch durable at once (:func:`datacenter.storage.fs.sync_all`)
+        before the commit.
+        """
         for text in self._files.values():
             text.flush()
-            fs.fsync(text.buffer.raw.fd)  # type: ignore[attr-defined]
+            if sync:
+                fs.fsync(text.buffer.raw.fd)  # type: ignore[attr-defined]
             text.close()
-        fs.fsync_dir(self.workdir)
+        if sync:
+            fs.fsync_dir(self.workdir)
 
     def write_finished(self, parts: list[memoryview]) -> None:
         """Append finished rows already encoded as CSV (the columnar engine's)."""

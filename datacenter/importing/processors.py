@@ -50,6 +50,8 @@ class BatchProcessor:
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     #: False: every row goes one by one, never through :mod:`.columnar` (tests compare).
     columnar: bool = True
+    #: Fsync the outputs in :meth:`import_rows` (the importer's batches: at once, later).
+    sync_outputs: bool = True
 
     def __init__(self, schema: ProcessorSchema, store: RecordStore,
                  datacenter: DataCenter | None = None) -> None:
@@ -223,11 +225,11 @@ class BatchProcessor:
         """Apply the rows of *path* inside the caller's transaction.
 
         The finished, pending and backup files are written to *workdir* and
-        made durable before this returns. Raises FatalCSVError (nothing
-        kept) when the file as a whole cannot be imported. *progress* is
-        called with the rows and bytes read so far: once when the rows
-        begin (0 rows: a rate starts there, not while the import waited for
-        the storage's lock), then every 10,000 rows.
+        made durable before this returns (see :attr:`sync_outputs`). Raises
+        FatalCSVError (nothing kept) when the file as a whole cannot be
+        imported. *progress* is called with the rows and bytes read so far:
+        once when the rows begin (0 rows: a rate starts there, not while the
+        import waited for the storage's lock), then every 10,000 rows.
         """
         started = time.perf_counter()
         if headerfields is None and self._columnar_fits(mode, ignore_empty):
@@ -285,7 +287,7 @@ class BatchProcessor:
             except BaseException:
                 outputs.discard()
                 raise
-            outputs.close()
+            outputs.close(self.sync_outputs)
             result.sha256 = source.sha256
         return result.found_outputs(self.name, started)
 

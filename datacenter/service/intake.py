@@ -138,6 +138,8 @@ class Intake:
                 return
             retries.extend(self._retry(name))
         self._import_all(retries)
+        if not self.readiness.due(1):  # the burst is over: its job folders go
+            self.importer.drop_spare()
 
     def _depth(self, name: str) -> int:
         """How many parent processors *name*'s has: parents first means fewer pending rows."""
@@ -224,14 +226,16 @@ class Intake:
                     for item in batch for path in (os.path.join(self.storage, item.name),)]
         try:
             results: list[Outcome | Exception] = self.importer.import_many(
-                requests, progress=self._progress if self.meter is not None else None)
+                requests, progress=self._progress if self.meter is not None else None,
+                keep_folders=True)
         except Exception as error:  # after the commit: recovery files them next time
             results = [error] * len(batch)
         finally:
             self.in_hand = self.meter = None
             self._publish(False)
-        for item, result in zip(batch, results, strict=True):
-            self._handle(item, result)
+        with self.importer.held_log():
+            for item, result in zip(batch, results, strict=True):
+                self._handle(item, result)
         if any(isinstance(r, OSError) or (isinstance(r, Outcome) and not r.filed)
                for r in results):
             self._filing_failed()

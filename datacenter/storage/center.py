@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
@@ -155,6 +156,10 @@ class DataCenter:
     def log(self, message: str, user: str | None = None, level: int = logging.INFO) -> None:
         """One line in ``logs/datacenter.log``."""
         self.logger.log(level, message, extra={"user": user or logs.default_user()})
+
+    def held_log(self) -> contextlib.AbstractContextManager[None]:
+        """Lines logged inside are written together when it ends (a batch's lines)."""
+        return logs.held(self.logger)
 
     def _warn(self, message: str) -> None:
         self.log(message, level=logging.WARNING)

@@ -181,6 +181,9 @@ class Request:
     #: or ``unfinished/`` is filed as ``<stem>.job<N>.csv`` beside the earlier
     #: one. None (Kofa's ``distProcessedFiles``): it replaces the earlier one.
     job: int | None = None
+    #: Keep the folder of the result files once they are consumed (an importer
+    #: reuses its empty job folders: see ``Importer``); else a scratch folder goes.
+    keep_folder: bool = False
 
     def check(self, storage: str) -> Destinations:
         """The destinations, after FileNotFoundError for a missing input and
@@ -265,7 +268,8 @@ def plan(group: Group, storage: str, request: Request, label: str = ""
         plan_moves(group, storage, moves)
     if request.move_orig and request.successful and names.chain:
         group.add(Unlink.if_unchanged(request.source))  # the chain's last pending file
-    _plan_cleanup(group, storage, [request.finished_file, request.pending_file])
+    _plan_cleanup(group, storage, [request.finished_file, request.pending_file],
+                  request.keep_folder)
     return moves
 
 
@@ -366,13 +370,14 @@ def _plan_move(group: Group, storage: str, src: str, dst: str) -> None:
     group.add_move(src, dst, overwrite=True, trash_beside_src=True, tmp_beside_dst=True)
 
 
-def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> None:
+def _plan_cleanup(group: Group, storage: str, consumed: list[str | None],
+                  keep_folder: bool = False) -> None:
     """Remove the consumed result files, and their folder when it is a scratch one.
 
     A folder outside the storage (the caller's temporary folder) or a
     work folder in the state folder (``.datacenter/staging/<id>``,
-    ``.datacenter/jobs/<id>``) is removed once empty; the storage and
-    anything that contains it never are.
+    ``.datacenter/jobs/<id>``) is removed once empty, unless *keep_folder*;
+    the storage and anything that contains it never are.
     """
     folders: dict[str, list[str]] = {}
     for path in consumed:
@@ -380,6 +385,6 @@ def _plan_cleanup(group: Group, storage: str, consumed: list[str | None]) -> Non
             folders.setdefault(os.path.dirname(os.path.abspath(path)), []).append(path)
     for folder, files in folders.items():
         scratch = not layout.is_within(folder, storage) or layout.is_scratch(folder, storage)
-        if layout.is_within(storage, folder):
+        if keep_folder or layout.is_within(storage, folder):
             scratch = False
         group.add(Cleanup(files=tuple(files), folder=folder if scratch else None))

@@ -38,7 +38,8 @@ import os
 import shutil
 import stat
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any, TypeVar
 
 from datacenter.errors import DataCenterError
@@ -53,6 +54,8 @@ _COPY_CHUNK = 1 << 20
 #: Errors of ``link()`` that mean "no hard link here": across devices, or a
 #: filesystem without hard links. Anything else is a real failure.
 NO_HARD_LINK = frozenset({errno.EXDEV, errno.EPERM, errno.ENOTSUP, errno.EMLINK})
+#: Threads that fsync the files of a batch together (see :func:`sync_all`).
+SYNC_THREADS = 16
 
 
 class PlantedLinkError(DataCenterError, OSError):
@@ -95,6 +98,53 @@ def fsync_dir(path: str) -> None:
 
 
 @_point
+def sync_all(files: Iterable[str], folders: Iterable[str] = ()) -> None:
+    """Make many *files* durable, and the entries of *folders*: one step for a batch.
+
+    Every file and every folder is fsynced, as one fsync each would, but
+    the fsyncs are issued together from a few threads: the filesystem's
+    journal commits those in flight in one flush instead of one each
+    (measured on ext4 with 64 small files: a third to a quarter of the time
+    of one fsync after the other). Nothing is changed by an fsync; this is
+    one step for the fault harness. Paths are opened without following a
+    link. The first error is raised once every fsync has been tried: then
+    nothing is known to be durable that was not before, and the caller's
+    commit must not go on.
+    """
+    paths = [(path, False) for path in files] + [(folder, True) for folder in folders]
+    if len(paths) <= 1:
+        for path, folder in paths:
+            _fsync_path(path, folder)
+        return
+    pool = _sync_pool()
+    futures = [pool.submit(_fsync_path, path, folder) for path, folder in paths]
+    errors = [future.exception() for future in futures]
+    first = next((error for error in errors if error is not None), None)
+    if first is not None:
+        raise first
+
+
+_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    """The process's fsync threads, started once (a forked child starts its own)."""
+    global _pool
+    if _pool is None or _pool[0] != os.getpid():
+        _pool = (os.getpid(), ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="fsync"))
+    return _pool[1]
+
+
+def _fsync_path(path: str, folder: bool) -> None:
+    flags = os.O_RDONLY | os.O_NOFOLLOW | (os.O_DIRECTORY if folder else 0)
+    fd = os.open(path, flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@_point
 def write(fd: int, data: bytes | memoryview) -> int:
     """Write all of *data* to *fd*; returns the number of bytes written."""
     view = memoryview(data)
@@ -105,8 +155,12 @@ def write(fd: int, data: bytes | memoryview) -> int:
 
 
 @_point
-def mkdir(path: str) -> bool:
-    """Create directory *path* durably; False when it already was there."""
+def mkdir(path: str, sync: bool = True) -> bool:
+    """Create directory *path* durably; False when it already was there.
+
+    ``sync=False`` leaves the fsync of its parent to the caller (one for
+    many folders: see :func:`sync_all`).
+    """
     try:
         os.mkdir(path, layout.folder_mode(path))
     except FileExistsError:
@@ -115,7 +169,8 @@ def mkdir(path: str) -> bool:
                 errno.ENOTDIR, "exists and is not a directory", path
             ) from None
         return False
-    fsync_dir(os.path.dirname(os.path.abspath(path)))
+    if sync:
+        fsync_dir(os.path.dirname(os.path.abspath(path)))
     return True
 
 
@@ -342,7 +397,8 @@ def _sync_and_close(handle: IO[Any]) -> None:
 
 @contextlib.contextmanager
 def atomic_writer(
-    path: str, *, text: bool = False, backup: bool = False, sync: bool = True
+    path: str, *, text: bool = False, backup: bool = False, sync: bool = True,
+    with_folders: Sequence[str] = (),
 ) -> Iterator[IO[Any]]:
     """Write a new version of *path*: readers see the old file or the new one.
 
@@ -357,7 +413,8 @@ def atomic_writer(
     ``sync=False`` leaves the directory's fsync after the rename to the
     caller, who can then tell that failure (the new file is in place) apart.
     A new version keeps the mode of the file it replaces; a new file gets the
-    layout's.
+    layout's. *with_folders* are made durable together with the new bytes
+    (:func:`sync_all`), before the rename: entries the new version refers to.
     """
     directory = os.path.dirname(os.path.abspath(path))
     tmp = temp_name(directory, ".part")
@@ -370,7 +427,12 @@ def atomic_writer(
         if kept is not None:
             os.fchmod(binary.fileno(), kept)  # exactly: the umask must not take bits of it
         yield handle
-        _sync_and_close(handle)
+        if with_folders:
+            handle.flush()
+            sync_all([tmp], with_folders)
+            handle.close()
+        else:
+            _sync_and_close(handle)
         if backup and _keep_backup(path, directory):
             # Else a power cut could keep the rename below but lose the backup's.
             fsync_dir(directory)
@@ -421,9 +483,9 @@ def _mode_of_file(path: str) -> int | None:
     return stat.S_IMODE(st.st_mode) if stat.S_ISREG(st.st_mode) else None
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Replace *path* with *data*, atomically and durably."""
-    with atomic_writer(path) as handle:
+def atomic_write(path: str, data: bytes, with_folders: Sequence[str] = ()) -> None:
+    """Replace *path* with *data*, atomically and durably (see :func:`atomic_writer`)."""
+    with atomic_writer(path, with_folders=with_folders) as handle:
         handle.write(data)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 
 FINISHED = "finished"
 UNFINISHED = "unfinished"
@@ -108,11 +110,38 @@ def plain_name(name: str, what: str = "name") -> str:
     return name
 
 
+#: Limits looked up inside :func:`name_limits_kept`, by folder (None: not kept).
+_limits: dict[str, int] | None = None
+
+
+@contextlib.contextmanager
+def name_limits_kept() -> Iterator[None]:
+    """Inside, each folder's name limit is looked up once (a batch checks many names)."""
+    global _limits
+    outer = _limits is not None
+    if not outer:
+        _limits = {}
+    try:
+        yield
+    finally:
+        if not outer:
+            _limits = None
+
+
 def name_max(folder: str) -> int:
     """The longest file name (in bytes) the filesystem of *folder* allows.
 
     A folder not made yet is on the filesystem of its nearest existing parent.
     """
+    if _limits is None:
+        return _name_max(folder)
+    limit = _limits.get(folder)
+    if limit is None:
+        limit = _limits[folder] = _name_max(folder)
+    return limit
+
+
+def _name_max(folder: str) -> int:
     path = os.path.abspath(folder)
     while True:
         try:
