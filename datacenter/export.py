@@ -37,9 +37,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO
 
 from datacenter.errors import DataCenterError
+from datacenter.records.backend import Store
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore
 from datacenter.storage import fs, kinds
 
 FORMATS = ("csv", "json")
@@ -241,7 +241,7 @@ def export_records(records: Iterable[Mapping[str, object]], columns: Sequence[st
     return write_atomically(path, lambda emit: _write_csv(rows, header, emit))
 
 
-def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv", *,
+def export_processor(store: Store, name: str, path: str, fmt: str = "csv", *,
                      neutralise: bool = True) -> int:
     """Stream processor *name*'s records from *store*, in key order, to *path*.
 

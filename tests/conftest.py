@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import make_importer
+from helpers import PG_SERVER, make_importer, pg_database, pg_missing
 
 from datacenter import DataCenter
 from datacenter.importing.importer import Importer
@@ -37,3 +37,28 @@ def imp(tmp_path: Path) -> Iterator[Importer]:
     importer = make_importer(tmp_path)
     yield importer
     importer.close()
+
+
+def pytest_report_header() -> str:
+    """One line: whether the PostgreSQL tests run here, and against which server."""
+    missing = pg_missing()
+    if missing is None:
+        return f"postgresql: {PG_SERVER} (each test makes and drops a database of its own)"
+    return f"postgresql: {missing}: its tests are skipped (CI=true fails them)"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped after the test."""
+    with pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A record store of each kind: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "records.sqlite")
+        return
+    with pg_database() as url:
+        yield url

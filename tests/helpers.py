@@ -15,15 +15,18 @@ import errno
 import importlib.metadata
 import io
 import os
+import secrets
 import sqlite3
 import threading
 import time
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from datacenter import DataCenter
@@ -35,6 +38,56 @@ from datacenter.storage.layout import SUBFOLDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+#: The server the PostgreSQL tests use; each test makes a database of its own there.
+PG_SERVER = (os.environ.get("DATACENTER_TEST_DATABASE_URL")
+             or "postgresql://postgres@127.0.0.1:5432/test")
+_pg_answer: list[str | None] = []
+
+
+def pg_missing() -> str | None:
+    """Why the PostgreSQL tests cannot run here (no server answers), or None: they run."""
+    if not _pg_answer:
+        try:
+            with psycopg.connect(PG_SERVER, connect_timeout=3):
+                _pg_answer.append(None)
+        except psycopg.Error as error:
+            _pg_answer.append(f"no PostgreSQL answers at {PG_SERVER} "
+                              f"({str(error).strip().splitlines()[0]})")
+    return _pg_answer[0]
+
+
+def require_pg() -> None:
+    """Skip the calling test without a server; in CI (``CI=true``) fail instead."""
+    missing = pg_missing()
+    if missing is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{missing}; CI must run the PostgreSQL tests")
+    pytest.skip("PostgreSQL tests: no server (set $DATACENTER_TEST_DATABASE_URL)")
+
+
+def _with_dbname(url: str, name: str) -> str:
+    if "://" not in url:  # key=value form
+        return psycopg.conninfo.make_conninfo(url, dbname=name)
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A new, empty database on the test server (its URL), dropped afterwards."""
+    require_pg()
+    name = f"dc_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_dbname(PG_SERVER, name)
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- files -----------------------------------------------------------------------------------

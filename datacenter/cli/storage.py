@@ -33,8 +33,8 @@ from datacenter.cli.registry import (
 from datacenter.cli.serve import describe_status, service_json
 from datacenter.importing import Importer, resolve_processors
 from datacenter.importing.diagnosis import NOT_CSV, root_file_advice
-from datacenter.records import Job, RecordStore
-from datacenter.records.store import read_ledger
+from datacenter.records import Job
+from datacenter.records.backend import exists, open_store, read_ledger
 from datacenter.service import service_running, service_status
 from datacenter.service.census import census
 from datacenter.service.verdicts import REJECTED, UNROUTED
@@ -215,8 +215,8 @@ def _move_storage(args: argparse.Namespace) -> int:
 
 def _ledger_follows(database: str, old: str, new: str) -> None:
     """The imports recorded for the storage at *old* show in *new*'s status from now on."""
-    if old != new and os.path.isfile(database):
-        with contextlib.closing(RecordStore(database, {})) as store:
+    if old != new and exists(database):
+        with contextlib.closing(open_store(database, {})) as store:
             store.relabel_storage(old, new)
 
 

@@ -19,7 +19,8 @@ import os
 from collections.abc import Sequence
 
 from datacenter.importing.outputs import backups_in
-from datacenter.records.store import Job, RecordStore
+from datacenter.records.backend import Store
+from datacenter.records.store import Job
 from datacenter.storage import fs, layout
 from datacenter.storage.center import DataCenter
 from datacenter.storage.distribution import OutputNameError, destinations, kept_aside
@@ -31,7 +32,7 @@ from datacenter.storage.journal import SetAsideError
 class Filing:
     """Files the jobs of one storage's committed imports; the importer owns one."""
 
-    def __init__(self, dc: DataCenter, store: RecordStore) -> None:
+    def __init__(self, dc: DataCenter, store: Store) -> None:
         self.dc = dc
         self.store = store
 

@@ -45,7 +45,8 @@ from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
-from datacenter.records.store import Job, RecordStore
+from datacenter.records.backend import is_url, open_store
+from datacenter.records.store import Job
 from datacenter.storage import distribution, fs, layout
 from datacenter.storage.center import DataCenter
 from datacenter.storage.distribution import OutputNameError, destinations
@@ -74,9 +75,10 @@ class Importer:
         self.schemas = self.processors.schemas
         self.router = Router(conf.routes, self.processors.names())
         self.dc = datacenter or DataCenter(conf.storage)
-        fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
-        _private_store(conf.database)
-        self.store = RecordStore(conf.database, self.schemas)
+        if not is_url(conf.database):
+            fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+            _private_store(conf.database)
+        self.store = open_store(conf.database, self.schemas)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store)
         # A relocation made through this storage takes its ledger rows along.

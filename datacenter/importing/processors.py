@@ -26,8 +26,8 @@ from datacenter.importing.csvinput import CSVSource, FatalCSVError, Row
 from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pending_cells
 from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
+from datacenter.records.backend import Store
 from datacenter.records.schema import ERRORS_COLUMN, IGNORE_COLUMN, MODES, ProcessorSchema
-from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 
 if TYPE_CHECKING:
@@ -52,7 +52,7 @@ class BatchProcessor:
     #: The longest row a file may have (the importer sets the config's).
     max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
 
-    def __init__(self, schema: ProcessorSchema, store: RecordStore,
+    def __init__(self, schema: ProcessorSchema, store: Store,
                  datacenter: DataCenter | None = None) -> None:
         self.schema = schema
         self.store = store

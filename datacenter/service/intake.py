@@ -27,7 +27,8 @@ from datacenter.importing.csvinput import FatalCSVError, naming, only_a_header
 from datacenter.importing.importer import Importer, Outcome, Request, UntouchedPendingError
 from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
-from datacenter.records.store import Job, StoreUnavailableError
+from datacenter.records.backend import UNAVAILABLE_ERRORS
+from datacenter.records.store import Job
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.verdicts import PENDING, REJECTED, RETRYING, UNROUTED, Note, Verdicts
 from datacenter.service.voice import Voice
@@ -262,7 +263,7 @@ class Intake:
             # Taken by someone else (`datacenter import`?), deleted, or filed away by
             # recovery of a batch whose commit went through.
             self.voice.warn(f"{name} went away before it was imported ({result})")
-        elif isinstance(result, (OSError, StoreUnavailableError)):
+        elif isinstance(result, (OSError, *UNAVAILABLE_ERRORS)):
             self._failed_for_now(name, ident, naming(f"{type(result).__name__}: {result}", name))
         else:
             _log.error("datacenter: importing %s failed", name, exc_info=result)
