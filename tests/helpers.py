@@ -164,9 +164,10 @@ NO_UPDATE = "Cannot update: no such entry"
 NO_REMOVE = "Cannot remove: no such entry"
 
 
-def make_importer(tmp_path: Path, processors: Mapping[str, Any] | None = None) -> Importer:
+def make_importer(tmp_path: Path, processors: Mapping[str, Any] | None = None,
+                  database: str | None = None) -> Importer:
     conf = Config(path=None, storage=str(tmp_path / "storage"),
-                  database=str(tmp_path / "db.sqlite"),
+                  database=database or str(tmp_path / "db.sqlite"),
                   processors=dict(processors if processors is not None else PROCESSORS),
                   routes=list(ROUTES))
     return Importer(conf)

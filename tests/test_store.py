@@ -9,9 +9,8 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import psycopg
+import pytest
 
 from datacenter.records.backend import Store, open_store
 from datacenter.records.postgres import is_url
