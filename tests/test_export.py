@@ -15,8 +15,8 @@ import pytest
 
 from datacenter import config, export
 from datacenter.cli import main as datacenter_main
-from datacenter.records.schema import load_processors
 from datacenter.records.backend import Store, is_url, open_store
+from datacenter.records.schema import load_processors
 from datacenter.storage import fs
 from datacenter.testing.faults import FaultConfig, FaultInjector
 
