@@ -90,6 +90,18 @@ def pg_database() -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def reset_database(database: str) -> None:
+    """Empty the record store *database* (a PostgreSQL URL or an SQLite file): a fresh start."""
+    if "://" not in database:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(database + suffix)
+        return
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("DROP SCHEMA public CASCADE")
+        db.execute("CREATE SCHEMA public")
+
+
 # -- files -----------------------------------------------------------------------------------
 
 

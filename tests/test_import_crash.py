@@ -15,7 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from helpers import write
+from helpers import reset_database, write
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError
@@ -36,9 +36,15 @@ DEPARTMENTS = ("code,faculty_code,title\r\nD1,F1,Physics\r\nD2,F9,Nowhere\r\n"
                "D3,F1,Chemistry\r\nD4,F2,\r\nD5,F2,History\r\n")
 
 
-def _conf(work: Path) -> Config:
-    return Config(path=None, storage=str(work / "storage"), database=str(work / "db.sqlite"),
+def _conf(work: Path, database: str) -> Config:
+    """The storage in *work*; the record store *database* when it is a server's, else in *work*."""
+    return Config(path=None, storage=str(work / "storage"),
+                  database=database if "://" in database else str(work / "db.sqlite"),
                   processors=PROCESSORS)
+
+
+def _kind(database: str) -> str:
+    return "postgresql" if "://" in database else "sqlite"
 
 
 def _rows(path: str) -> list[tuple[str, ...]]:
@@ -69,13 +75,14 @@ def _state(conf: Config) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_an_import(tmp_path: Path) -> None:
+def test_kill_anywhere_in_an_import(tmp_path: Path, database: str) -> None:
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
     source_rows = sorted(_rows(write(tmp_path / "d.csv", DEPARTMENTS)))
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         write(os.path.join(conf.storage, "faculties.csv"), "code,title\nF1,Science\nF2,Arts\n")
         importer.import_file(os.path.join(conf.storage, "faculties.csv"))
@@ -104,18 +111,19 @@ def test_kill_anywhere_in_an_import(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, recover, check, target="*")
     assert report.points >= 20
-    print(f"import pipeline: {report.points} crash points, {report.runs} runs, "
+    print(f"import pipeline ({_kind(database)}): {report.points} crash points, {report.runs} runs, "
           f"{report.recovery_crashes} crashes inside recovery")
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
+def test_kill_anywhere_in_a_removal(tmp_path: Path, database: str) -> None:
     """Removed records are backed up exactly once, whatever is killed when."""
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         write(os.path.join(conf.storage, "students.csv"),
               "id,name,state\nS1,Ada,active\nS2,Bola,graduated\nS3,Chidi,active\n")
@@ -138,20 +146,21 @@ def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
-    print(f"removal: {report.points} crash points, {report.runs} runs")
+    print(f"removal ({_kind(database)}): {report.points} crash points, {report.runs} runs")
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
+def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path, database: str) -> None:
     """Three files in one transaction and one journal group: a good one, one with
     failing rows, one that cannot be imported at all."""
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
     names = ["faculties_a.csv", "departments.csv", "faculties_bad.csv"]
     texts = ["code,title\nF1,Science\nF2,Arts\n", DEPARTMENTS, "code,title\nF3,\"open\n"]
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         importer.close()
         for name, text in zip(names, texts, strict=True):
@@ -175,4 +184,4 @@ def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
-    print(f"batch of three: {report.points} crash points, {report.runs} runs")
+    print(f"batch of three ({_kind(database)}): {report.points} crash points, {report.runs} runs")
