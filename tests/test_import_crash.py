@@ -9,6 +9,7 @@ where an uninterrupted import ends.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
@@ -90,7 +91,8 @@ def test_kill_anywhere_in_an_import(tmp_path: Path, database: str) -> None:
         write(os.path.join(conf.storage, "departments.csv"), DEPARTMENTS)
 
     def act() -> None:
-        Importer(conf).import_file(os.path.join(conf.storage, "departments.csv"))
+        with contextlib.closing(Importer(conf)) as importer:
+            importer.import_file(os.path.join(conf.storage, "departments.csv"))
 
     def recover() -> None:
         Importer(conf).close()
@@ -132,7 +134,8 @@ def test_kill_anywhere_in_a_removal(tmp_path: Path, database: str) -> None:
         write(os.path.join(conf.storage, "students_gone.remove.csv"), "id\nS1\nS2\nS9\n")
 
     def act() -> None:
-        Importer(conf).import_file(os.path.join(conf.storage, "students_gone.remove.csv"))
+        with contextlib.closing(Importer(conf)) as importer:
+            importer.import_file(os.path.join(conf.storage, "students_gone.remove.csv"))
 
     def check() -> None:
         if os.path.exists(os.path.join(conf.storage, "students_gone.remove.csv")):
@@ -167,8 +170,9 @@ def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path, database: str) -> N
             write(os.path.join(conf.storage, name), text)
 
     def act() -> None:
-        results = Importer(conf).import_many(
-            [Request(os.path.join(conf.storage, n)) for n in names])
+        with contextlib.closing(Importer(conf)) as importer:
+            results = importer.import_many(
+                [Request(os.path.join(conf.storage, n)) for n in names])
         assert isinstance(results[2], FatalCSVError)
 
     def check() -> None:

@@ -12,11 +12,12 @@ it. A job whose filing cannot be done without harm is held for a person.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from datacenter.importing.outputs import backups_in
 from datacenter.records.backend import Store
@@ -32,9 +33,15 @@ from datacenter.storage.journal import SetAsideError
 class Filing:
     """Files the jobs of one storage's committed imports; the importer owns one."""
 
-    def __init__(self, dc: DataCenter, store: Store) -> None:
+    def __init__(self, dc: DataCenter, store: Store,
+                 guard: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
+                 keep: Callable[[list[str]], set[str]] | None = None) -> None:
+        """*guard* is the storage's lock (the importer's: with several instances, theirs
+        too); *keep* says which job folders with no committed job are in use elsewhere."""
         self.dc = dc
         self.store = store
+        self._guard = guard or (lambda: self.dc.lock)
+        self._keep = keep or (lambda names: set())
 
     def finish_jobs(self, jobs: Sequence[Job]) -> list[Job]:
         """File away what committed imports left in their job folders.
@@ -154,7 +161,7 @@ class Filing:
         """
         if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
             return []
-        with self.dc.lock:
+        with self._guard():
             return [job for job in self.finish_unfiled() if not self.is_held(job)]
 
     def finish_unfiled(self) -> list[Job]:
@@ -172,13 +179,16 @@ class Filing:
 
         Returns how many committed imports were filed away now.
         """
-        with self.dc.lock:
+        with self._guard():
             jobs = self.store.jobs(undistributed=True)
             stuck = self.finish_unfiled()
             owned = {os.path.basename(job.workdir) for job in stuck}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
-            for name in os.listdir(folder) if os.path.isdir(folder) else []:
-                if name not in owned:
+            left = [name for name in (os.listdir(folder) if os.path.isdir(folder) else [])
+                    if name not in owned]
+            kept = self._keep(left) if left else set()
+            for name in left:
+                if name not in kept:
                     fs.rmtree(os.path.join(folder, name))
         filed = len(jobs) - len(stuck)
         if filed:

@@ -25,7 +25,7 @@ import logging
 import os
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError, naming
@@ -45,7 +45,9 @@ from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
-from datacenter.records.backend import is_url, open_store
+from datacenter.records.backend import STORE_ERRORS, is_url, open_store
+from datacenter.records.claims import ClaimBook, ClaimedError
+from datacenter.records.postgres import PostgresStore
 from datacenter.records.store import Job
 from datacenter.storage import distribution, fs, layout
 from datacenter.storage.center import DataCenter
@@ -58,17 +60,22 @@ __all__ = ["HeldError", "Importer", "NameTooLongError", "Outcome", "Request", "U
            "UnroutedError", "UntouchedPendingError"]
 
 _log = logging.getLogger(__name__)
+#: Why a file is not imported now, but may be later: another instance has it, or
+#: the record store does not answer.
+_NOT_NOW: tuple[type[Exception], ...] = (ClaimedError, *STORE_ERRORS)
 
 
 class Importer:
     """Imports files into one storage and its record store."""
 
     def __init__(self, conf: Config, datacenter: DataCenter | None = None,
-                 processors: Processors | None = None) -> None:
+                 processors: Processors | None = None, kind: str = "import") -> None:
         """An importer of *conf*'s storage (or *datacenter*), recovering what a kill left.
 
         Everything the config says is checked before the storage is touched;
         a caller that opens the storage itself resolves the *processors* first.
+        With PostgreSQL it is one *kind* of instance (``serve``, ``import``)
+        among any number on the storage (:mod:`datacenter.records.claims`).
         """
         self.conf = conf
         self.processors = processors if processors is not None else resolve_processors(conf)
@@ -79,8 +86,13 @@ class Importer:
             fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
             _private_store(conf.database)
         self.store = open_store(conf.database, self.schemas)
+        #: This process as one instance among several on the storage (PostgreSQL),
+        #: or None: with SQLite, one process works on a storage at a time.
+        self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
+                       if isinstance(self.store, PostgresStore) else None)
+        self._tokens: dict[str, str] = {}  # path: this instance's claim on it, while importing
         #: Files the committed imports away (the pipeline's second half).
-        self.filing = Filing(self.dc, self.store)
+        self.filing = Filing(self.dc, self.store, guard=self.locked, keep=self._live_folder)
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -89,7 +101,31 @@ class Importer:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
+        if self.claims is not None:
+            self.claims.close()
         self.store.close()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The storage's operation lock; with several instances, their advisory lock too.
+
+        The file lock holds the processes of one machine; the advisory lock
+        of PostgreSQL those of all machines sharing the storage, so that no
+        two instances apply or forget the same intent of the journal.
+        """
+        with self.dc.lock:
+            if self.claims is None:
+                yield
+                return
+            with self.claims.locked():
+                yield
+
+    def _live_folder(self, names: list[str]) -> set[str]:
+        """The job folders among *names* of other live instances (imports in progress)."""
+        if self.claims is None:
+            return set()
+        alive = self.claims.alive()
+        return {name for name in names if name.split(".", 1)[0] in alive}
 
     def _storage_moved(self, old: str, new: str) -> None:
         self.store.relabel_storage(old, new)
@@ -168,22 +204,81 @@ class Importer:
         """
         user = user or default_user()
         planned = [self._planned(request, user) for request in requests]
+        if self.claims is not None:
+            return self._import_shared(requests, planned, user, progress)
         with self.dc.lock:
             try:
                 self.dc.check_folders()  # a folder linked away since the storage was opened
             except fs.PlantedLinkError as error:
                 return [error for _ in requests]
-            # An earlier import whose filing failed comes first; a source whose
-            # import committed but could not be filed yet must not import twice.
-            unfiled = {job.source: (job, self.filing.is_held(job))
-                       for job in self.filing.finish_unfiled()}
-            planned = [self._untouched(not_yet(plan, unfiled), request)
-                       for plan, request in zip(planned, requests, strict=True)]
+            planned = self._not_filed_yet(planned, requests)
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             left = {job.id for job in self.finish_jobs(jobs)}
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
+
+    def _not_filed_yet(self, planned: list[Plan | Exception],
+                       requests: Sequence[Request]) -> list[Plan | Exception]:
+        """The plans, after filing what committed before (under the storage's lock)."""
+        # An earlier import whose filing failed comes first; a source whose
+        # import committed but could not be filed yet must not import twice.
+        unfiled = {job.source: (job, self.filing.is_held(job))
+                   for job in self.filing.finish_unfiled()}
+        return [self._untouched(not_yet(plan, unfiled), request)
+                for plan, request in zip(planned, requests, strict=True)]
+
+    def _import_shared(self, requests: Sequence[Request], planned: list[Plan | Exception],
+                       user: str, progress: Callable[[int, int], None] | None,
+                       ) -> list[Outcome | Exception]:
+        """:meth:`import_many` as one instance of several (PostgreSQL).
+
+        Each file is claimed first (a file another instance has in hand is
+        its, :class:`ClaimedError`); the rows are parsed and committed
+        without the storage's lock, the commit confirming each claim; the
+        journal's part (filing what committed) is done under the lock.
+        """
+        planned = self._claim(planned)
+        try:
+            with self.locked():
+                try:
+                    self.dc.check_folders()
+                except fs.PlantedLinkError as error:
+                    return [error for _ in requests]
+                planned = self._not_filed_yet(planned, requests)
+            staged = self._commit_imports(planned, user, progress)
+            jobs = [item[0] for item in staged if isinstance(item, tuple)]
+            with self.locked():
+                # Another instance may have filed them meanwhile (recovery files them all).
+                unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+                left = {job.id for job in self.finish_jobs([j for j in jobs if j.id in unfiled])}
+        finally:
+            tokens, self._tokens = self._tokens, {}
+            if self.claims is not None:
+                with contextlib.suppress(*STORE_ERRORS):  # else they run out with the lease
+                    self.claims.release({os.path.basename(p): t for p, t in tokens.items()})
+        processors = sorted({job.processor for job in jobs if job.ok})
+        if processors and self.claims is not None:
+            self.claims.notify({"event": "committed", "processors": processors})
+        return [item if isinstance(item, Exception)
+                else self._outcome(*item, filed=item[0].id not in left) for item in staged]
+
+    def _claim(self, planned: list[Plan | Exception]) -> list[Plan | Exception]:
+        """Claim each planned file for this instance; ClaimedError where another has it."""
+        claimed: list[Plan | Exception] = []
+        for plan in planned:
+            ident = None if isinstance(plan, Exception) else FileIdentity.at(plan[0])
+            if isinstance(plan, Exception) or ident is None or self.claims is None:
+                claimed.append(plan)
+                continue
+            try:
+                self._tokens[plan[0]] = self.claims.claim(os.path.basename(plan[0]),
+                                                          ident.to_ledger())
+            except _NOT_NOW as error:
+                claimed.append(error)
+                continue
+            claimed.append(plan)
+        return claimed
 
     def _untouched(self, plan: Plan | Exception, request: Request) -> Plan | Exception:
         """The plan, or UntouchedPendingError for a pending file nobody changed since its filing.
@@ -276,7 +371,11 @@ class Importer:
         ident, started = FileIdentity.at(path), time.time()
         if ident is None:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
-        workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS), uuid.uuid4().hex)
+        # Named after this instance when several share the storage: recovery
+        # sweeps only the job folders of instances that are gone.
+        prefix = f"{self.claims.instance}." if self.claims is not None else ""
+        workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS),
+                               prefix + uuid.uuid4().hex)
         try:
             fs.makedirs(workdir)
             with self.store.savepoint():
@@ -290,12 +389,16 @@ class Importer:
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
+                token = self._tokens.get(path)
+                if token is not None and self.claims is not None:
+                    assert isinstance(self.store, PostgresStore)
+                    self.claims.confirm(self.store, os.path.basename(path), token, job_id)
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
-            elif not isinstance(error, OSError):
+            elif not isinstance(error, (OSError, *_NOT_NOW)):
                 _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:

@@ -60,6 +60,7 @@ STEPS: tuple[tuple[str, ...], ...] = (
         """CREATE TABLE datacenter_instances (
             id        text PRIMARY KEY,
             host      text NOT NULL,
+            machine   text NOT NULL,
             pid       integer NOT NULL,
             kind      text NOT NULL,
             storage   text NOT NULL,
