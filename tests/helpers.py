@@ -166,7 +166,9 @@ def fake_devices(monkeypatch: pytest.MonkeyPatch, *roots: str | Path) -> list[st
 
 # -- an importer, and what a user sees of its storage ------------------------------------------
 
-TOML = tomllib.loads((ROOT / "datacenter.toml").read_text(encoding="utf-8"))
+#: The repository's own config, as text.
+REPO_CONFIG = (ROOT / "datacenter.toml").read_text(encoding="utf-8")
+TOML = tomllib.loads(REPO_CONFIG)
 PROCESSORS: dict[str, Any] = TOML["processors"]
 ROUTES = [Route(**route) for route in TOML["routes"]]
 STUDENT_HEADER = "student_id,name,email,birthday,level,state"

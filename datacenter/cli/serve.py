@@ -27,10 +27,12 @@ from typing import Any
 
 from datacenter.cli.common import record_store, settings
 from datacenter.cli.registry import CommandError, command, timestamp
-from datacenter.config import Config
+from datacenter.config import Config, is_postgres
 from datacenter.importing import Importer
 from datacenter.importing.progress import describe_progress
+from datacenter.records.migrations import safe_url
 from datacenter.service import KINDS, Service, service_running
+from datacenter.service.cluster import SQLITE_ALONE
 from datacenter.service.service import STILL_WRITING
 from datacenter.storage import LockHeldError, creation
 from datacenter.storage.logs import printable
@@ -59,20 +61,23 @@ def _options(parser: argparse.ArgumentParser) -> None:
 @command("serve", "watch the storage, import what arrives", _options, description=DESCRIPTION)
 def run(args: argparse.Namespace) -> int:
     conf = settings(args)
-    holder = service_running(conf.storage)
+    shared = is_postgres(conf.database)  # then any number of instances serve it
+    holder = None if shared else service_running(conf.storage)
     if holder is not None:
-        raise CommandError(f"{conf.storage} is served already by {holder}")
+        raise CommandError(f"{conf.storage} is served already by {holder}: {SQLITE_ALONE}")
     creation.check_parent(conf.storage)
     new = not os.path.isdir(conf.storage)
-    importer = Importer(conf)  # opening it recovers what a kill interrupted
+    importer = Importer(conf, kind="serve")  # opening it recovers what a kill interrupted
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
                           once=args.once)
-        _announce(conf, importer.storage, new, _mode(service))
+        _announce(conf, importer.storage, new, _mode(service),
+                  importer.claims.instance if importer.claims is not None else "")
         with _signals(service):
             return service.drain() if args.once else service.serve()
     except LockHeldError as error:
-        raise CommandError(f"{conf.storage} is served already: {error}") from None
+        raise CommandError(f"{conf.storage} is served already: {error}: {SQLITE_ALONE}"
+                           ) from None
     finally:
         importer.close()
 
@@ -81,7 +86,7 @@ def _mode(service: Service) -> str:
     return "once" if service.once else "polling" if service.polling else "inotify"
 
 
-def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
+def _announce(conf: Config, storage: str, new: bool, mode: str, instance: str = "") -> None:
     """The start line on stderr: what is served, from which config, how, into which store.
 
     ``--once`` says it only on a terminal (cron mails any output); a store
@@ -92,7 +97,9 @@ def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
         return
     config = conf.path or "none (--storage alone)"
     print(printable(f"datacenter: serving {storage}{' (new)' if new else ''}; config {config}; "
-                    f"watch {mode}; record store {conf.database}; process {os.getpid()}"),
+                    f"watch {mode}; record store {safe_url(conf.database)}; "
+                    f"process {os.getpid()}"
+                    + (f"; instance {instance}" if instance else "")),
           file=sys.stderr, flush=True)
 
 

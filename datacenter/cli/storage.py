@@ -35,7 +35,8 @@ from datacenter.importing import Importer, resolve_processors
 from datacenter.importing.diagnosis import NOT_CSV, root_file_advice
 from datacenter.records import Job
 from datacenter.records.backend import exists, open_store, read_ledger
-from datacenter.service import service_running, service_status
+from datacenter.records.migrations import safe_url
+from datacenter.service import cluster, service_running, service_status
 from datacenter.service.census import census
 from datacenter.service.verdicts import REJECTED, UNROUTED
 from datacenter.storage import FOLDERS, DataCenter, DataCenterFile, creation, layout
@@ -61,6 +62,7 @@ def _status(args: argparse.Namespace) -> int:
     ledger = read_ledger(record_store(conf), args.limit, args.offset, view.storage)
     intents = view.interrupted_operations()
     served = service_status(view.storage)
+    instances = cluster.instances(conf, view.storage)
     counts, finished = _file_counts(view, served)
     waiting = view.needs_a_person()
     # Files at the root that no import takes (a workbook dropped as it is): said
@@ -69,7 +71,8 @@ def _status(args: argparse.Namespace) -> int:
                       for name in view.other_root_files()]
     report: dict[str, Any] = {
         "storage": view.storage,
-        "database": conf.database,
+        "database": safe_url(conf.database),
+        "instances": instances,
         "files": counts,
         # What getFinishedFiles would list: the *.finished.csv files, at most max_files.
         "finished_files": min(finished, view.max_files),
@@ -98,8 +101,12 @@ def _status(args: argparse.Namespace) -> int:
         say(f"not importable: {len(not_importable)} file(s) at the root")
     for item in not_importable:
         say(f"  {printable(item['name'])}: {item['reason']}")
-    for line in describe_status(served):
-        say(line)
+    if instances:
+        for line in _describe_instances(instances):
+            say(line)
+    else:
+        for line in describe_status(served):
+            say(line)
     if ledger.last:
         say("last imports:")
     for job in ledger.last:
@@ -107,6 +114,21 @@ def _status(args: argparse.Namespace) -> int:
         say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
             f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _describe_instances(instances: list[dict[str, Any]]) -> list[str]:
+    """The instances serving (or importing into) the storage: one line each."""
+    alive = sum(1 for i in instances if i["alive"])
+    lines = [f"instances: {alive} alive" + (f", {len(instances) - alive} silent past their "
+                                             "lease (their files are taken over)"
+                                             if alive < len(instances) else "")]
+    for i in instances:
+        beat = time.strftime("%H:%M:%S", time.localtime(i["heartbeat"]))
+        hand = f"; in hand: {printable(i['in_hand'])}" if i["in_hand"] else ""
+        state = "" if i["alive"] else " (silent)"
+        lines.append(f"  {i['id']}  {i['kind']}  {printable(i['host'])}  process {i['pid']}  "
+                     f"last heartbeat {beat}{state}{hand}")
+    return lines
 
 
 def _file_counts(view: StorageView, served: dict[str, Any],
@@ -194,6 +216,11 @@ def _move_storage(args: argparse.Namespace) -> int:
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
                            "stop it first")
+    running = cluster.running(conf, conf.storage)
+    if running:
+        named = ", ".join(f"{i.id} ({i.kind} on {i.host}, process {i.pid})" for i in running)
+        raise CommandError(f"{conf.storage} is being worked on by {len(running)} instance(s): "
+                           f"{named}; stop them first")
     dc = DataCenter(conf.storage) if args.move else open_storage(args, conf)
     if dc.storage != conf.storage:
         # Moved while this command waited for the storage (or by a move a crash

@@ -311,6 +311,11 @@ class ClaimBook:
         db.execute("SELECT pg_notify(%s, %s)", (CHANNEL, payload))
 
 
+def living(instance: Instance) -> bool:
+    """Is *instance* alive: heartbeats within its lease and, on this machine, its process there?"""
+    return instance.alive and (instance.machine != MACHINE or _running(instance.pid))
+
+
 def storage_key(storage: str) -> int:
     """The advisory lock key of a storage: a signed 64-bit hash of its real path."""
     digest = hashlib.blake2b(os.path.realpath(storage).encode(), digest_size=8).digest()

@@ -28,6 +28,7 @@ from datacenter.importing.importer import Importer, Outcome, Request, UntouchedP
 from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
 from datacenter.records.backend import UNAVAILABLE_ERRORS
+from datacenter.records.claims import ClaimedError
 from datacenter.records.store import Job
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.verdicts import PENDING, REJECTED, RETRYING, UNROUTED, Note, Verdicts
@@ -80,6 +81,8 @@ class Intake:
         self._last_job = 0
         self._own_jobs: set[int] = set()
         self._once_failures: dict[str, int] = {}  # passing failures per file, under --once
+        #: Why the record store does not answer, while it does not (said once).
+        self.store_down: str | None = None
 
     @property
     def storage(self) -> str:
@@ -229,11 +232,25 @@ class Intake:
         finally:
             self.in_hand = self.meter = None
             self._publish(False)
+        self._store_answers(results)
         for item, result in zip(batch, results, strict=True):
             self._handle(item, result)
         if any(isinstance(r, OSError) or (isinstance(r, Outcome) and not r.filed)
                for r in results):
             self._filing_failed()
+
+    def _store_answers(self, results: list[Outcome | Exception]) -> None:
+        """Say once that the record store does not answer, and once that it does again."""
+        down = next((r for r in results if isinstance(r, UNAVAILABLE_ERRORS)), None)
+        if down is not None and self.store_down is None:
+            self.store_down = str(down).strip().splitlines()[0] if str(down).strip() else "?"
+            self.voice.warn(f"the record store does not answer ({self.store_down}); "
+                            f"{len(results)} file(s) stay where they are and are tried again "
+                            "with back-off")
+        elif down is None and self.store_down is not None and any(
+                isinstance(r, Outcome) for r in results):
+            self.store_down = None
+            self.importer.log("service: the record store answers again; importing")
 
     def _progress(self, rows: int, position: int) -> None:
         """The importer's report on the file in hand (every 10,000 rows).
@@ -257,6 +274,15 @@ class Intake:
             self._imported(name, result, item.why)
         elif isinstance(result, UntouchedPendingError):
             self._untouched(name, ident, result.job)
+        elif isinstance(result, ClaimedError):
+            # Another instance has it in hand: looked at again later, when it is
+            # filed away (then gone) or that instance is gone (then taken over).
+            self.readiness.forget(name)
+            self.verdicts.failed_for_now(name, Note(RETRYING, ident, str(result)))
+        elif isinstance(result, UNAVAILABLE_ERRORS) and not self.once:
+            # Said once for all (see _store_answers); the file stays where it is.
+            self.verdicts.failed_for_now(name, Note(RETRYING, ident, naming(
+                f"the record store does not answer: {self.store_down}", name)))
         elif isinstance(result, FatalCSVError):
             self._leave(name, Note(REJECTED, ident, naming(result, name)), "rejected")
         elif not os.path.lexists(os.path.join(self.storage, name)):
