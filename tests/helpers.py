@@ -16,6 +16,7 @@ import importlib.metadata
 import io
 import os
 import secrets
+import socket
 import sqlite3
 import threading
 import time
@@ -88,6 +89,91 @@ def pg_database() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_SERVER, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TcpProxy:
+    """A TCP proxy to a server, in threads, that a test cuts and restores.
+
+    Cutting closes every connection through it and refuses new ones (they
+    are accepted and closed at once, as a server that went away), until it
+    is restored: how a test takes the database away without stopping it.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.open = True
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        self._mutex = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    @contextlib.contextmanager
+    def to(cls, url: str) -> Iterator[TcpProxy]:
+        """A proxy to the server of *url*, closed when the block ends."""
+        parts = urllib.parse.urlsplit(url)
+        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+        try:
+            yield proxy
+        finally:
+            proxy.close()
+
+    def via(self, url: str) -> str:
+        """*url*, going through this proxy."""
+        parts = urllib.parse.urlsplit(url)
+        user = f"{parts.username}@" if parts.username else ""
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{self.port}"))
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._mutex:
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        for end in (src, dst):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Close every connection through the proxy; refuse new ones until restored."""
+        self.open = False
+        with self._mutex:
+            sockets, self._sockets = self._sockets, []
+        for end in sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
+        self._thread.join(timeout=5)
 
 
 def reset_database(database: str) -> None:

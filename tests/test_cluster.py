@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from helpers import REPO_CONFIG, faculties, serving, wait_for
+from helpers import REPO_CONFIG, TcpProxy, faculties, serving, wait_for
 
 from datacenter import config
 from datacenter.cli import main as datacenter_main
@@ -192,3 +192,40 @@ def test_with_sqlite_a_second_service_says_why_it_cannot_join(tmp_path: Path) ->
     assert "several instances need a PostgreSQL one" in done.stderr
 
 
+
+
+# -- the database going away -------------------------------------------------------------------
+
+
+def _log_lines(conf: Config, needle: str) -> list[str]:
+    path = Path(conf.storage, "logs", "datacenter.log")
+    return [line for line in path.read_text().splitlines() if needle in line]
+
+
+def _drop(conf: Config, name: str, text: str) -> str:
+    path = os.path.join(conf.storage, name)
+    Path(path + ".part").write_text(text)
+    os.rename(path + ".part", path)
+    return path
+
+
+def test_the_database_going_away_keeps_every_file_and_is_said_once(conf: Config) -> None:
+    url = conf.database
+    with TcpProxy.to(url) as proxy:
+        conf.database = proxy.via(url)
+        with serving(conf) as service:
+            _drop(conf, "faculties_a.csv", faculties("A", 3))
+            wait_for(lambda: "faculties_a.csv" in _finished_sources(conf))
+            proxy.cut()
+            waiting = _drop(conf, "faculties_b.csv", faculties("B", 4))
+            wait_for(lambda: _log_lines(conf, "the record store does not answer"))
+            wait_for(lambda: service.verdicts.note("faculties_b.csv") is not None)  # to retry
+            assert os.path.exists(waiting)  # kept where it is
+            assert os.listdir(os.path.join(conf.storage, ".datacenter", "jobs")) == []
+            proxy.restore()
+            wait_for(lambda: "faculties_b.csv" in _finished_sources(conf))
+            wait_for(lambda: claims_left(url) == [])
+    assert len(_log_lines(conf, "the record store does not answer")) == 1
+    assert _log_lines(conf, "the record store answers again")
+    assert _ledger(url) == [("faculties_a.csv", 1), ("faculties_b.csv", 1)]
+    assert _codes(url) == [f"A{i}" for i in range(3)] + [f"B{i}" for i in range(4)]

@@ -159,15 +159,15 @@ class ClaimBook:
                 if time.monotonic() >= due:
                     self._heartbeat(db)
                     due = time.monotonic() + self.lease / 3
-                if self._down:
-                    _log.warning("datacenter: the record store answers again")
+                if self._down:  # the service says so, once (this is for debugging)
+                    _log.debug("datacenter: the record store answers again")
                     self._down = False
                 wait = min(max(0.0, due - time.monotonic()), 1.0)  # and look at _stop
                 for note in db.notifies(timeout=wait, stop_after=1):
                     self._heard(note.payload)
             except psycopg.Error as error:
-                if not self._down:  # one line per outage, not one per heartbeat
-                    _log.warning("datacenter: the record store does not answer (%s); "
+                if not self._down:  # the service says so, once (this is for debugging)
+                    _log.debug("datacenter: the record store does not answer (%s); "
                                  "trying again", str(error).strip().splitlines()[0])
                 self._down = True
                 if db is not None:

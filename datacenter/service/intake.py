@@ -250,7 +250,7 @@ class Intake:
         elif down is None and self.store_down is not None and any(
                 isinstance(r, Outcome) for r in results):
             self.store_down = None
-            self.importer.log("service: the record store answers again; importing")
+            self.importer.log("service: the record store answers again; going on")
 
     def _progress(self, rows: int, position: int) -> None:
         """The importer's report on the file in hand (every 10,000 rows).

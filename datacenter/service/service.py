@@ -83,8 +83,7 @@ class Service:
         self._started = time.time()
         #: With PostgreSQL, this service as one instance of several (else None).
         self.member = membership(importer, self.queue.wake.set)
-        self._store_down: str | None = None  # why the record store does not answer, if so
-        self._down_wait = 1.0
+        self._down_wait = 1.0  # seconds between tries while the record store does not answer
 
     @property
     def storage(self) -> str:
@@ -147,18 +146,21 @@ class Service:
         Nothing moves meanwhile: every file stays where it is; the loop
         tries again, more slowly each time, up to every 30 seconds.
         """
-        if self._store_down is None:
+        if self.intake.store_down is None:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
             self.voice.warn(f"the record store does not answer ({reason}); every file stays "
                             "where it is, and the service tries again")
-            self._store_down, self._down_wait = reason, 1.0
+            self.intake.store_down, self._down_wait = reason, 1.0
         else:
             self._down_wait = min(self._down_wait * 2, 30.0)
         self.queue.wait(self._down_wait)
 
     def _store_back(self) -> None:
-        if self._store_down is not None:
-            self._store_down = None
+        """After an outage: once the store answers a question, say so (once)."""
+        if self.intake.store_down is not None:
+            self.importer.recent_jobs(1)  # raises while it still does not answer
+            self.intake.store_down = None
+            self._down_wait = 1.0
             self.importer.log("service: the record store answers again; going on")
 
     def drain(self) -> int:
