@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -229,3 +230,80 @@ def test_the_database_going_away_keeps_every_file_and_is_said_once(conf: Config)
     assert _log_lines(conf, "the record store answers again")
     assert _ledger(url) == [("faculties_a.csv", 1), ("faculties_b.csv", 1)]
     assert _codes(url) == [f"A{i}" for i in range(3)] + [f"B{i}" for i in range(4)]
+
+
+# -- the kill soak -----------------------------------------------------------------------------
+
+
+def _serve(path: Path) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([*PYTHON_M, "--config", str(path), "serve"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _pending_rows(storage: str) -> list[str]:
+    rows = []
+    for name in os.listdir(storage):
+        if name.endswith(".pending.csv"):
+            lines = Path(storage, name).read_text().splitlines()[1:]
+            rows += [line.split(",")[0] for line in lines if line]
+    return sorted(rows)
+
+
+def _settled(conf: Config, url: str, names: list[str]) -> bool:
+    """Every source filed, nothing in hand: no claim, intent, job folder or unfiled import."""
+    storage = conf.storage
+    filed = [n for folder in ("finished", "unfinished")
+             for n in os.listdir(os.path.join(storage, folder)) if n in names]
+    state = os.path.join(storage, ".datacenter")
+    leftovers = [n for area in ("journal", "staging", "jobs")
+                 for n in os.listdir(os.path.join(state, area)) if n != "failed"]
+    return (sorted(filed) == sorted(names) and not leftovers and claims_left(url) == []
+            and all(distributed for _, distributed in _ledger(url)))
+
+
+@pytest.mark.slow
+def test_three_instances_killed_and_cut_off_import_everything_exactly_once(
+        tmp_path: Path, pg_url: str) -> None:
+    """Three ``serve`` processes; files arriving; a random one SIGKILLed and restarted
+    every second or so; the database cut off for two seconds through a proxy."""
+    rng = random.Random(17)
+    names = [f"faculties_{n:02d}.csv" for n in range(36)]
+    with TcpProxy.to(pg_url) as proxy:
+        text = (REPO_CONFIG.replace("settle  = 2.0", "settle  = 0.1")
+                .replace("rescan  = 60", "rescan  = 0.5")
+                .replace('database = "records.sqlite"', f'database = "{proxy.via(pg_url)}"'))
+        path = tmp_path / "datacenter.toml"
+        path.write_text(text + "\n[cluster]\nlease = 1\n")
+        conf = config.load(str(path))
+        os.makedirs(conf.storage)
+        instances = [_serve(path) for _ in range(3)]
+        kills = 0
+        try:
+            for n, name in enumerate(names):
+                # 4 good rows and one without its required title: it stays pending.
+                _drop(conf, name, faculties(f"F{n:02d}_", 4) + f"F{n:02d}_X,\n")
+                if n % 4 == 3:
+                    victim = rng.randrange(3)
+                    instances[victim].kill()  # SIGKILL
+                    instances[victim].wait()
+                    instances[victim] = _serve(path)
+                    kills += 1
+                if n == 18:
+                    proxy.cut()
+                if n == 24:
+                    proxy.restore()
+                # Files arrive over time, not at once (a pace, not a wait for a result).
+                threading.Event().wait(0.25 + rng.random() / 4)
+            wait_for(lambda: _settled(conf, pg_url, names), timeout=120)
+        finally:
+            for instance in instances:
+                instance.terminate()
+            for instance in instances:
+                instance.wait(timeout=60)
+    codes = _codes(pg_url)
+    assert codes == sorted(f"F{n:02d}_{i}" for n in range(36) for i in range(4))
+    assert _pending_rows(conf.storage) == sorted(f"F{n:02d}_X" for n in range(36))
+    finished = sorted(os.listdir(os.path.join(conf.storage, "unfinished")))
+    assert finished == names  # each source once, beside its pending rows
+    assert [source for source, _ in _ledger(pg_url)] == names  # one commit each
+    assert kills == 9

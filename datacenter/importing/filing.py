@@ -62,7 +62,7 @@ class Filing:
         try:
             requests = [self.request(job) for job in todo]
             # Named before the filing: it changes what the names are (a chain begins).
-            pending = {job.id: _pending_name(self.dc.storage, request)
+            pending = {job.id: _pending_name(self.dc.storage, request, job)
                        for job, request in zip(todo, requests, strict=True)}
             self.dc.distribute([r for r in requests if r is not None])
             failed: list[Job] = []
@@ -182,13 +182,16 @@ class Filing:
         with self._guard():
             jobs = self.store.jobs(undistributed=True)
             stuck = self.finish_unfiled()
-            owned = {os.path.basename(job.workdir) for job in stuck}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
-            left = [name for name in (os.listdir(folder) if os.path.isdir(folder) else [])
-                    if name not in owned]
-            kept = self._keep(left) if left else set()
-            for name in left:
-                if name not in kept:
+            found = os.listdir(folder) if os.path.isdir(folder) else []
+            # Who is alive is asked before which jobs committed: an instance
+            # found dead cannot commit any more, so no folder of a job that
+            # commits meanwhile is taken for garbage.
+            kept = self._keep(found) if found else set()
+            owned = {os.path.basename(job.workdir)
+                     for job in (self.store.jobs(undistributed=True) if kept else stuck)}
+            for name in found:
+                if name not in owned and name not in kept:
                     fs.rmtree(os.path.join(folder, name))
         filed = len(jobs) - len(stuck)
         if filed:
@@ -196,8 +199,17 @@ class Filing:
         return filed
 
 
-def _pending_name(storage: str, request: DistRequest | None) -> str | None:
-    """The pending file at the root that filing *request* writes, or None (none, or aside)."""
+def _pending_name(storage: str, request: DistRequest | None, job: Job) -> str | None:
+    """The pending file at the root that filing *request* writes, or None (none, or aside).
+
+    No request left (a kill came after the filing's journal group committed,
+    before the ledger said so; recovery applied the group): the pending file
+    that group wrote, for a job with failed rows. Recorded as the import's,
+    it is not imported again as a person's new file.
+    """
+    if request is None and job.failed:
+        return os.path.basename(destinations(storage, os.path.join(storage, job.source),
+                                             job.mode).pending)
     if request is None or request.pending_file is None or request.pending_dest is not None:
         return None
     return os.path.basename(destinations(storage, request.source, request.mode).pending)

@@ -45,7 +45,7 @@ from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
-from datacenter.records.backend import STORE_ERRORS, is_url, open_store
+from datacenter.records.backend import STORE_ERRORS, UNAVAILABLE_ERRORS, is_url, open_store
 from datacenter.records.claims import ClaimBook, ClaimedError
 from datacenter.records.postgres import PostgresStore
 from datacenter.records.store import Job
@@ -91,6 +91,7 @@ class Importer:
         self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
                        if isinstance(self.store, PostgresStore) else None)
         self._tokens: dict[str, str] = {}  # path: this instance's claim on it, while importing
+        self._unknown: list[Job] = []  # jobs whose commit may or may not have happened
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store, guard=self.locked, keep=self._live_folder)
         # A relocation made through this storage takes its ledger rows along.
@@ -245,6 +246,7 @@ class Importer:
                     self.dc.check_folders()
                 except fs.PlantedLinkError as error:
                     return [error for _ in requests]
+                self._settle_unknown()
                 planned = self._not_filed_yet(planned, requests)
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
@@ -262,6 +264,22 @@ class Importer:
             self.claims.notify({"event": "committed", "processors": processors})
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
+
+    def _settle_unknown(self) -> None:
+        """Commits a lost connection left in doubt: the ledger says which happened.
+
+        A job in the ledger and not filed is filed as any other (its folder
+        was kept for it); one not there never committed, and its folder goes.
+        (One filed already was filed by another instance, from that folder.)
+        Called under the storage's lock, so no filing is under way meanwhile.
+        """
+        if not self._unknown:
+            return
+        unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+        for job in self._unknown:
+            if job.id not in unfiled:
+                fs.rmtree(os.path.join(self.dc.storage, job.workdir))
+        self._unknown = []
 
     def _claim(self, planned: list[Plan | Exception]) -> list[Plan | Exception]:
         """Claim each planned file for this instance; ClaimedError where another has it."""
@@ -350,8 +368,13 @@ class Importer:
                     staged.append(plan if isinstance(plan, Exception)
                                   else self._stage_one(*plan, user, progress))
         except BaseException as error:
+            # With a server, a connection lost at the commit hides whether it
+            # happened: the job folders wait until the ledger says (_settle_unknown).
+            unknown = self.claims is not None and isinstance(error, UNAVAILABLE_ERRORS)
             for done in staged:  # the shared commit failed: none of them happened
-                if isinstance(done, tuple):
+                if isinstance(done, tuple) and unknown:
+                    self._unknown.append(done[0])
+                elif isinstance(done, tuple):
                     fs.rmtree(os.path.join(self.dc.storage, done[0].workdir))
             if not isinstance(error, Exception):
                 raise
@@ -432,6 +455,9 @@ class Importer:
         failed for a while (a full disk, an archive disk gone) is finished
         without waiting for the next import. Cheap when there is nothing to do.
         """
+        if self._unknown:
+            with self.locked():
+                self._settle_unknown()
         return self.filing.file_unfiled()
 
     def recover(self) -> int:

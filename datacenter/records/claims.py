@@ -240,6 +240,7 @@ class ClaimBook:
     def claim(self, name: str, ident: str) -> str:
         """A token for the file *name* of the storage; ClaimedError if another has it."""
         token = uuid.uuid4().hex
+        self._alive_or_anew()
         with self._mutex:
             found = self._main().execute(
                 "INSERT INTO datacenter_claims (storage, name, ident, instance, token, expires) "
@@ -263,12 +264,33 @@ class ClaimBook:
         raise ClaimedError(f"{name}: {what} by instance {instance} ({host or '?'}, "
                            f"process {pid or '?'})")
 
+    def _alive_or_anew(self) -> None:
+        """Say this instance lives; if it was silent past its lease, it starts anew first.
+
+        An instance others took for dead (its files taken over, its job
+        folders swept) must never claim or commit as itself again.
+        """
+        with self._mutex:
+            beat = self._main().execute(
+                "UPDATE datacenter_instances SET heartbeat = now() WHERE id = %s "
+                "AND heartbeat > now() - %s * interval '1 second'", (self.instance, self.lease))
+        if beat.rowcount != 1:
+            _log.warning("datacenter: instance %s was silent for more than its lease "
+                         "(%g s); it carries on as a new instance", self.instance, self.lease)
+            self._register()
+
     def confirm(self, store: PostgresStore, name: str, token: str, job: int) -> None:
-        """Inside the import's transaction: the claim becomes *job*'s, or ClaimLostError."""
+        """Inside the import's transaction: the claim becomes *job*'s, or ClaimLostError.
+
+        Refused when the claim was taken over, ran out, or its instance was
+        silent past its lease (others may have swept its job folders).
+        """
         done = store.db.execute(
-            "UPDATE datacenter_claims SET job = %s WHERE storage = %s AND name = %s "
-            "AND token = %s AND job IS NULL AND expires > now()",
-            (job, self.storage, name, token)).rowcount
+            "UPDATE datacenter_claims c SET job = %s WHERE c.storage = %s AND c.name = %s "
+            "AND c.token = %s AND c.job IS NULL AND c.expires > now() AND EXISTS ("
+            "SELECT 1 FROM datacenter_instances i WHERE i.id = c.instance "
+            "AND i.heartbeat > now() - %s * interval '1 second')",
+            (job, self.storage, name, token, self.lease)).rowcount
         if done != 1:
             raise ClaimLostError(f"{name}: this instance's claim ran out (lease {self.lease:g} s)"
                                  " or another instance took it over; nothing was committed")

@@ -47,8 +47,11 @@ _log = logging.getLogger(__name__)
 class _Ready(NamedTuple):
     """A file about to be imported, and why (``" (retry)"`` or nothing).
 
-    A retry is wanted as it is; anything else is imported only if it is no
-    pending file as an import left it (see :meth:`Intake._untouched`).
+    A pending file's retry (its parents came) is wanted as it is; anything
+    else is imported only if it is no pending file as an import left it (see
+    :meth:`Intake._untouched`) -- a file tried again because the moment
+    failed (a full disk, the record store away) too: it may have become
+    such a pending file meanwhile (another instance filed it there).
     """
 
     name: str
@@ -56,6 +59,7 @@ class _Ready(NamedTuple):
     mode: str
     ident: FileIdentity
     why: str
+    as_it_is: bool = False
 
 
 class Intake:
@@ -194,7 +198,7 @@ class Intake:
         if note is None or note.ident != FileIdentity.of(st):
             self.observe(name, Hint.CHANGED, st)  # a person changed it: a new file now
             return []
-        return [_Ready(name, processor, mode, note.ident, " (retry)")]
+        return [_Ready(name, processor, mode, note.ident, " (retry)", note.kind == PENDING)]
 
     # -- importing -----------------------------------------------------------------------------
 
@@ -223,7 +227,7 @@ class Intake:
         self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(batch[0].ident.size >= BIG_FILE)
         requests = [Request(os.path.join(self.storage, item.name), item.processor, item.mode,
-                            unless_untouched=not item.why) for item in batch]
+                            unless_untouched=not item.as_it_is) for item in batch]
         try:
             results: list[Outcome | Exception] = self.importer.import_many(
                 requests, progress=self._progress if self.meter is not None else None)
