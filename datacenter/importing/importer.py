@@ -14,7 +14,13 @@
    half; the :class:`Importer` owns one and asks it.
 
 The requests, outcomes and refusals are in :mod:`.outcomes`, and are
-importable from here too.
+importable from here too. With PostgreSQL the importer is one instance of
+several on its storage (:mod:`.sharing`): files are claimed before they are
+parsed, parsed and committed outside the storage's lock, and filed under it.
+
+Longer than 400 lines because the pipeline's two ways (the only process on
+an SQLite storage, one instance of several on a PostgreSQL one) share every
+step but the locking around them, and read best side by side.
 """
 
 from __future__ import annotations
@@ -45,8 +51,9 @@ from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
-from datacenter.records.backend import STORE_ERRORS, UNAVAILABLE_ERRORS, is_url, open_store
-from datacenter.records.claims import ClaimBook, ClaimedError
+from datacenter.importing.sharing import NOT_NOW, Sharing
+from datacenter.records.backend import UNAVAILABLE_ERRORS, is_url, open_store
+from datacenter.records.claims import ClaimBook
 from datacenter.records.postgres import PostgresStore
 from datacenter.records.store import Job
 from datacenter.storage import distribution, fs, layout
@@ -60,9 +67,6 @@ __all__ = ["HeldError", "Importer", "NameTooLongError", "Outcome", "Request", "U
            "UnroutedError", "UntouchedPendingError"]
 
 _log = logging.getLogger(__name__)
-#: Why a file is not imported now, but may be later: another instance has it, or
-#: the record store does not answer.
-_NOT_NOW: tuple[type[Exception], ...] = (ClaimedError, *STORE_ERRORS)
 
 
 class Importer:
@@ -90,8 +94,9 @@ class Importer:
         #: or None: with SQLite, one process works on a storage at a time.
         self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
                        if isinstance(self.store, PostgresStore) else None)
-        self._tokens: dict[str, str] = {}  # path: this instance's claim on it, while importing
-        self._unknown: list[Job] = []  # jobs whose commit may or may not have happened
+        self.sharing = (Sharing(self.claims, self.dc, self.store)
+                        if self.claims is not None and isinstance(self.store, PostgresStore)
+                        else None)
         #: Files the committed imports away (the pipeline's second half).
         self.filing = Filing(self.dc, self.store, guard=self.locked, keep=self._live_folder)
         # A relocation made through this storage takes its ledger rows along.
@@ -115,18 +120,15 @@ class Importer:
         two instances apply or forget the same intent of the journal.
         """
         with self.dc.lock:
-            if self.claims is None:
+            if self.sharing is None:
                 yield
                 return
-            with self.claims.locked():
+            with self.sharing.locked():
                 yield
 
     def _live_folder(self, names: list[str]) -> set[str]:
         """The job folders among *names* of other live instances (imports in progress)."""
-        if self.claims is None:
-            return set()
-        alive = self.claims.alive()
-        return {name for name in names if name.split(".", 1)[0] in alive}
+        return self.sharing.live_folders(names) if self.sharing is not None else set()
 
     def _storage_moved(self, old: str, new: str) -> None:
         self.store.relabel_storage(old, new)
@@ -205,8 +207,8 @@ class Importer:
         """
         user = user or default_user()
         planned = [self._planned(request, user) for request in requests]
-        if self.claims is not None:
-            return self._import_shared(requests, planned, user, progress)
+        if self.sharing is not None:
+            return self._import_shared(self.sharing, requests, planned, user, progress)
         with self.dc.lock:
             try:
                 self.dc.check_folders()  # a folder linked away since the storage was opened
@@ -229,8 +231,9 @@ class Importer:
         return [self._untouched(not_yet(plan, unfiled), request)
                 for plan, request in zip(planned, requests, strict=True)]
 
-    def _import_shared(self, requests: Sequence[Request], planned: list[Plan | Exception],
-                       user: str, progress: Callable[[int, int], None] | None,
+    def _import_shared(self, sharing: Sharing, requests: Sequence[Request],
+                       planned: list[Plan | Exception], user: str,
+                       progress: Callable[[int, int], None] | None,
                        ) -> list[Outcome | Exception]:
         """:meth:`import_many` as one instance of several (PostgreSQL).
 
@@ -239,14 +242,14 @@ class Importer:
         without the storage's lock, the commit confirming each claim; the
         journal's part (filing what committed) is done under the lock.
         """
-        planned = self._claim(planned)
+        planned = sharing.claim(planned)
         try:
             with self.locked():
                 try:
                     self.dc.check_folders()
                 except fs.PlantedLinkError as error:
                     return [error for _ in requests]
-                self._settle_unknown()
+                sharing.settle()
                 planned = self._not_filed_yet(planned, requests)
             staged = self._commit_imports(planned, user, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
@@ -255,48 +258,12 @@ class Importer:
                 unfiled = {job.id for job in self.store.jobs(undistributed=True)}
                 left = {job.id for job in self.finish_jobs([j for j in jobs if j.id in unfiled])}
         finally:
-            tokens, self._tokens = self._tokens, {}
-            if self.claims is not None:
-                with contextlib.suppress(*STORE_ERRORS):  # else they run out with the lease
-                    self.claims.release({os.path.basename(p): t for p, t in tokens.items()})
+            sharing.release()
         processors = sorted({job.processor for job in jobs if job.ok})
-        if processors and self.claims is not None:
-            self.claims.notify({"event": "committed", "processors": processors})
+        if processors:
+            sharing.claims.notify({"event": "committed", "processors": processors})
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
-
-    def _settle_unknown(self) -> None:
-        """Commits a lost connection left in doubt: the ledger says which happened.
-
-        A job in the ledger and not filed is filed as any other (its folder
-        was kept for it); one not there never committed, and its folder goes.
-        (One filed already was filed by another instance, from that folder.)
-        Called under the storage's lock, so no filing is under way meanwhile.
-        """
-        if not self._unknown:
-            return
-        unfiled = {job.id for job in self.store.jobs(undistributed=True)}
-        for job in self._unknown:
-            if job.id not in unfiled:
-                fs.rmtree(os.path.join(self.dc.storage, job.workdir))
-        self._unknown = []
-
-    def _claim(self, planned: list[Plan | Exception]) -> list[Plan | Exception]:
-        """Claim each planned file for this instance; ClaimedError where another has it."""
-        claimed: list[Plan | Exception] = []
-        for plan in planned:
-            ident = None if isinstance(plan, Exception) else FileIdentity.at(plan[0])
-            if isinstance(plan, Exception) or ident is None or self.claims is None:
-                claimed.append(plan)
-                continue
-            try:
-                self._tokens[plan[0]] = self.claims.claim(os.path.basename(plan[0]),
-                                                          ident.to_ledger())
-            except _NOT_NOW as error:
-                claimed.append(error)
-                continue
-            claimed.append(plan)
-        return claimed
 
     def _untouched(self, plan: Plan | Exception, request: Request) -> Plan | Exception:
         """The plan, or UntouchedPendingError for a pending file nobody changed since its filing.
@@ -369,11 +336,11 @@ class Importer:
                                   else self._stage_one(*plan, user, progress))
         except BaseException as error:
             # With a server, a connection lost at the commit hides whether it
-            # happened: the job folders wait until the ledger says (_settle_unknown).
-            unknown = self.claims is not None and isinstance(error, UNAVAILABLE_ERRORS)
+            # happened: the job folders wait until the ledger says (Sharing.settle).
+            doubt = self.sharing is not None and isinstance(error, UNAVAILABLE_ERRORS)
             for done in staged:  # the shared commit failed: none of them happened
-                if isinstance(done, tuple) and unknown:
-                    self._unknown.append(done[0])
+                if isinstance(done, tuple) and self.sharing is not None and doubt:
+                    self.sharing.doubt(done[0])
                 elif isinstance(done, tuple):
                     fs.rmtree(os.path.join(self.dc.storage, done[0].workdir))
             if not isinstance(error, Exception):
@@ -396,7 +363,7 @@ class Importer:
             return FileNotFoundError(errno.ENOENT, "filed away by an earlier import", path)
         # Named after this instance when several share the storage: recovery
         # sweeps only the job folders of instances that are gone.
-        prefix = f"{self.claims.instance}." if self.claims is not None else ""
+        prefix = self.sharing.folder_prefix if self.sharing is not None else ""
         workdir = os.path.join(layout.state_path(self.dc.storage, layout.JOBS),
                                prefix + uuid.uuid4().hex)
         try:
@@ -412,16 +379,14 @@ class Importer:
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
-                token = self._tokens.get(path)
-                if token is not None and self.claims is not None:
-                    assert isinstance(self.store, PostgresStore)
-                    self.claims.confirm(self.store, os.path.basename(path), token, job_id)
+                if self.sharing is not None:
+                    self.sharing.confirm(path, job_id)
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
-            elif not isinstance(error, (OSError, *_NOT_NOW)):
+            elif not isinstance(error, (OSError, *NOT_NOW)):
                 _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:
@@ -455,9 +420,9 @@ class Importer:
         failed for a while (a full disk, an archive disk gone) is finished
         without waiting for the next import. Cheap when there is nothing to do.
         """
-        if self._unknown:
+        if self.sharing is not None and self.sharing.in_doubt:
             with self.locked():
-                self._settle_unknown()
+                self.sharing.settle()
         return self.filing.file_unfiled()
 
     def recover(self) -> int:
