@@ -62,7 +62,8 @@ def database() -> Iterator[str]:
 
 def _config(work: str, url: str, settle: float = 2.0) -> str:
     path = os.path.join(work, "datacenter.toml")
-    text = open(os.path.join(os.path.dirname(__file__), "..", "datacenter.toml")).read()
+    with open(os.path.join(os.path.dirname(__file__), "..", "datacenter.toml")) as handle:
+        text = handle.read()
     text = text.replace('database = "records.sqlite"', f'database = "{url}"')
     text = text.replace("settle  = 2.0", f"settle  = {settle}")
     with open(path, "w") as handle:
