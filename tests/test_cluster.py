@@ -63,7 +63,10 @@ def _codes(url: str) -> list[str]:
 
 def test_two_stores_opening_a_new_database_at_once_make_its_schema_once(
         pg_url: str) -> None:
-    schemas = load_processors({"things": {"key": ["id"], "fields": {"id": "str"}}})
+    schemas = load_processors({
+        "things": {"key": ["id"], "fields": {"id": "str"}},
+        "parts": {"key": ["id"], "fields": {"id": "str", "thing": "str"},
+                  "parents": {"thing": "things"}}})  # an index too
     opened: list[PostgresStore] = []
     errors: list[BaseException] = []
 
@@ -257,8 +260,12 @@ def _settled(conf: Config, url: str, names: list[str]) -> bool:
     state = os.path.join(storage, ".datacenter")
     leftovers = [n for area in ("journal", "staging", "jobs")
                  for n in os.listdir(os.path.join(state, area)) if n != "failed"]
-    return (sorted(filed) == sorted(names) and not leftovers and claims_left(url) == []
-            and all(distributed for _, distributed in _ledger(url)))
+    settled = (sorted(filed) == sorted(names) and not leftovers and claims_left(url) == []
+               and all(distributed for _, distributed in _ledger(url)))
+    if not settled:  # what is left, for the message of a timeout
+        _settled.left = (sorted(set(names) - set(filed)), leftovers,  # type: ignore[attr-defined]
+                         claims_left(url))
+    return settled
 
 
 @pytest.mark.slow
@@ -294,7 +301,10 @@ def test_three_instances_killed_and_cut_off_import_everything_exactly_once(
                     proxy.restore()
                 # Files arrive over time, not at once (a pace, not a wait for a result).
                 threading.Event().wait(0.25 + rng.random() / 4)
-            wait_for(lambda: _settled(conf, pg_url, names), timeout=120)
+            try:
+                wait_for(lambda: _settled(conf, pg_url, names), timeout=120)
+            except AssertionError:
+                raise AssertionError(f"left: {_settled.left}") from None  # type: ignore[attr-defined]
         finally:
             for instance in instances:
                 instance.terminate()

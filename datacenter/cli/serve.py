@@ -30,6 +30,7 @@ from datacenter.cli.registry import CommandError, command, timestamp
 from datacenter.config import Config, is_postgres
 from datacenter.importing import Importer
 from datacenter.importing.progress import describe_progress
+from datacenter.records.backend import UNAVAILABLE_ERRORS
 from datacenter.records.migrations import safe_url
 from datacenter.service import KINDS, Service, service_running
 from datacenter.service.cluster import SQLITE_ALONE
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{conf.storage} is served already by {holder}: {SQLITE_ALONE}")
     creation.check_parent(conf.storage)
     new = not os.path.isdir(conf.storage)
-    importer = Importer(conf, kind="serve")  # opening it recovers what a kill interrupted
+    importer = _open(conf)  # opening it recovers what a kill interrupted
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
                           once=args.once)
@@ -80,6 +81,30 @@ def run(args: argparse.Namespace) -> int:
                            ) from None
     finally:
         importer.close()
+
+
+def _open(conf: Config) -> Importer:
+    """The importer; with PostgreSQL, once the server answers.
+
+    A server that does not answer yet (restarting, or the network not up)
+    is said once on stderr and asked again with back-off, up to every 30
+    seconds: the service waits for its record store instead of exiting.
+    """
+    wait, said = 1.0, False
+    while True:
+        try:
+            return Importer(conf, kind="serve")
+        except UNAVAILABLE_ERRORS as error:
+            if not is_postgres(conf.database):
+                raise
+            if not said:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else "?"
+                print(printable(f"datacenter: the record store {safe_url(conf.database)} does "
+                                f"not answer ({reason}); waiting for it"),
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
 
 
 def _mode(service: Service) -> str:

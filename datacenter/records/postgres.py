@@ -92,13 +92,14 @@ class PostgresStore:
         self.job: int | None = None
         self.db = connect(url)
         migrations.upgrade(self.db, url)
-        migrations.ensure_tables(self.db, ((f"rec_{s.name}", self._table_sql(s))
-                                           for s in self.schemas.values()))
-        for schema in self.schemas.values():
-            for name in schema.parents:  # who names a parent: one look-up, not a scan
-                index = quote(f"rec_{schema.name}_by_{name}")
-                self.db.execute(f"CREATE INDEX IF NOT EXISTS {index} "
-                                f"ON {table(schema.name)} ({quote(name)})", ())
+        # Tables first, then the indexes of parent fields (who names a parent:
+        # one look-up, not a scan); all under the schema's lock, made once.
+        migrations.ensure_tables(self.db, [
+            *((f"rec_{s.name}", self._table_sql(s)) for s in self.schemas.values()),
+            *((f"rec_{s.name}_by_{name}",
+               f"CREATE INDEX IF NOT EXISTS {_plain(f'rec_{s.name}_by_{name}')} "
+               f"ON {_plain('rec_' + s.name)} ({_plain(name)})")
+              for s in self.schemas.values() for name in s.parents)])
 
     def close(self) -> None:
         self.db.close()
