@@ -317,3 +317,30 @@ def test_three_instances_killed_and_cut_off_import_everything_exactly_once(
     assert finished == names  # each source once, beside its pending rows
     assert [source for source, _ in _ledger(pg_url)] == names  # one commit each
     assert kills == 9
+
+
+def test_serve_waits_for_a_database_that_does_not_answer_yet(tmp_path: Path,
+                                                             pg_url: str) -> None:
+    with TcpProxy.to(pg_url) as proxy:
+        proxy.cut()
+        text = REPO_CONFIG.replace('database = "records.sqlite"',
+                                   f'database = "{proxy.via(pg_url)}"')
+        path = tmp_path / "datacenter.toml"
+        path.write_text(text.replace("settle  = 2.0", "settle  = 0.1"))
+        conf = config.load(str(path))
+        os.makedirs(conf.storage)
+        _drop(conf, "faculties.csv", faculties("F", 2))
+        serve = subprocess.Popen([*PYTHON_M, "--config", str(path), "serve"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            assert serve.stderr is not None
+            first = serve.stderr.readline()
+            assert "does not answer" in first and "waiting for it" in first
+            assert os.path.exists(os.path.join(conf.storage, "faculties.csv"))
+            proxy.restore()
+            wait_for(lambda: os.path.exists(os.path.join(conf.storage, "finished",
+                                                         "faculties.csv")))
+        finally:
+            serve.terminate()
+            assert serve.wait(timeout=60) == 0
+    assert _codes(pg_url) == ["F0", "F1"]
