@@ -62,3 +62,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         return
     with pg_database() as url:
         yield url
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One line after the results when the PostgreSQL tests were skipped (shown with -q too)."""
+    missing = pg_missing() if terminalreporter.stats.get("skipped") else None
+    if missing is not None:
+        terminalreporter.write_line(
+            f"note: PostgreSQL tests skipped: {missing} (set $DATACENTER_TEST_DATABASE_URL)")
