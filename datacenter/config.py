@@ -39,11 +39,15 @@ DEFAULT_STORAGE = "storage"
 #: The modes of an import; a route or a file name may ask for one.
 MODES = ("create", "update", "remove")
 _TOP_KEYS = frozenset({"storage", "database", "watch", "import", "web", "processors",
-                       "routes"})
+                       "routes", "cluster"})
 #: Where the web console listens unless told (``[web] listen``, ``--listen``).
 DEFAULT_LISTEN = "127.0.0.1:8080"
 #: The largest file the console takes in one upload (``[web] max_upload_bytes``).
 DEFAULT_MAX_UPLOAD_BYTES = 50 << 20
+#: How long an instance's claim on a file outlives its last heartbeat, by default.
+DEFAULT_LEASE = 10.0
+#: The schemes of a PostgreSQL record store's URL.
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 #: The longest row (a line, or the lines of a row whose quoted cell spans
 #: several) a dropped file may have; a cell is never longer than its row.
 DEFAULT_MAX_LINE_BYTES = 16 << 20
@@ -81,6 +85,14 @@ class WebSettings:
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
 
 
+@dataclass
+class ClusterSettings:
+    """``[cluster]``: several instances on one storage (PostgreSQL only)."""
+
+    #: Seconds a dead instance's claims last before another instance takes its files over.
+    lease: float = DEFAULT_LEASE
+
+
 @dataclass(frozen=True)
 class Route:
     """One ``[[routes]]`` entry: file names matching *pattern* go to *processor*."""
@@ -102,6 +114,7 @@ class Config:
     imports: ImportSettings = field(default_factory=ImportSettings)
     routes: list[Route] = field(default_factory=list)
     web: WebSettings = field(default_factory=WebSettings)
+    cluster: ClusterSettings = field(default_factory=ClusterSettings)
 
     @property
     def name(self) -> str:
@@ -150,7 +163,9 @@ def for_storage(storage: str) -> Config:
     inside the storage, whose root is the intake others may write to.
     """
     storage = os.path.abspath(storage)
-    return Config(None, storage, os.path.join(os.path.dirname(storage), DEFAULT_DATABASE))
+    database = os.environ.get("DATACENTER_DATABASE") or os.path.join(
+        os.path.dirname(storage), DEFAULT_DATABASE)
+    return Config(None, storage, database)
 
 
 def parse(data: Mapping[str, Any], path: str) -> Config:
@@ -163,12 +178,13 @@ def parse(data: Mapping[str, Any], path: str) -> Config:
     return Config(
         path=path,
         storage=_path(path, base, data, "storage", DEFAULT_STORAGE),
-        database=_path(path, base, data, "database", DEFAULT_DATABASE),
+        database=_database(path, base, data),
         watch=_watch(path, data.get("watch", {})),
         processors=dict(processors),
         routes=_routes(path, data.get("routes", [])),
         imports=_imports(path, data.get("import", {})),
         web=_web(path, data.get("web", {})),
+        cluster=_cluster(path, data.get("cluster", {})),
     )
 
 
@@ -194,6 +210,33 @@ def _path(path: str, base: str, data: Mapping[str, Any], key: str, default: str)
     if not isinstance(value, str) or not value:
         raise ConfigError(f"{path}: {key} must be a non-empty string, not {value!r}")
     return os.path.normpath(os.path.join(base, os.path.expanduser(value)))
+
+
+def _database(path: str, base: str, data: Mapping[str, Any]) -> str:
+    """The record store: ``$DATACENTER_DATABASE``, else the config's; a URL is kept as it is."""
+    from_env = os.environ.get("DATACENTER_DATABASE")
+    value = from_env or data.get("database", DEFAULT_DATABASE)
+    if isinstance(value, str) and value.startswith(POSTGRES_SCHEMES):
+        return value
+    if from_env:
+        return os.path.abspath(os.path.expanduser(from_env))
+    return _path(path, base, data, "database", DEFAULT_DATABASE)
+
+
+def is_postgres(database: str) -> bool:
+    """Does *database* name a PostgreSQL server (else: an SQLite file)?"""
+    return database.startswith(POSTGRES_SCHEMES)
+
+
+def _cluster(path: str, table: Any) -> ClusterSettings:
+    if not isinstance(table, dict):
+        raise ConfigError(f"{path}: cluster must be a table ([cluster]), not {table!r}")
+    _known(path, "[cluster]", table, frozenset({"lease"}))
+    value = table.get("lease", DEFAULT_LEASE)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise ConfigError(f"{path}: [cluster]: lease must be a number of seconds (more than "
+                          f"0), not {value!r}")
+    return ClusterSettings(lease=float(value))
 
 
 def _watch(path: str, watch: Any) -> WatchSettings:

@@ -40,6 +40,7 @@ from datacenter.errors import DataCenterError
 from datacenter.formulas import FORMULA_STARTS as FORMULA_STARTS
 from datacenter.formulas import PLAIN_STARTS as PLAIN_STARTS
 from datacenter.formulas import neutralise_cell as neutralise_cell
+from datacenter.records.backend import Store
 from datacenter.records.fieldtypes import IsoType
 from datacenter.records.schema import ProcessorSchema
 from datacenter.records.store import ColumnarReadError, RecordStore
@@ -210,18 +211,18 @@ def export_records(records: Iterable[Mapping[str, object]], columns: Sequence[st
     return write_atomically(path, lambda emit: _write_csv(rows, header, emit))
 
 
-def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv", *,
+def export_processor(store: Store, name: str, path: str, fmt: str = "csv", *,
                      neutralise: bool = True, columnar: bool = True) -> int:
     """Stream processor *name*'s records from *store*, in key order, to *path*.
 
     One read transaction: an import committing meanwhile is in the file
     completely or not at all. CSV goes the columnar way
-    (:mod:`datacenter.columnar_export`), unless a stored value does not fit
+    (:mod:`datacenter.columnar_export`, on SQLite), unless a stored value does not fit
     its column's type (written around the imports), or *columnar* is False:
     then row by row, with the same bytes.
     """
     schema = processor_schema(store.schemas, name)
-    if _format(fmt) == "csv" and columnar:
+    if _format(fmt) == "csv" and columnar and isinstance(store, RecordStore):
         try:
             return write_atomically(
                 path, lambda emit: write_csv(
@@ -232,7 +233,7 @@ def export_processor(store: RecordStore, name: str, path: str, fmt: str = "csv",
                                                                 neutralise=neutralise))
 
 
-def write_processor(store: RecordStore, name: str, emit: Emit, fmt: str = "csv", *,
+def write_processor(store: Store, name: str, emit: Emit, fmt: str = "csv", *,
                     neutralise: bool = True) -> int:
     """Processor *name*'s records, in key order, row by row as CSV or JSON text
     handed to *emit* in chunks; how many.

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import make_importer
+from helpers import PG_SERVER, make_importer, pg_database, pg_missing
 
 from datacenter import DataCenter
 from datacenter.importing.importer import Importer
@@ -39,11 +39,41 @@ def imp(tmp_path: Path) -> Iterator[Importer]:
     importer.close()
 
 
+def pytest_report_header() -> str:
+    """One line: whether the PostgreSQL tests run here, and against which server."""
+    missing = pg_missing()
+    if missing is None:
+        return f"postgresql: {PG_SERVER} (each test makes and drops a database of its own)"
+    return f"postgresql: {missing}: its tests are skipped (CI=true fails them)"
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """The URL of a fresh PostgreSQL database, dropped after the test."""
+    with pg_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A record store of each kind: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "records.sqlite")
+        return
+    with pg_database() as url:
+        yield url
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """One line when the browser tests were skipped (no Chromium), even under ``-q``."""
+    """One line each when the browser tests (no Chromium) or the PostgreSQL tests (no
+    server) were skipped, shown with -q too."""
     notes = {str(report.longrepr[2]).removeprefix("Skipped: ")
              for report in terminalreporter.stats.get("skipped", [])
              if isinstance(report.longrepr, tuple)
              and "browser tests skipped" in str(report.longrepr[2])}
     for note in sorted(notes):
         terminalreporter.write_line(note)
+    missing = pg_missing() if terminalreporter.stats.get("skipped") else None
+    if missing is not None:
+        terminalreporter.write_line(
+            f"note: PostgreSQL tests skipped: {missing} (set $DATACENTER_TEST_DATABASE_URL)")

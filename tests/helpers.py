@@ -18,7 +18,9 @@ import importlib.metadata
 import io
 import os
 import re
+import secrets
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,11 +28,13 @@ import tempfile
 import threading
 import time
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
 from starlette.testclient import TestClient
@@ -45,6 +49,153 @@ from datacenter.storage.layout import SUBFOLDERS
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+
+#: The server the PostgreSQL tests use; each test makes a database of its own there.
+PG_SERVER = (os.environ.get("DATACENTER_TEST_DATABASE_URL")
+             or "postgresql://postgres@127.0.0.1:5432/test")
+_pg_answer: list[str | None] = []
+
+
+def pg_missing() -> str | None:
+    """Why the PostgreSQL tests cannot run here (no server answers), or None: they run."""
+    if not _pg_answer:
+        try:
+            with psycopg.connect(PG_SERVER, connect_timeout=3):
+                _pg_answer.append(None)
+        except psycopg.Error as error:
+            _pg_answer.append(f"no PostgreSQL answers at {PG_SERVER} "
+                              f"({str(error).strip().splitlines()[0]})")
+    return _pg_answer[0]
+
+
+def require_pg() -> None:
+    """Skip the calling test without a server; in CI (``CI=true``) fail instead."""
+    missing = pg_missing()
+    if missing is None:
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{missing}; CI must run the PostgreSQL tests")
+    pytest.skip("PostgreSQL tests: no server (set $DATACENTER_TEST_DATABASE_URL)")
+
+
+def _with_dbname(url: str, name: str) -> str:
+    if "://" not in url:  # key=value form
+        return psycopg.conninfo.make_conninfo(url, dbname=name)
+    return urllib.parse.urlunsplit(urllib.parse.urlsplit(url)._replace(path="/" + name))
+
+
+@contextlib.contextmanager
+def pg_database() -> Iterator[str]:
+    """A new, empty database on the test server (its URL), dropped afterwards."""
+    require_pg()
+    name = f"dc_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _with_dbname(PG_SERVER, name)
+    finally:
+        with psycopg.connect(PG_SERVER, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+class TcpProxy:
+    """A TCP proxy to a server, in threads, that a test cuts and restores.
+
+    Cutting closes every connection through it and refuses new ones (they
+    are accepted and closed at once, as a server that went away), until it
+    is restored: how a test takes the database away without stopping it.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.open = True
+        self._closed = False
+        self._sockets: list[socket.socket] = []
+        self._mutex = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, name="proxy", daemon=True)
+        self._thread.start()
+
+    @classmethod
+    @contextlib.contextmanager
+    def to(cls, url: str) -> Iterator[TcpProxy]:
+        """A proxy to the server of *url*, closed when the block ends."""
+        parts = urllib.parse.urlsplit(url)
+        proxy = cls(parts.hostname or "127.0.0.1", parts.port or 5432)
+        try:
+            yield proxy
+        finally:
+            proxy.close()
+
+    def via(self, url: str) -> str:
+        """*url*, going through this proxy."""
+        parts = urllib.parse.urlsplit(url)
+        user = f"{parts.username}@" if parts.username else ""
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}127.0.0.1:{self.port}"))
+
+    def _accept(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            if not self.open:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._mutex:
+                self._sockets += [client, upstream]
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+
+    @staticmethod
+    def _pump(src: socket.socket, dst: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := src.recv(1 << 16):
+                dst.sendall(data)
+        for end in (src, dst):
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+
+    def cut(self) -> None:
+        """Close every connection through the proxy; refuse new ones until restored."""
+        self.open = False
+        with self._mutex:
+            sockets, self._sockets = self._sockets, []
+        for end in sockets:
+            with contextlib.suppress(OSError):
+                end.shutdown(socket.SHUT_RDWR)
+            end.close()
+
+    def restore(self) -> None:
+        self.open = True
+
+    def close(self) -> None:
+        self._closed = True
+        self.cut()
+        self.listener.close()
+        self._thread.join(timeout=5)
+
+
+def reset_database(database: str) -> None:
+    """Empty the record store *database* (a PostgreSQL URL or an SQLite file): a fresh start."""
+    if "://" not in database:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(database + suffix)
+        return
+    with psycopg.connect(database, autocommit=True) as db:
+        db.execute("DROP SCHEMA public CASCADE")
+        db.execute("CREATE SCHEMA public")
 
 
 # -- files -----------------------------------------------------------------------------------
@@ -111,7 +262,9 @@ def fake_devices(monkeypatch: pytest.MonkeyPatch, *roots: str | Path) -> list[st
 
 # -- an importer, and what a user sees of its storage ------------------------------------------
 
-TOML = tomllib.loads((ROOT / "datacenter.toml").read_text(encoding="utf-8"))
+#: The repository's own config, as text.
+REPO_CONFIG = (ROOT / "datacenter.toml").read_text(encoding="utf-8")
+TOML = tomllib.loads(REPO_CONFIG)
 PROCESSORS: dict[str, Any] = TOML["processors"]
 ROUTES = [Route(**route) for route in TOML["routes"]]
 STUDENT_HEADER = "student_id,name,email,birthday,level,state"
@@ -121,9 +274,10 @@ NO_UPDATE = "Cannot update: no such entry"
 NO_REMOVE = "Cannot remove: no such entry"
 
 
-def make_importer(tmp_path: Path, processors: Mapping[str, Any] | None = None) -> Importer:
+def make_importer(tmp_path: Path, processors: Mapping[str, Any] | None = None,
+                  database: str | None = None) -> Importer:
     conf = Config(path=None, storage=str(tmp_path / "storage"),
-                  database=str(tmp_path / "db.sqlite"),
+                  database=database or str(tmp_path / "db.sqlite"),
                   processors=dict(processors if processors is not None else PROCESSORS),
                   routes=list(ROUTES))
     return Importer(conf)

@@ -15,8 +15,8 @@ import pytest
 
 from datacenter import config, export
 from datacenter.cli import main as datacenter_main
+from datacenter.records.backend import Store, is_url, open_store
 from datacenter.records.schema import load_processors
-from datacenter.records.store import RecordStore
 from datacenter.storage import fs
 from datacenter.testing.faults import FaultConfig, FaultInjector
 
@@ -56,9 +56,14 @@ at    = "datetime"
 
 
 @pytest.fixture(autouse=True)
-def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _here(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, database: str) -> None:
+    """Each test on each record store: PostgreSQL named by $DATACENTER_DATABASE."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("DATACENTER_CONFIG", raising=False)
+    if database.startswith("postgresql://"):
+        monkeypatch.setenv("DATACENTER_DATABASE", database)
+    else:
+        monkeypatch.delenv("DATACENTER_DATABASE", raising=False)
 
 
 def cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -93,10 +98,10 @@ def reset(**files: str) -> None:
         path.write_text(text)
 
 
-def students_store(tmp_path: Path) -> RecordStore:
+def students_store(tmp_path: Path) -> Store:
     (tmp_path / "datacenter.toml").write_text(CONFIG, encoding="utf-8")
     conf = config.load(str(tmp_path / "datacenter.toml"))
-    return RecordStore(conf.database, load_processors(conf.processors))
+    return open_store(conf.database, load_processors(conf.processors))
 
 
 # -- JSON lists ----------------------------------------------------------------
@@ -442,8 +447,10 @@ def test_processor_export_matches_the_typed_records(
     store.close()
 
 
-def test_processor_validate_and_dry_run(tmp_path: Path,
+def test_processor_validate_and_dry_run(tmp_path: Path, database: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
+    if is_url(database):
+        pytest.skip("a PostgreSQL column holds no text where its type says integer")
     store = students_store(tmp_path)
     schema = store.schemas["students"]
     with store.transaction():
@@ -467,9 +474,10 @@ def test_processor_export_failing_mid_stream(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     """A fault while rows are still being read: old file kept, the store closes cleanly."""
     store = students_store(tmp_path)
-    with store.transaction() as db:  # 1.5 MB of CSV: more than one buffer of writes
-        db.executemany("INSERT INTO rec_students (student_id, name) VALUES (?, ?)",
-                       ((f"S{i:06d}", f"student number {i}") for i in range(40_000)))
+    with store.transaction():  # 1.5 MB of CSV: more than one buffer of writes
+        store.insert_rows_all_or_none(
+            store.schemas["students"], ("student_id", "name"),
+            [(f"S{i:06d}", f"student number {i}") for i in range(40_000)])
     store.close()
     steps = []
     for nth in range(1, 100):
@@ -491,8 +499,10 @@ def test_processor_export_failing_mid_stream(tmp_path: Path,
                           "fs.fsync_dir"]
 
 
-def test_unknown_processor_and_missing_store(tmp_path: Path,
+def test_unknown_processor_and_missing_store(tmp_path: Path, database: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
+    if is_url(database):
+        pytest.skip("an SQLite file that is missing or no database; a server says so itself")
     (tmp_path / "datacenter.toml").write_text(CONFIG, encoding="utf-8")
     code, _, err = cli(capsys, "nope")
     assert (code, err) == (1, "datacenter: error: unknown processor 'nope' "

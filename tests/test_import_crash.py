@@ -12,13 +12,14 @@ where an uninterrupted import ends.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import shutil
 from pathlib import Path
 
 import pytest
-from helpers import write
+from helpers import reset_database, write
 
 from datacenter.config import Config
 from datacenter.importing import columnar
@@ -47,9 +48,15 @@ def _columnar_small_files_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(columnar, "MIN_BYTES", 0)
 
 
-def _conf(work: Path) -> Config:
-    return Config(path=None, storage=str(work / "storage"), database=str(work / "db.sqlite"),
+def _conf(work: Path, database: str = "") -> Config:
+    """The storage in *work*; the record store *database* when it is a server's, else in *work*."""
+    return Config(path=None, storage=str(work / "storage"),
+                  database=database if "://" in database else str(work / "db.sqlite"),
                   processors=PROCESSORS)
+
+
+def _kind(database: str) -> str:
+    return "postgresql" if "://" in database else "sqlite"
 
 
 def _rows(path: str) -> list[tuple[str, ...]]:
@@ -80,13 +87,14 @@ def _state(conf: Config) -> dict[str, object]:
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_an_import(tmp_path: Path) -> None:
+def test_kill_anywhere_in_an_import(tmp_path: Path, database: str) -> None:
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
     source_rows = sorted(_rows(write(tmp_path / "d.csv", DEPARTMENTS)))
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         write(os.path.join(conf.storage, "faculties.csv"), "code,title\nF1,Science\nF2,Arts\n")
         importer.import_file(os.path.join(conf.storage, "faculties.csv"))
@@ -94,7 +102,8 @@ def test_kill_anywhere_in_an_import(tmp_path: Path) -> None:
         write(os.path.join(conf.storage, "departments.csv"), DEPARTMENTS)
 
     def act() -> None:
-        Importer(conf).import_file(os.path.join(conf.storage, "departments.csv"))
+        with contextlib.closing(Importer(conf)) as importer:
+            importer.import_file(os.path.join(conf.storage, "departments.csv"))
 
     def recover() -> None:
         Importer(conf).close()
@@ -115,18 +124,19 @@ def test_kill_anywhere_in_an_import(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, recover, check, target="*")
     assert report.points >= 20
-    print(f"import pipeline: {report.points} crash points, {report.runs} runs, "
+    print(f"import pipeline ({_kind(database)}): {report.points} crash points, {report.runs} runs, "
           f"{report.recovery_crashes} crashes inside recovery")
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
+def test_kill_anywhere_in_a_removal(tmp_path: Path, database: str) -> None:
     """Removed records are backed up exactly once, whatever is killed when."""
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         write(os.path.join(conf.storage, "students.csv"),
               "id,name,state\nS1,Ada,active\nS2,Bola,graduated\nS3,Chidi,active\n")
@@ -135,7 +145,8 @@ def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
         write(os.path.join(conf.storage, "students_gone.remove.csv"), "id\nS1\nS2\nS9\n")
 
     def act() -> None:
-        Importer(conf).import_file(os.path.join(conf.storage, "students_gone.remove.csv"))
+        with contextlib.closing(Importer(conf)) as importer:
+            importer.import_file(os.path.join(conf.storage, "students_gone.remove.csv"))
 
     def check() -> None:
         if os.path.exists(os.path.join(conf.storage, "students_gone.remove.csv")):
@@ -149,28 +160,30 @@ def test_kill_anywhere_in_a_removal(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
-    print(f"removal: {report.points} crash points, {report.runs} runs")
+    print(f"removal ({_kind(database)}): {report.points} crash points, {report.runs} runs")
 
 
 @pytest.mark.slow
-def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
+def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path, database: str) -> None:
     """Three files in one transaction and one journal group: a good one, one with
     failing rows, one that cannot be imported at all."""
     work = tmp_path / "work"
-    conf = _conf(work)
+    conf = _conf(work, database)
     names = ["faculties_a.csv", "departments.csv", "faculties_bad.csv"]
     texts = ["code,title\nF1,Science\nF2,Arts\n", DEPARTMENTS, "code,title\nF3,\"open\n"]
 
     def prepare() -> None:
         shutil.rmtree(work, ignore_errors=True)
+        reset_database(conf.database)
         importer = Importer(conf)
         importer.close()
         for name, text in zip(names, texts, strict=True):
             write(os.path.join(conf.storage, name), text)
 
     def act() -> None:
-        results = Importer(conf).import_many(
-            [Request(os.path.join(conf.storage, n)) for n in names])
+        with contextlib.closing(Importer(conf)) as importer:
+            results = importer.import_many(
+                [Request(os.path.join(conf.storage, n)) for n in names])
         assert isinstance(results[2], FatalCSVError)
 
     def check() -> None:
@@ -186,7 +199,7 @@ def test_kill_anywhere_in_a_batch_of_imports(tmp_path: Path) -> None:
 
     report = enumerate_crashes(prepare, act, lambda: Importer(conf).close(), check, target="*")
     assert report.points >= 20
-    print(f"batch of three: {report.points} crash points, {report.runs} runs")
+    print(f"batch of three ({_kind(database)}): {report.points} crash points, {report.runs} runs")
 
 
 COLUMNAR = {

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import errno
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,14 @@ from helpers import (
 
 from datacenter.importing.importer import Importer
 from datacenter.testing.faults import FaultConfig, FaultInjector
+
+
+@pytest.fixture
+def imp(tmp_path: Path, database: str) -> Iterator[Importer]:
+    """An importer on each record store (SQLite, PostgreSQL): the pipeline behaves the same."""
+    importer = make_importer(tmp_path, database=database)
+    yield importer
+    importer.close()
 
 # -- create mode -----------------------------------------------------------------------
 

@@ -9,15 +9,21 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
+from datacenter.records.backend import Store, open_store
+from datacenter.records.postgres import is_url
 from datacenter.records.schema import load_processors
 from datacenter.records.store import RecordStore
 
 PACKAGE = Path(__file__).resolve().parent.parent / "datacenter"
 STORE = PACKAGE / "records" / "store.py"
-#: The modules that speak SQL: the store, and the columnar engine's staging beside it.
+#: The modules that speak SQLite: the store, and the columnar engine's staging beside it.
 SQL_HOMES = {STORE, PACKAGE / "records" / "staging.py"}
+#: The modules that speak to PostgreSQL: the store, its schema, the instances' claims.
+POSTGRES_MODULES = {PACKAGE / "records" / name
+                    for name in ("postgres.py", "migrations.py", "claims.py")}
 SQL_ATTRIBUTES = {"execute", "executemany", "executescript", "db"}
 PROCESSORS = {
     "courses": {"key": ["year", "code"],
@@ -29,17 +35,28 @@ NAMES = ("year", "code", "title", "credits")
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[RecordStore]:
-    with contextlib.closing(RecordStore(str(tmp_path / "records.sqlite"),
-                                        load_processors(PROCESSORS))) as opened:
+def store(database: str) -> Iterator[Store]:
+    """A store of each kind (SQLite, PostgreSQL): both behave the same."""
+    with contextlib.closing(open_store(database, load_processors(PROCESSORS))) as opened:
         yield opened
 
 
-def courses(store: RecordStore) -> list[tuple[object, ...]]:
+def _write_elsewhere(database: str, sql: str) -> None:
+    """Run *sql* through a connection of its own (another process, as it were)."""
+    if is_url(database):
+        with psycopg.connect(database, autocommit=True) as other:
+            other.execute(sql)
+        return
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        db.execute(sql)
+        db.commit()
+
+
+def courses(store: Store) -> list[tuple[object, ...]]:
     return list(store.stored_rows("courses"))
 
 
-def test_inserting_rows_all_at_once(store: RecordStore) -> None:
+def test_inserting_rows_all_at_once(store: Store) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         assert store.insert_rows_all_or_none(
@@ -49,7 +66,7 @@ def test_inserting_rows_all_at_once(store: RecordStore) -> None:
 
 @pytest.mark.parametrize("second", [(2024, "A"), (2025, "C")], ids=["stored", "in the batch"])
 def test_a_batch_with_one_duplicate_key_writes_nothing(
-        store: RecordStore, second: tuple[int, str]) -> None:
+        store: Store, second: tuple[int, str]) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         assert store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
@@ -59,7 +76,7 @@ def test_a_batch_with_one_duplicate_key_writes_nothing(
     assert courses(store) == [(2024, "A", "Art", 1)]
 
 
-def test_insert_row_reports_an_existing_key(store: RecordStore) -> None:
+def test_insert_row_reports_an_existing_key(store: Store) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         assert store.insert_row(schema, ("year", "code"), [2024, "A"])
@@ -67,7 +84,7 @@ def test_insert_row_reports_an_existing_key(store: RecordStore) -> None:
     assert courses(store) == [(2024, "A", None, None)]
 
 
-def test_updating_rows_all_at_once_with_a_composite_key(store: RecordStore) -> None:
+def test_updating_rows_all_at_once_with_a_composite_key(store: Store) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         store.insert_rows_all_or_none(schema, NAMES, [[2024, "A", "Art", 1], [2025, "A", "Art", 1]])
@@ -77,7 +94,7 @@ def test_updating_rows_all_at_once_with_a_composite_key(store: RecordStore) -> N
     assert courses(store) == [(2024, "A", "Art", 6), (2025, "A", "Art", 7)]
 
 
-def test_an_update_of_a_missing_key_writes_nothing(store: RecordStore) -> None:
+def test_an_update_of_a_missing_key_writes_nothing(store: Store) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
@@ -87,7 +104,7 @@ def test_an_update_of_a_missing_key_writes_nothing(store: RecordStore) -> None:
 
 
 def test_an_update_of_the_key_alone_tells_whether_every_record_is_there(
-        store: RecordStore) -> None:
+        store: Store) -> None:
     schema = store.schemas["courses"]
     with store.transaction():
         store.insert_row(schema, NAMES, [2024, "A", "Art", 1])
@@ -97,7 +114,7 @@ def test_an_update_of_the_key_alone_tells_whether_every_record_is_there(
     assert courses(store) == [(2024, "A", "Art", 1)]
 
 
-def test_stored_rows_are_as_stored_in_field_and_key_order(store: RecordStore) -> None:
+def test_stored_rows_are_as_stored_in_field_and_key_order(store: Store) -> None:
     schema = store.schemas["kinds"]
     with store.transaction():
         store.insert(schema, {"day": dt.date(2024, 2, 29), "code": "b", "ok": True})
@@ -108,48 +125,58 @@ def test_stored_rows_are_as_stored_in_field_and_key_order(store: RecordStore) ->
         "code": "b", "ok": True, "day": dt.date(2024, 2, 29), "count": None}
 
 
-def test_a_snapshot_does_not_see_a_commit_made_meanwhile(store: RecordStore) -> None:
+def test_a_snapshot_does_not_see_a_commit_made_meanwhile(store: Store) -> None:
     schema = store.schemas["kinds"]
     with store.transaction():
         store.insert(schema, {"code": "a"})
     with store.snapshot():
         assert store.count("kinds") == 1
-        with contextlib.closing(sqlite3.connect(store.path)) as other:
-            other.execute("INSERT INTO rec_kinds (code) VALUES ('b')")
-            other.commit()
+        _write_elsewhere(store.path, "INSERT INTO rec_kinds (code) VALUES ('b')")
         assert store.count("kinds") == 1
         assert [row[0] for row in store.stored_rows("kinds")] == ["a"]
     assert store.count("kinds") == 2
 
 
-def test_a_snapshot_inside_a_transaction_is_that_transaction(store: RecordStore) -> None:
+def test_a_snapshot_inside_a_transaction_is_that_transaction(store: Store) -> None:
     schema = store.schemas["kinds"]
-    with store.transaction():
+    with pytest.raises(_UndoError), store.transaction():
         store.insert(schema, {"code": "a"})
         with store.snapshot():
             assert store.count("kinds") == 1
-        assert store.db.in_transaction  # the snapshot did not end the caller's transaction
-    assert store.count("kinds") == 1
+        raise _UndoError  # the snapshot did not end the transaction: all of it is undone
+    assert store.count("kinds") == 0
+
+
+class _UndoError(Exception):
+    """Raised inside a transaction to undo it."""
 
 
 def _sql_outside_the_store(path: Path) -> Iterator[str]:
-    """Where *path* imports sqlite3, runs SQL or reaches for a connection (``.db``)."""
+    """Where *path* imports a database driver, runs SQL or reaches for a connection (``.db``).
+
+    SQLite is spoken in the modules of :data:`SQL_HOMES` alone; PostgreSQL in
+    those of :data:`POSTGRES_MODULES` alone.
+    """
     where = path.relative_to(PACKAGE)
+    speaks = ({"sqlite3"} if path in SQL_HOMES else {"psycopg"} if path in POSTGRES_MODULES
+              else set())
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             modules = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
             modules = [node.module or ""]
         else:
-            if isinstance(node, ast.Attribute) and node.attr in SQL_ATTRIBUTES:
+            if (path not in SQL_HOMES and path not in POSTGRES_MODULES
+                    and isinstance(node, ast.Attribute) and node.attr in SQL_ATTRIBUTES):
                 yield f"{where}:{node.lineno} .{node.attr}"
             continue
-        if any(module.split(".")[0] == "sqlite3" for module in modules):
-            yield f"{where}:{node.lineno} imports sqlite3"
+        for driver in ({"sqlite3", "psycopg"} - speaks):
+            if any(module.split(".")[0] == driver for module in modules):
+                yield f"{where}:{node.lineno} imports {driver}"
 
 
-def test_only_the_store_speaks_sql() -> None:
-    offenders = [offence for path in sorted(PACKAGE.rglob("*.py")) if path not in SQL_HOMES
+def test_only_the_stores_speak_sql() -> None:
+    offenders = [offence for path in sorted(PACKAGE.rglob("*.py"))
                  for offence in _sql_outside_the_store(path)]
     assert offenders == []
 

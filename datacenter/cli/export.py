@@ -27,8 +27,8 @@ from datacenter.export import (
     processor_schema,
 )
 from datacenter.importing import resolve_processors
+from datacenter.records.backend import STORE_ERRORS, Store, exists, open_store
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore, StoreError
 
 
 def _options(parser: argparse.ArgumentParser) -> None:
@@ -93,16 +93,16 @@ def _export_input(args: argparse.Namespace, name: str | None, fmt: str, output: 
 def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) -> int:
     conf, schemas = _schemas(args)
     schema = processor_schema(schemas, name)
-    if not os.path.isfile(conf.database):
+    if not exists(conf.database):
         raise ExportError(f"{conf.database}: no record store there yet (nothing imported)")
     try:
-        with contextlib.closing(RecordStore(conf.database, {name: schema})) as store:
+        with contextlib.closing(open_store(conf.database, {name: schema})) as store:
             return _from_store(args, store, schema, fmt, output)
-    except StoreError as exc:
+    except STORE_ERRORS as exc:
         raise ExportError(f"{conf.database}: {exc}") from None
 
 
-def _from_store(args: argparse.Namespace, store: RecordStore, schema: ProcessorSchema,
+def _from_store(args: argparse.Namespace, store: Store, schema: ProcessorSchema,
                 fmt: str, output: str) -> int:
     with store.snapshot():  # the records validated are the records written
         if (args.validate or args.dry_run) and _report(

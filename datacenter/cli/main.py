@@ -62,7 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # a reader that stopped reading (| head) is no failure
         _silence_stdout()
         return 0
-    except (*EXPECTED, LockHeldError) as error:
+    except (*EXPECTED, LockHeldError) as error:  # type: ignore[misc]  # a tuple of classes
         return report(error)
     except KeyboardInterrupt:
         print("datacenter: interrupted", file=sys.stderr)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from datacenter.errors import DataCenterError
-from datacenter.records.store import StoreError
+from datacenter.records.backend import STORE_ERRORS
 from datacenter.storage.logs import printable
 
 Run = Callable[[argparse.Namespace], int]
@@ -24,7 +24,8 @@ Options = Callable[[argparse.ArgumentParser], None]
 #: Exit statuses: done, failed, usage, rows left pending.
 OK, FAILED, USAGE, PENDING = 0, 1, 2, 3
 #: What a command may raise to be reported in one line with status 1.
-EXPECTED = (DataCenterError, ValueError, OSError, StoreError)
+EXPECTED: tuple[type[Exception], ...] = (DataCenterError, ValueError, OSError,
+                                         *STORE_ERRORS)
 
 
 class CommandError(DataCenterError):

@@ -29,10 +29,13 @@ from typing import Any
 from datacenter.cli.common import record_store, settings
 from datacenter.cli.registry import CommandError, command
 from datacenter.cli.web import announce, console_thread, listen_option, listening
-from datacenter.config import Config
+from datacenter.config import Config, is_postgres
 from datacenter.importing import Importer
 from datacenter.importing.progress import describe_progress
+from datacenter.records.backend import UNAVAILABLE_ERRORS
+from datacenter.records.migrations import safe_url
 from datacenter.service import KINDS, Service, service_running
+from datacenter.service.cluster import SQLITE_ALONE
 from datacenter.service.service import STILL_WRITING
 from datacenter.storage import LockHeldError, creation
 from datacenter.storage.logs import printable
@@ -73,15 +76,16 @@ def run(args: argparse.Namespace) -> int:
     if args.web and args.once:
         raise CommandError("--web and --once do not go together: the console would stop "
                            "with the run (use `datacenter web` beside it)")
-    holder = service_running(conf.storage)
+    shared = is_postgres(conf.database)  # then any number of instances serve it
+    holder = None if shared else service_running(conf.storage)
     if holder is not None:
-        raise CommandError(f"{conf.storage} is served already by {holder}")
+        raise CommandError(f"{conf.storage} is served already by {holder}: {SQLITE_ALONE}")
     creation.check_parent(conf.storage)
     new = not os.path.isdir(conf.storage)
     where = conf.web.listen if args.web == _FROM_CONFIG else args.web
     sock = listening(where) if where else None  # a port in use stops it before anything
     try:
-        importer = Importer(conf)  # opening it recovers what a kill interrupted
+        importer = _open(conf)  # opening it recovers what a kill interrupted
     except BaseException:
         if sock is not None:
             sock.close()
@@ -89,11 +93,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         service = Service(importer, conf.watch, polling=args.polling or conf.watch.polling,
                           once=args.once)
-        _announce(conf, importer.storage, new, _mode(service))
+        _announce(conf, importer.storage, new, _mode(service),
+                  importer.claims.instance if importer.claims is not None else "")
         with _signals(service), _console(conf, sock, importer):
             return service.drain() if args.once else service.serve()
     except LockHeldError as error:
-        raise CommandError(f"{conf.storage} is served already: {error}") from None
+        raise CommandError(f"{conf.storage} is served already: {error}: {SQLITE_ALONE}"
+                           ) from None
     finally:
         importer.close()
 
@@ -113,11 +119,35 @@ def _console(conf: Config, sock: socket.socket | None, importer: Importer) -> It
         yield
 
 
+def _open(conf: Config) -> Importer:
+    """The importer; with PostgreSQL, once the server answers.
+
+    A server that does not answer yet (restarting, or the network not up)
+    is said once on stderr and asked again with back-off, up to every 30
+    seconds: the service waits for its record store instead of exiting.
+    """
+    wait, said = 1.0, False
+    while True:
+        try:
+            return Importer(conf, kind="serve")
+        except UNAVAILABLE_ERRORS as error:
+            if not is_postgres(conf.database):
+                raise
+            if not said:
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else "?"
+                print(printable(f"datacenter: the record store {safe_url(conf.database)} does "
+                                f"not answer ({reason}); waiting for it"),
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(wait)
+            wait = min(wait * 2, 30.0)
+
+
 def _mode(service: Service) -> str:
     return "once" if service.once else "polling" if service.polling else "inotify"
 
 
-def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
+def _announce(conf: Config, storage: str, new: bool, mode: str, instance: str = "") -> None:
     """The start line on stderr: what is served, from which config, how, into which store.
 
     ``--once`` says it only on a terminal (cron mails any output); a store
@@ -128,7 +158,9 @@ def _announce(conf: Config, storage: str, new: bool, mode: str) -> None:
         return
     config = conf.path or "none (--storage alone)"
     print(printable(f"datacenter: serving {storage}{' (new)' if new else ''}; config {config}; "
-                    f"watch {mode}; record store {conf.database}; process {os.getpid()}"),
+                    f"watch {mode}; record store {safe_url(conf.database)}; "
+                    f"process {os.getpid()}"
+                    + (f"; instance {instance}" if instance else "")),
           file=sys.stderr, flush=True)
 
 

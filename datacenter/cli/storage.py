@@ -12,6 +12,7 @@ import contextlib
 import os
 import sys
 import time
+from typing import Any
 
 from datacenter.cli.common import (
     open_storage,
@@ -30,9 +31,8 @@ from datacenter.cli.registry import (
 )
 from datacenter.cli.serve import describe_status
 from datacenter.importing import Importer, resolve_processors
-from datacenter.records import RecordStore
-from datacenter.records.store import read_ledger
-from datacenter.service import service_running, service_status
+from datacenter.records.backend import exists, open_store, read_ledger
+from datacenter.service import cluster, service_running, service_status
 from datacenter.service.report import status_report, timestamp
 from datacenter.storage import FOLDERS, DataCenter, DataCenterFile, creation, layout
 from datacenter.storage.logs import printable
@@ -75,8 +75,12 @@ def _status(args: argparse.Namespace) -> int:
         say(f"not importable: {len(not_importable)} file(s) at the root")
     for item in not_importable:
         say(f"  {printable(item['name'])}: {item['reason']}")
-    for line in describe_status(served):
-        say(line)
+    if report["instances"]:
+        for line in _describe_instances(report["instances"]):
+            say(line)
+    else:
+        for line in describe_status(served):
+            say(line)
     ledger = read_ledger(conf.database, args.limit, args.offset, view.storage)
     if ledger.last:
         say("last imports:")
@@ -85,6 +89,21 @@ def _status(args: argparse.Namespace) -> int:
         say(f"  {when}  {job.source}  {job.processor}/{job.mode}  {job.rows} rows: "
             f"{job.ok} ok, {job.failed} failed  ({job.user})")
     return 0
+
+
+def _describe_instances(instances: list[dict[str, Any]]) -> list[str]:
+    """The instances serving (or importing into) the storage: one line each."""
+    alive = sum(1 for i in instances if i["alive"])
+    lines = [f"instances: {alive} alive" + (f", {len(instances) - alive} silent past their "
+                                             "lease (their files are taken over)"
+                                             if alive < len(instances) else "")]
+    for i in instances:
+        beat = time.strftime("%H:%M:%S", time.localtime(i["heartbeat"]))
+        hand = f"; in hand: {printable(i['in_hand'])}" if i["in_hand"] else ""
+        state = "" if i["alive"] else " (silent)"
+        lines.append(f"  {i['id']}  {i['kind']}  {printable(i['host'])}  process {i['pid']}  "
+                     f"last heartbeat {beat}{state}{hand}")
+    return lines
 
 
 def _interrupted(intents: int, unfiled: int) -> str:
@@ -143,6 +162,11 @@ def _move_storage(args: argparse.Namespace) -> int:
     if holder is not None:
         raise CommandError(f"{conf.storage} is being served by {holder} (datacenter serve); "
                            "stop it first")
+    running = cluster.running(conf, conf.storage)
+    if running:
+        named = ", ".join(f"{i.id} ({i.kind} on {i.host}, process {i.pid})" for i in running)
+        raise CommandError(f"{conf.storage} is being worked on by {len(running)} instance(s): "
+                           f"{named}; stop them first")
     dc = DataCenter(conf.storage) if args.move else open_storage(args, conf)
     if dc.storage != conf.storage:
         # Moved while this command waited for the storage (or by a move a crash
@@ -164,8 +188,8 @@ def _move_storage(args: argparse.Namespace) -> int:
 
 def _ledger_follows(database: str, old: str, new: str) -> None:
     """The imports recorded for the storage at *old* show in *new*'s status from now on."""
-    if old != new and os.path.isfile(database):
-        with contextlib.closing(RecordStore(database, {})) as store:
+    if old != new and exists(database):
+        with contextlib.closing(open_store(database, {})) as store:
             store.relabel_storage(old, new)
 
 

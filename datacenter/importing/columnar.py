@@ -71,7 +71,6 @@ class ColumnarProcessor(Protocol):
     """What the engine needs of a processor: its schema, store and header rules."""
 
     schema: ProcessorSchema
-    store: RecordStore
     max_line_bytes: int
     #: False: the outputs are closed unsynced; the importer syncs the batch's at once.
     sync_outputs: bool
@@ -98,9 +97,11 @@ def fits(schema: ProcessorSchema, mode: str) -> bool:
             and not (mode == "remove" and schema.on_remove == "cascade"))
 
 
-def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str,
-                progress: Callable[[int, int], None] | None = None) -> ImportResult | None:
-    """Import *path* inside the caller's transaction; None: the row engine must do it.
+def import_file(processor: ColumnarProcessor, store: RecordStore, path: str, mode: str,
+                workdir: str, progress: Callable[[int, int], None] | None = None,
+                ) -> ImportResult | None:
+    """Import *path* into *store* (the processor's, SQLite) inside the caller's
+    transaction; None: the row engine must do it.
 
     Raises :class:`.FatalCSVError` as the row engine does, for a file that
     cannot be imported at all (no header, columns missing).
@@ -126,8 +127,8 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
                          header_bytes=header_bytes)
     outputs = Outputs(workdir, header, schema)
     try:
-        with processor.store.savepoint():
-            run = _Run(processor, header, mapping, mode, outputs, result)
+        with store.savepoint():
+            run = _Run(processor, store, header, mapping, mode, outputs, result)
             if progress is not None:
                 progress(0, 0)
             reported = 0
@@ -150,9 +151,10 @@ def import_file(processor: ColumnarProcessor, path: str, mode: str, workdir: str
 class _Run:
     """One file's import, batch by batch."""
 
-    def __init__(self, processor: ColumnarProcessor, header: list[str], mapping: dict[int, str],
-                 mode: str, outputs: Outputs, result: ImportResult) -> None:
-        self.processor, self.schema, self.store = processor, processor.schema, processor.store
+    def __init__(self, processor: ColumnarProcessor, store: RecordStore, header: list[str],
+                 mapping: dict[int, str], mode: str, outputs: Outputs,
+                 result: ImportResult) -> None:
+        self.processor, self.schema, self.store = processor, processor.schema, store
         self.header, self.mode, self.outputs, self.result = header, mode, outputs, result
         order = {name: n for n, name in enumerate(self.schema.fields)}
         #: (column, field) of the mapped columns, in field order (errors are listed so).

@@ -12,14 +12,16 @@ it. A job whose filing cannot be done without harm is held for a person.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from datacenter.importing.outputs import backups_in
-from datacenter.records.store import Job, RecordStore
+from datacenter.records.backend import Store
+from datacenter.records.store import Job
 from datacenter.storage import fs, layout
 from datacenter.storage.center import DataCenter
 from datacenter.storage.distribution import OutputNameError, destinations, kept_aside
@@ -31,9 +33,15 @@ from datacenter.storage.journal import SetAsideError
 class Filing:
     """Files the jobs of one storage's committed imports; the importer owns one."""
 
-    def __init__(self, dc: DataCenter, store: RecordStore) -> None:
+    def __init__(self, dc: DataCenter, store: Store,
+                 guard: Callable[[], contextlib.AbstractContextManager[object]] | None = None,
+                 keep: Callable[[list[str]], set[str]] | None = None) -> None:
+        """*guard* is the storage's lock (the importer's: with several instances, theirs
+        too); *keep* says which job folders with no committed job are in use elsewhere."""
         self.dc = dc
         self.store = store
+        self._guard = guard or (lambda: self.dc.lock)
+        self._keep = keep or (lambda names: set())
 
     def finish_jobs(self, jobs: Sequence[Job], keep_folders: bool = False) -> list[Job]:
         """File away what committed imports left in their job folders.
@@ -57,7 +65,7 @@ class Filing:
         try:
             requests = [self.request(job, keep_folders) for job in todo]
             # Named before the filing: it changes what the names are (a chain begins).
-            pending = {job.id: _pending_name(self.dc.storage, request)
+            pending = {job.id: _pending_name(self.dc.storage, request, job)
                        for job, request in zip(todo, requests, strict=True)}
             self.dc.distribute([r for r in requests if r is not None])
             failed: list[Job] = []
@@ -157,7 +165,7 @@ class Filing:
         """
         if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
             return []
-        with self.dc.lock:
+        with self._guard():
             return [job for job in self.finish_unfiled() if not self.is_held(job)]
 
     def finish_unfiled(self) -> list[Job]:
@@ -175,13 +183,19 @@ class Filing:
 
         Returns how many committed imports were filed away now.
         """
-        with self.dc.lock:
+        with self._guard():
             jobs = self.store.jobs(undistributed=True)
             stuck = self.finish_unfiled()
-            owned = {os.path.basename(job.workdir) for job in stuck}
             folder = layout.state_path(self.dc.storage, layout.JOBS)
-            for name in os.listdir(folder) if os.path.isdir(folder) else []:
-                if name not in owned:
+            found = os.listdir(folder) if os.path.isdir(folder) else []
+            # Who is alive is asked before which jobs committed: an instance
+            # found dead cannot commit any more, so no folder of a job that
+            # commits meanwhile is taken for garbage.
+            kept = self._keep(found) if found else set()
+            owned = {os.path.basename(job.workdir)
+                     for job in (self.store.jobs(undistributed=True) if kept else stuck)}
+            for name in found:
+                if name not in owned and name not in kept:
                     fs.rmtree(os.path.join(folder, name))
         filed = len(jobs) - len(stuck)
         if filed:
@@ -189,8 +203,17 @@ class Filing:
         return filed
 
 
-def _pending_name(storage: str, request: DistRequest | None) -> str | None:
-    """The pending file at the root that filing *request* writes, or None (none, or aside)."""
+def _pending_name(storage: str, request: DistRequest | None, job: Job) -> str | None:
+    """The pending file at the root that filing *request* writes, or None (none, or aside).
+
+    No request left (a kill came after the filing's journal group committed,
+    before the ledger said so; recovery applied the group): the pending file
+    that group wrote, for a job with failed rows. Recorded as the import's,
+    it is not imported again as a person's new file.
+    """
+    if request is None and job.failed:
+        return os.path.basename(destinations(storage, os.path.join(storage, job.source),
+                                             job.mode).pending)
     if request is None or request.pending_file is None or request.pending_dest is not None:
         return None
     return os.path.basename(destinations(storage, request.source, request.mode).pending)

@@ -30,8 +30,8 @@ from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import CSVSource, FatalCSVError
 from datacenter.importing.routing import Router, UnroutedError, original_name
+from datacenter.records.backend import Store
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
-from datacenter.records.store import RecordStore
 from datacenter.storage import fs, layout
 from datacenter.storage.identity import FileIdentity
 
@@ -137,7 +137,7 @@ def failing_fields(reason: str, header: Sequence[str], schema: ProcessorSchema |
 
 
 def replace_rows(storage: str, name: str, rows: Sequence[Mapping[str, object]],
-                 store: RecordStore, user: str, *, version: str | None = None,
+                 store: Store, user: str, *, version: str | None = None,
                  offset: int = 0, count: int | None = None,
                  max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> int:
     """Write *rows* (cells by column) in place of rows *offset*..+*count* (all: None).

@@ -14,7 +14,13 @@
    half; the :class:`Importer` owns one and asks it.
 
 The requests, outcomes and refusals are in :mod:`.outcomes`, and are
-importable from here too.
+importable from here too. With PostgreSQL the importer is one instance of
+several on its storage (:mod:`.sharing`): files are claimed before they are
+parsed, parsed and committed outside the storage's lock, and filed under it.
+
+Longer than 400 lines because the pipeline's two ways (the only process on
+an SQLite storage, one instance of several on a PostgreSQL one) share every
+step but the locking around them, and read best side by side.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import errno
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from datacenter.config import Config
 from datacenter.importing.csvinput import FatalCSVError, naming
@@ -45,7 +51,11 @@ from datacenter.importing.outputs import ImportResult
 from datacenter.importing.plugins import Processors, UnknownProcessorError, resolve_processors
 from datacenter.importing.processors import BatchProcessor
 from datacenter.importing.routing import Router, UnroutedError
-from datacenter.records.store import Job, RecordStore
+from datacenter.importing.sharing import NOT_NOW, Sharing
+from datacenter.records.backend import UNAVAILABLE_ERRORS, is_url, open_store
+from datacenter.records.claims import ClaimBook
+from datacenter.records.postgres import PostgresStore
+from datacenter.records.store import Job
 from datacenter.storage import distribution, fs, layout
 from datacenter.storage.center import DataCenter
 from datacenter.storage.distribution import OutputNameError, destinations
@@ -63,24 +73,37 @@ class Importer:
     """Imports files into one storage and its record store."""
 
     def __init__(self, conf: Config, datacenter: DataCenter | None = None,
-                 processors: Processors | None = None) -> None:
+                 processors: Processors | None = None, kind: str = "import") -> None:
         """An importer of *conf*'s storage (or *datacenter*), recovering what a kill left.
 
         Everything the config says is checked before the storage is touched;
         a caller that opens the storage itself resolves the *processors* first.
+        With PostgreSQL it is one *kind* of instance (``serve``, ``import``)
+        among any number on the storage (:mod:`datacenter.records.claims`).
         """
         self.conf = conf
         self.processors = processors if processors is not None else resolve_processors(conf)
         self.schemas = self.processors.schemas
         self.router = Router(conf.routes, self.processors.names())
         self.dc = datacenter or DataCenter(conf.storage)
-        fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
-        _private_store(conf.database)
-        self.store = RecordStore(conf.database, self.schemas)
+        if not is_url(conf.database):
+            fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
+            _private_store(conf.database)
+        self.store = open_store(conf.database, self.schemas)
+        #: This process as one instance among several on the storage (PostgreSQL),
+        #: or None: with SQLite, one process works on a storage at a time.
+        self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
+                       if isinstance(self.store, PostgresStore) else None)
+        self.sharing = (Sharing(self.claims, self.dc, self.store)
+                        if self.claims is not None and isinstance(self.store, PostgresStore)
+                        else None)
         #: Files the committed imports away (the pipeline's second half).
-        self.filing = Filing(self.dc, self.store)
-        #: Its imports' job folders: made durable per batch, reused in a burst.
-        self.folders = JobFolders(lambda: self.dc.storage)
+        self.filing = Filing(self.dc, self.store, guard=self.locked, keep=self._live_folder)
+        #: Its imports' job folders: made durable per batch, reused in a burst; named
+        #: after this instance when several share the storage (recovery sweeps only
+        #: the job folders of instances that are gone).
+        self.folders = JobFolders(lambda: self.dc.storage,
+                                  self.sharing.folder_prefix if self.sharing is not None else "")
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -90,11 +113,32 @@ class Importer:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
         self.drop_spare()
+        if self.claims is not None:
+            self.claims.close()
         self.store.close()
 
     def drop_spare(self) -> None:
         """Remove the job folders kept for reuse (see :meth:`import_many`)."""
         self.folders.drop()
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """The storage's operation lock; with several instances, their advisory lock too.
+
+        The file lock holds the processes of one machine; the advisory lock
+        of PostgreSQL those of all machines sharing the storage, so that no
+        two instances apply or forget the same intent of the journal.
+        """
+        with self.dc.lock:
+            if self.sharing is None:
+                yield
+                return
+            with self.sharing.locked():
+                yield
+
+    def _live_folder(self, names: list[str]) -> set[str]:
+        """The job folders among *names* of other live instances (imports in progress)."""
+        return self.sharing.live_folders(names) if self.sharing is not None else set()
 
     def _storage_moved(self, old: str, new: str) -> None:
         self.folders.forget()  # moved along: the new root's recovery sweeps them
@@ -197,22 +241,63 @@ class Importer:
         users = [request.user or user for request in requests]
         planned = [self._planned(request, who) for request, who in zip(requests, users,
                                                                           strict=True)]
+        if self.sharing is not None:
+            return self._import_shared(self.sharing, requests, planned, users, progress)
         with self.dc.lock:
             try:
                 self.dc.check_folders()  # a folder linked away since the storage was opened
             except fs.PlantedLinkError as error:
                 return [error for _ in requests]
-            # An earlier import whose filing failed comes first; a source whose
-            # import committed but could not be filed yet must not import twice.
-            unfiled = {job.source: (job, self.filing.is_held(job))
-                       for job in self.filing.finish_unfiled()}
-            planned = [self._untouched(not_yet(plan, unfiled), request)
-                       for plan, request in zip(planned, requests, strict=True)]
+            planned = self._not_filed_yet(planned, requests)
             staged = self._commit_imports(planned, users, progress)
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             left = {job.id for job in self.filing.finish_jobs(jobs, keep_folders)}
             if keep_folders:
                 self.folders.keep([job for job in jobs if job.id not in left])
+        return [item if isinstance(item, Exception)
+                else self._outcome(*item, filed=item[0].id not in left) for item in staged]
+
+    def _not_filed_yet(self, planned: list[Plan | Exception],
+                       requests: Sequence[Request]) -> list[Plan | Exception]:
+        """The plans, after filing what committed before (under the storage's lock)."""
+        # An earlier import whose filing failed comes first; a source whose
+        # import committed but could not be filed yet must not import twice.
+        unfiled = {job.source: (job, self.filing.is_held(job))
+                   for job in self.filing.finish_unfiled()}
+        return [self._untouched(not_yet(plan, unfiled), request)
+                for plan, request in zip(planned, requests, strict=True)]
+
+    def _import_shared(self, sharing: Sharing, requests: Sequence[Request],
+                       planned: list[Plan | Exception], users: list[str],
+                       progress: Callable[[int, int], None] | None,
+                       ) -> list[Outcome | Exception]:
+        """:meth:`import_many` as one instance of several (PostgreSQL).
+
+        Each file is claimed first (a file another instance has in hand is
+        its, :class:`ClaimedError`); the rows are parsed and committed
+        without the storage's lock, the commit confirming each claim; the
+        journal's part (filing what committed) is done under the lock.
+        """
+        planned = sharing.claim(planned)
+        try:
+            with self.locked():
+                try:
+                    self.dc.check_folders()
+                except fs.PlantedLinkError as error:
+                    return [error for _ in requests]
+                sharing.settle()
+                planned = self._not_filed_yet(planned, requests)
+            staged = self._commit_imports(planned, users, progress)
+            jobs = [item[0] for item in staged if isinstance(item, tuple)]
+            with self.locked():
+                # Another instance may have filed them meanwhile (recovery files them all).
+                unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+                left = {job.id for job in self.finish_jobs([j for j in jobs if j.id in unfiled])}
+        finally:
+            sharing.release()
+        processors = sorted({job.processor for job in jobs if job.ok})
+        if processors:
+            sharing.claims.notify({"event": "committed", "processors": processors})
         return [item if isinstance(item, Exception)
                 else self._outcome(*item, filed=item[0].id not in left) for item in staged]
 
@@ -289,8 +374,13 @@ class Importer:
                                   else self._stage_one(*plan, user, progress))
                 self.folders.make_durable([d[0] for d in staged if isinstance(d, tuple)])
         except BaseException as error:
+            # With a server, a connection lost at the commit hides whether it
+            # happened: the job folders wait until the ledger says (Sharing.settle).
+            doubt = self.sharing is not None and isinstance(error, UNAVAILABLE_ERRORS)
             for done in staged:  # the shared commit failed: none of them happened
-                if isinstance(done, tuple):
+                if isinstance(done, tuple) and self.sharing is not None and doubt:
+                    self.sharing.doubt(done[0])
+                elif isinstance(done, tuple):
                     fs.rmtree(os.path.join(self.dc.storage, done[0].workdir))
             if not isinstance(error, Exception):
                 raise
@@ -324,13 +414,15 @@ class Importer:
                     workdir=os.path.relpath(workdir, self.dc.storage), ident=ident.to_ledger(),
                     finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
+                if self.sharing is not None:
+                    self.sharing.confirm(path, job_id)
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             if workdir:
                 fs.rmtree(workdir)
             if isinstance(error, FatalCSVError):
                 self.dc.log(f"rejected: {naming(error, path)}", user=user, level=logging.ERROR)
-            elif not isinstance(error, OSError):
+            elif not isinstance(error, (OSError, *NOT_NOW)):
                 _log.error("importing %s failed", path, exc_info=error)
             return error
         except BaseException:
@@ -365,6 +457,9 @@ class Importer:
         failed for a while (a full disk, an archive disk gone) is finished
         without waiting for the next import. Cheap when there is nothing to do.
         """
+        if self.sharing is not None and self.sharing.in_doubt:
+            with self.locked():
+                self.sharing.settle()
         return self.filing.file_unfiled()
 
     def recover(self) -> int:

@@ -26,6 +26,7 @@ from datacenter.importing.outputs import ImportResult, Outputs, backups_in, pend
 from datacenter.importing.reasons import EXISTS, NO_PARENT, NO_REMOVE, NO_UPDATE
 from datacenter.importing.removal import back_up_removal
 from datacenter.importing.rowplan import Converted, RowPlan
+from datacenter.records.backend import Store
 from datacenter.records.naming import doubles
 from datacenter.records.schema import ERRORS_COLUMN, MODES, ProcessorSchema
 from datacenter.records.store import RecordStore
@@ -53,7 +54,7 @@ class BatchProcessor:
     #: Fsync the outputs in :meth:`import_rows` (the importer's batches: at once, later).
     sync_outputs: bool = True
 
-    def __init__(self, schema: ProcessorSchema, store: RecordStore,
+    def __init__(self, schema: ProcessorSchema, store: Store,
                  datacenter: DataCenter | None = None) -> None:
         self.schema = schema
         self.store = store
@@ -232,8 +233,10 @@ class BatchProcessor:
         import waited for the storage's lock), then every 10,000 rows.
         """
         started = time.perf_counter()
-        if headerfields is None and self._columnar_fits(mode, ignore_empty):
-            done = columnar.import_file(self, path, mode, workdir, progress)
+        store = self.store
+        if (headerfields is None and isinstance(store, RecordStore)
+                and self._columnar_fits(mode, ignore_empty)):
+            done = columnar.import_file(self, store, path, mode, workdir, progress)
             if done is not None:
                 return done.found_outputs(self.name, started)
         result = ImportResult(workdir)
@@ -292,8 +295,8 @@ class BatchProcessor:
         return result.found_outputs(self.name, started)
 
     def _columnar_fits(self, mode: str, ignore_empty: bool) -> bool:
-        """Columnar, unless per-row hooks, Kofa's ``doImport`` (no job) or the rows' order
-        within a statement would matter (:func:`.columnar.fits`)."""
+        """Columnar (SQLite only), unless per-row hooks, Kofa's ``doImport`` (no job) or
+        the rows' order within a statement would matter (:func:`.columnar.fits`)."""
         return (self.columnar and self._plain_hooks() and ignore_empty
                 and self.store.job is not None and columnar.fits(self.schema, mode))
 

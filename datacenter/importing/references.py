@@ -23,8 +23,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from datacenter.records.backend import Store
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore, to_db
+from datacenter.records.store import to_db
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class _RefusedError(Exception):
     """A removal must not happen; the message is the row's reason."""
 
 
-def plan_removal(store: RecordStore, schema: ProcessorSchema,
+def plan_removal(store: Store, schema: ProcessorSchema,
                  entry: dict[str, object]) -> list[Doomed] | str:
     """The records that removing *entry* removes (itself first), or why it must not be."""
     doomed: list[Doomed] = []
@@ -60,7 +61,7 @@ def plan_removal(store: RecordStore, schema: ProcessorSchema,
     return doomed
 
 
-def _collect(store: RecordStore, schema: ProcessorSchema, entry: dict[str, object],
+def _collect(store: Store, schema: ProcessorSchema, entry: dict[str, object],
              doomed: list[Doomed], seen: set[tuple[str, tuple[object, ...]]],
              via: str | None) -> None:
     mark = (schema.name, store.key_of(schema, entry))

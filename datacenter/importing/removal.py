@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from datacenter.importing.outputs import Outputs, backup_name
 from datacenter.importing.references import plan_removal
+from datacenter.records.backend import Store
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore
 
 
-def back_up_removal(store: RecordStore, schema: ProcessorSchema, entry: dict[str, object],
+def back_up_removal(store: Store, schema: ProcessorSchema, entry: dict[str, object],
                     outputs: Outputs, owner: str) -> str | None:
     """Back *entry* up with what its removal takes along, and remove those; or the refusal.
 

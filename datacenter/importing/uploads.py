@@ -38,8 +38,8 @@ from datacenter.config import MODES
 from datacenter.errors import DataCenterError
 from datacenter.importing import diagnosis
 from datacenter.importing.routing import Router, UnroutedError
+from datacenter.records.backend import Store
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
-from datacenter.records.store import RecordStore
 from datacenter.storage import fs, layout
 from datacenter.storage.identity import FileIdentity
 
@@ -131,7 +131,7 @@ def preview(data: bytes, filename: str, schemas: Mapping[str, ProcessorSchema],
     return found
 
 
-def drop(storage: str, data: bytes, looked: Preview, store: RecordStore, user: str) -> str:
+def drop(storage: str, data: bytes, looked: Preview, store: Store, user: str) -> str:
     """Put accepted upload *data* at the root of *storage* as ``looked.name``; that name.
 
     UploadError when the preview refused it, UploadExistsError when the name

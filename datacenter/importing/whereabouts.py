@@ -33,9 +33,10 @@ from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import CSVSource, FatalCSVError
 from datacenter.importing.routing import Router, UnroutedError
+from datacenter.records.backend import read_jobs, read_record
 from datacenter.records.fieldtypes import FieldType
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
-from datacenter.records.store import Job, read_jobs, read_record, to_db
+from datacenter.records.store import Job, to_db
 from datacenter.storage import discarding, distribution, fs, layout, view
 
 #: Where a key was seen; the order ``find`` reports them in.

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from datacenter.records.store import read_totals
+from datacenter.records.backend import read_totals
 from datacenter.service.state import service_status
 from datacenter.service.verdicts import REJECTED, UNROUTED
 

@@ -27,7 +27,9 @@ from datacenter.importing.csvinput import FatalCSVError, naming, only_a_header
 from datacenter.importing.importer import Importer, Outcome, Request, UntouchedPendingError
 from datacenter.importing.progress import Meter
 from datacenter.importing.routing import UnroutedError
-from datacenter.records.store import Job, StoreUnavailableError
+from datacenter.records.backend import UNAVAILABLE_ERRORS
+from datacenter.records.claims import ClaimedError
+from datacenter.records.store import Job
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.verdicts import PENDING, REJECTED, RETRYING, UNROUTED, Note, Verdicts
 from datacenter.service.voice import Voice
@@ -45,8 +47,11 @@ _log = logging.getLogger(__name__)
 class _Ready(NamedTuple):
     """A file about to be imported, and why (``" (retry)"`` or nothing).
 
-    A retry is wanted as it is; anything else is imported only if it is no
-    pending file as an import left it (see :meth:`Intake._untouched`).
+    A pending file's retry (its parents came) is wanted as it is; anything
+    else is imported only if it is no pending file as an import left it (see
+    :meth:`Intake._untouched`) -- a file tried again because the moment
+    failed (a full disk, the record store away) too: it may have become
+    such a pending file meanwhile (another instance filed it there).
     """
 
     name: str
@@ -54,6 +59,7 @@ class _Ready(NamedTuple):
     mode: str
     ident: FileIdentity
     why: str
+    as_it_is: bool = False
 
 
 class Intake:
@@ -79,6 +85,8 @@ class Intake:
         self._last_job = 0
         self._own_jobs: set[int] = set()
         self._once_failures: dict[str, int] = {}  # passing failures per file, under --once
+        #: Why the record store does not answer, while it does not (said once).
+        self.store_down: str | None = None
 
     @property
     def storage(self) -> str:
@@ -192,7 +200,7 @@ class Intake:
         if note is None or note.ident != FileIdentity.of(st):
             self.observe(name, Hint.CHANGED, st)  # a person changed it: a new file now
             return []
-        return [_Ready(name, processor, mode, note.ident, " (retry)")]
+        return [_Ready(name, processor, mode, note.ident, " (retry)", note.kind == PENDING)]
 
     # -- importing -----------------------------------------------------------------------------
 
@@ -221,7 +229,7 @@ class Intake:
         self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(batch[0].ident.size >= BIG_FILE)
         # A file an account uploaded or fixed in the console is imported under its name.
-        requests = [Request(path, item.processor, item.mode, unless_untouched=not item.why,
+        requests = [Request(path, item.processor, item.mode, unless_untouched=not item.as_it_is,
                             user=self.importer.dropped_by(path))
                     for item in batch for path in (os.path.join(self.storage, item.name),)]
         try:
@@ -233,12 +241,26 @@ class Intake:
         finally:
             self.in_hand = self.meter = None
             self._publish(False)
+        self._store_answers(results)
         with self.importer.held_log():
             for item, result in zip(batch, results, strict=True):
                 self._handle(item, result)
         if any(isinstance(r, OSError) or (isinstance(r, Outcome) and not r.filed)
                for r in results):
             self._filing_failed()
+
+    def _store_answers(self, results: list[Outcome | Exception]) -> None:
+        """Say once that the record store does not answer, and once that it does again."""
+        down = next((r for r in results if isinstance(r, UNAVAILABLE_ERRORS)), None)
+        if down is not None and self.store_down is None:
+            self.store_down = str(down).strip().splitlines()[0] if str(down).strip() else "?"
+            self.voice.warn(f"the record store does not answer ({self.store_down}); "
+                            f"{len(results)} file(s) stay where they are and are tried again "
+                            "with back-off")
+        elif down is None and self.store_down is not None and any(
+                isinstance(r, Outcome) for r in results):
+            self.store_down = None
+            self.importer.log("service: the record store answers again; going on")
 
     def _progress(self, rows: int, position: int) -> None:
         """The importer's report on the file in hand (every 10,000 rows).
@@ -262,13 +284,22 @@ class Intake:
             self._imported(name, result, item.why)
         elif isinstance(result, UntouchedPendingError):
             self._untouched(name, ident, result.job)
+        elif isinstance(result, ClaimedError):
+            # Another instance has it in hand: looked at again later, when it is
+            # filed away (then gone) or that instance is gone (then taken over).
+            self.readiness.forget(name)
+            self.verdicts.failed_for_now(name, Note(RETRYING, ident, str(result)))
+        elif isinstance(result, UNAVAILABLE_ERRORS) and not self.once:
+            # Said once for all (see _store_answers); the file stays where it is.
+            self.verdicts.failed_for_now(name, Note(RETRYING, ident, naming(
+                f"the record store does not answer: {self.store_down}", name)))
         elif isinstance(result, FatalCSVError):
             self._leave(name, Note(REJECTED, ident, naming(result, name)), "rejected")
         elif not os.path.lexists(os.path.join(self.storage, name)):
             # Taken by someone else (`datacenter import`?), deleted, or filed away by
             # recovery of a batch whose commit went through.
             self.voice.warn(f"{name} went away before it was imported ({result})")
-        elif isinstance(result, (OSError, StoreUnavailableError)):
+        elif isinstance(result, (OSError, *UNAVAILABLE_ERRORS)):
             self._failed_for_now(name, ident, naming(f"{type(result).__name__}: {result}", name))
         else:
             _log.error("datacenter: importing %s failed", name, exc_info=result)

@@ -13,7 +13,10 @@ from typing import Any
 
 from datacenter.config import Config
 from datacenter.importing.diagnosis import NOT_CSV, root_file_advice
-from datacenter.records.store import Job, read_ledger
+from datacenter.records.backend import read_ledger
+from datacenter.records.migrations import safe_url
+from datacenter.records.store import Job
+from datacenter.service import cluster
 from datacenter.service.census import census
 from datacenter.service.state import service_status
 from datacenter.service.verdicts import REJECTED, UNROUTED
@@ -62,7 +65,8 @@ def status_report(conf: Config, view: StorageView, limit: int = 10, offset: int 
                       for name in view.other_root_files()]
     return {
         "storage": view.storage,
-        "database": conf.database,
+        "database": safe_url(conf.database),
+        "instances": cluster.instances(conf, view.storage),
         "files": counts,
         # What getFinishedFiles would list: the *.finished.csv files, at most max_files.
         "finished_files": min(finished, view.max_files),

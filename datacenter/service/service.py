@@ -28,7 +28,9 @@ from typing import Any, TextIO
 from datacenter.config import WatchSettings
 from datacenter.importing.importer import Importer
 from datacenter.importing.progress import Meter
+from datacenter.records.backend import UNAVAILABLE_ERRORS
 from datacenter.service import verdicts
+from datacenter.service.cluster import membership
 from datacenter.service.intake import BATCH, Intake
 from datacenter.service.readiness import Hint, Readiness
 from datacenter.service.state import StateFile, hold_service_lock, read_state
@@ -82,6 +84,9 @@ class Service:
         #: When committed imports left unfiled are tried again, and the back-off.
         self._next_filing, self._filing_wait = time.monotonic() + self.rescan_every, RETRY_FIRST
         self._started = time.time()
+        #: With PostgreSQL, this service as one instance of several (else None).
+        self.member = membership(importer, self.queue.wake.set)
+        self._down_wait = 1.0  # seconds between tries while the record store does not answer
 
     @property
     def storage(self) -> str:
@@ -129,11 +134,37 @@ class Service:
             while not self.stopping:
                 try:
                     self._step()
+                    self._store_back()
+                except UNAVAILABLE_ERRORS as error:  # the database gone or restarting
+                    self._store_gone(error)
                 except Exception:  # one bad moment (a full disk...) must not end the service
                     _log.exception("datacenter: the service loop failed; going on")
                     self.queue.wait(1.0)
                 self._sleep()
         return self.exit_code
+
+    def _store_gone(self, error: Exception) -> None:
+        """The record store does not answer: one line, then quiet tries with back-off.
+
+        Nothing moves meanwhile: every file stays where it is; the loop
+        tries again, more slowly each time, up to every 30 seconds.
+        """
+        if self.intake.store_down is None:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            self.voice.warn(f"the record store does not answer ({reason}); every file stays "
+                            "where it is, and the service tries again")
+            self.intake.store_down, self._down_wait = reason, 1.0
+        else:
+            self._down_wait = min(self._down_wait * 2, 30.0)
+        self.queue.wait(self._down_wait)
+
+    def _store_back(self) -> None:
+        """After an outage: once the store answers a question, say so (once)."""
+        if self.intake.store_down is not None:
+            self.importer.recent_jobs(1)  # raises while it still does not answer
+            self.intake.store_down = None
+            self._down_wait = 1.0
+            self.importer.log("service: the record store answers again; going on")
 
     def drain(self) -> int:
         """Import every complete file present now, however long that takes; then return.
@@ -182,7 +213,8 @@ class Service:
         self._lock = self._hold_storage()
         try:
             self._state = StateFile(self.storage)
-            self._state.sweep()
+            if self.member is None:  # else another instance may be writing it right now
+                self._state.sweep()
             self._load_state()
             self.importer.subscribe(self._storage_moved)
             if watch:
@@ -195,6 +227,8 @@ class Service:
             self._publish()
             yield
         finally:
+            if self.member is not None:
+                self.member.leave()
             self.watcher.stop()
             with contextlib.suppress(ValueError):
                 self.importer.unsubscribe(self._storage_moved)
@@ -204,13 +238,17 @@ class Service:
                 self._lock.release()
                 self._lock = None
 
-    def _hold_storage(self) -> StorageLock:
-        """The service lock of the storage where it is now.
+    def _hold_storage(self) -> StorageLock | None:
+        """The service lock of the storage where it is now (None: shared by instances).
 
         A move made by another process after the importer opened the storage
         is followed first; once this lock is held, moves by other processes
-        are refused (they look for it under the storage's lock).
+        are refused (they look for it under the storage's lock). With
+        PostgreSQL no service holds the storage alone: ``move-storage`` asks
+        the record store which instances are alive instead.
         """
+        if self.member is not None:
+            return None
         while True:
             lock = hold_service_lock(self.storage)
             try:
@@ -235,6 +273,7 @@ class Service:
             self._next_scan = time.monotonic() + self.rescan_every
         for name, hint in self.queue.take().items():
             self.intake.observe(name, hint)
+        self._hear_others()
         self.intake.work(limit=BATCH)
         if time.monotonic() >= self._next_filing:
             self._file_unfiled()
@@ -244,6 +283,17 @@ class Service:
             self._shown = shown
             self._next_heartbeat = time.monotonic() + HEARTBEAT
             self._publish()
+
+    def _hear_others(self) -> None:
+        """What the other instances said: rows committed, files let go."""
+        if self.member is None:
+            return
+        for message in self.member.heard():
+            if message.get("event") == "committed":
+                for processor in message.get("processors") or []:
+                    self.intake.verdicts.parent_committed(str(processor))
+            else:  # an instance left or let files go: what it held is to be taken now
+                self.queue.request_rescan()
 
     def _sleep(self) -> None:
         if self.stopping or self.readiness.due(1) or self.verdicts.due():
@@ -316,6 +366,8 @@ class Service:
     # -- the state file ------------------------------------------------------------------------
 
     def _publish(self, force: bool = False, state: str = "running") -> None:
+        if self.member is not None:
+            self.member.show(self.in_hand)
         if self._state is not None:
             self._state.write(lambda: self._snapshot(state), force)
 

@@ -21,8 +21,8 @@ from starlette.routing import Route
 
 from datacenter.export import FORMATS, ExportError, export_processor, export_records
 from datacenter.importing.progress import describe_progress
+from datacenter.records.backend import exists, open_store, read_actions
 from datacenter.records.schema import ProcessorSchema
-from datacenter.records.store import RecordStore, read_actions
 from datacenter.service.accounts import ADMIN, MANAGER, ROLES, VIEWER, AccountError
 from datacenter.service.health import judge
 from datacenter.service.report import status_report, timestamp
@@ -187,8 +187,8 @@ def export_stream(console: Console, name: str, fmt: str) -> StreamingResponse:
         raise ExportError(f"unknown format {fmt!r} (use one of: {', '.join(FORMATS)})")
     with tempfile.TemporaryDirectory() as spooling:
         path = os.path.join(spooling, f"export.{fmt}")
-        if os.path.isfile(console.conf.database):
-            with contextlib.closing(RecordStore(console.conf.database, {name: schema})) as store:
+        if exists(console.conf.database):
+            with contextlib.closing(open_store(console.conf.database, {name: schema})) as store:
                 export_processor(store, name, path, fmt)
         else:  # nothing imported yet: the header alone, or an empty list
             export_records([], list(schema.fields), path, fmt)
