@@ -8,6 +8,11 @@ and a ``--ERRORS--`` column saying why.
 
 The method names are Kofa's (``checkHeaders``, ``doImport``, ...), so code
 written for Kofa's processors reads the same here.
+
+Longer than 400 lines because :class:`BatchProcessor` is the one class a
+plugin subclasses: Kofa's hooks, the row engine's loop and the choice of
+the columnar engine (:mod:`.columnar`) must stay together for an override
+to mean what it says.
 """
 
 from __future__ import annotations
