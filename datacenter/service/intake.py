@@ -228,11 +228,13 @@ class Intake:
         # Rows of one file make a rate and an ETA; a batch is many small files, soon done.
         self.meter = Meter(batch[0].name, batch[0].ident.size) if len(batch) == 1 else None
         self._publish(batch[0].ident.size >= BIG_FILE)
-        # A file an account uploaded or fixed in the console is imported under its name.
-        requests = [Request(path, item.processor, item.mode, unless_untouched=not item.as_it_is,
-                            user=self.importer.dropped_by(path))
-                    for item in batch for path in (os.path.join(self.storage, item.name),)]
         try:
+            # A file an account uploaded or fixed in the console is imported under its
+            # name (asked of the record store: in the try, as the import is).
+            requests = [Request(path, item.processor, item.mode,
+                                unless_untouched=not item.as_it_is,
+                                user=self.importer.dropped_by(path))
+                        for item in batch for path in (os.path.join(self.storage, item.name),)]
             results: list[Outcome | Exception] = self.importer.import_many(
                 requests, progress=self._progress if self.meter is not None else None,
                 keep_folders=True)
