@@ -339,6 +339,18 @@ def test_logs_processors_templates_and_export(conf: Config, client: TestClient) 
     assert client.get("/api/export/students", params={"format": "xml"}).status_code == 400
 
 
+def test_a_log_search_runs_in_re2_and_refuses_a_backreference(conf: Config,
+                                                              client: TestClient) -> None:
+    log_in(client, "viewer")
+    backref = client.get("/api/logs", params={"query": r"(a)\1"})
+    assert backref.status_code == 400 and "RE2 syntax" in backref.json()["error"]
+    page = client.get("/logs", params={"query": r"(a)\1"})
+    assert page.status_code == 400 and "no backreferences" in page.text
+    Path(conf.storage, "logs", "datacenter.log").write_text(f"{'a,' * 20}\na,x\n")
+    found = client.get("/api/logs", params={"query": "^(.*?,?)*?x$"})
+    assert found.status_code == 200 and found.json()["lines"] == ["a,x"]
+
+
 def test_accounts_are_managed_by_admins(conf: Config, client: TestClient) -> None:
     csrf = log_in(client, "admin")
     added = client.post("/api/users", headers={"X-CSRF-Token": csrf},

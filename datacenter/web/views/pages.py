@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from datacenter.service.health import judge
 from datacenter.service.report import status_report, timestamp
 from datacenter.service.state import service_status
 from datacenter.storage import layout
+from datacenter.storage.logs import check_query
 from datacenter.web.auth import (
     COOKIE,
     CSRF_FIELD,
@@ -148,11 +148,11 @@ def template_download(request: Request) -> Response:
 
 
 def log_lines(console: Console, query: str | None, limit: int, start: int) -> list[str]:
-    """Lines of the storage's log and its rotations matching *query* (a regular expression)."""
+    """Lines of the storage's log and its rotations matching *query* (an RE2 expression)."""
     if query:
         try:
-            re.compile(query)
-        except re.error as problem:
+            check_query(query)
+        except ValueError as problem:
             raise ValueError(f"the query is no regular expression: {problem}") from None
     return list(console.view().queryLogfiles(layout.LOG_NAME, query or None, limit, start))
 
