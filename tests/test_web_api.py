@@ -409,3 +409,32 @@ def test_a_name_taken_meanwhile_is_never_replaced(conf: Config) -> None:
     with pytest.raises(FileExistsError):
         fs.rename_in(str(staged), str(target))
     assert target.read_text() == "first" and staged.read_text() == "new"
+
+
+def test_a_preview_reads_the_header_as_the_import_does(tmp_path: Path) -> None:
+    conf = web_conf(tmp_path)
+    conf.processors["contacts"] = {
+        "key": ["id"], "required": ["phone"], "fields": {"id": "str", "phone": "str"},
+        "columns": {"Contact Phone Number": "phone"}}
+    web_accounts(conf)
+    sent = b"id, Contact Phone Number \r\nC1,555\r\n"
+    with TestClient(create_app(conf)) as client:
+        csrf = log_in(client, "manager")
+        found = client.post("/api/uploads/preview", headers={"X-CSRF-Token": csrf},
+                            files={"file": ("contacts.csv", sent)}).json()
+        assert found["warnings"] == [] and not found.get("problem"), found
+        done = client.post("/api/uploads", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("contacts.csv", sent)})
+        assert done.status_code == 201, done.text
+        twice = client.post("/api/uploads/preview", headers={"X-CSRF-Token": csrf},
+                            files={"file": ("contacts.csv",
+                                            b"id,phone,Contact Phone Number\r\nC1,1,2\r\n")})
+        assert "duplicate column(s): 'phone' and 'Contact Phone Number' (both field phone)" \
+            in twice.json()["warnings"]
+    importer = Importer(conf)
+    try:
+        path = str(Path(conf.storage, "contacts.csv"))
+        outcome = importer.import_file(path, user="manager")
+    finally:
+        importer.close()
+    assert getattr(outcome, "ok", None) == 1, outcome
