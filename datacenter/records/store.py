@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 
+from datacenter.errors import DataCenterError
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType, IsoType
 from datacenter.records.naming import quote
@@ -47,7 +48,7 @@ _T = TypeVar("_T")
 StoreUnavailableError = sqlite3.OperationalError
 
 
-class StoreSchemaError(sqlite3.DatabaseError):
+class StoreSchemaError(DataCenterError, sqlite3.DatabaseError):
     """A processor's table cannot take its fields as the config has them now."""
 
 _LEDGER = """
