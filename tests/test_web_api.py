@@ -438,3 +438,16 @@ def test_a_preview_reads_the_header_as_the_import_does(tmp_path: Path) -> None:
     finally:
         importer.close()
     assert getattr(outcome, "ok", None) == 1, outcome
+
+
+def test_a_template_quotes_a_field_name_as_the_cli_does(tmp_path: Path) -> None:
+    conf = web_conf(tmp_path)
+    conf.processors["contacts"] = {"key": ["id"], "fields": {
+        "id": "str", "Name, Given": "str", 'Say "hi"': "str"}}
+    web_accounts(conf)
+    with TestClient(create_app(conf)) as client:
+        log_in(client, "viewer")
+        for path in ("/api/processors/contacts/template", "/processors/contacts/template"):
+            got = client.get(path)
+            assert got.status_code == 200
+            assert got.text == 'id,"Name, Given","Say ""hi"""\r\n'

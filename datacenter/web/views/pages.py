@@ -137,7 +137,7 @@ def template(console: Console, name: str) -> Response:
     if schema is None:
         raise LookupError(f"unknown processor {name!r} (known: "
                           f"{', '.join(sorted(console.schemas)) or 'none'})")
-    return Response(",".join(schema.csv_header()) + "\r\n", media_type="text/csv; "
+    return Response(schema.csv_template(), media_type="text/csv; "
                     "charset=utf-8", headers={"Content-Disposition":
                                               attachment(f"{name}.csv")})
 
