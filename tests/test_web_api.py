@@ -451,3 +451,11 @@ def test_a_template_quotes_a_field_name_as_the_cli_does(tmp_path: Path) -> None:
             got = client.get(path)
             assert got.status_code == 200
             assert got.text == 'id,"Name, Given","Say ""hi"""\r\n'
+
+
+def test_healthz_tells_a_stranger_the_state_word_only(conf: Config, client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer dct_not-a-token"}):
+        answer = client.get("/healthz", headers=headers)
+        assert (answer.status_code, answer.text) == (503, "gone\n")
+    log_in(client, "viewer")
+    assert client.get("/healthz").text.startswith("gone: no service process holds the storage")
