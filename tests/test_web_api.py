@@ -459,3 +459,23 @@ def test_healthz_tells_a_stranger_the_state_word_only(conf: Config, client: Test
         assert (answer.status_code, answer.text) == (503, "gone\n")
     log_in(client, "viewer")
     assert client.get("/healthz").text.startswith("gone: no service process holds the storage")
+
+
+def test_a_new_password_or_a_remade_account_ends_its_open_sessions(
+        conf: Config, client: TestClient) -> None:
+    log_in(client, "manager")
+    assert client.get("/api/status").status_code == 200
+    Accounts(conf.storage).set_password("manager", "a brand new passphrase")  # user passwd
+    answer = client.get("/api/status")
+    assert answer.status_code == 401 and "log in first" in answer.json()["error"]
+    assert client.post("/api/login", json={"username": "manager", "password": PASSWORD}
+                       ).status_code == 401
+    log_in(client, "manager", "a brand new passphrase")
+    assert client.get("/api/status").status_code == 200
+    # Removed and made again as a viewer (a role change): the old session is gone too.
+    accounts = Accounts(conf.storage)
+    accounts.remove("manager")
+    accounts.add("manager", "viewer", "a brand new passphrase")
+    assert client.get("/api/status").status_code == 401
+    log_in(client, "manager", "a brand new passphrase")
+    assert client.get("/api/export/students").status_code == 403  # the role read anew

@@ -49,6 +49,9 @@ class Account:
     role: str
     created: float
     has_token: bool
+    #: A digest of the password's hash: a session holds the one it logged in with, and
+    #: ends when it changes (a new password, or the account removed and made again).
+    fingerprint: str = ""
 
     def may(self, role: str) -> bool:
         """Does this account's role include *role*'s rights?"""
@@ -187,7 +190,9 @@ def _account(name: str, entry: dict[str, object]) -> Account:
     created = entry.get("created", 0.0)
     return Account(name, role if role in ROLES else VIEWER,
                    float(created) if isinstance(created, int | float) else 0.0,
-                   bool(entry.get("token")))
+                   bool(entry.get("token")),
+                   hashlib.sha256(f"{entry.get('salt')}:{entry.get('hash')}".encode()
+                                  ).hexdigest())
 
 
 def _check_name(name: str) -> None:
