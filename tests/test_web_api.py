@@ -479,3 +479,20 @@ def test_a_new_password_or_a_remade_account_ends_its_open_sessions(
     assert client.get("/api/status").status_code == 401
     log_in(client, "manager", "a brand new passphrase")
     assert client.get("/api/export/students").status_code == 403  # the role read anew
+
+
+def test_a_huge_page_number_or_offset_is_an_empty_page_not_a_500(conf: Config,
+                                                                client: TestClient) -> None:
+    seed(conf)
+    log_in(client, "viewer")
+    huge = "9223372036854775808"
+    for path in (f"/?imports={huge}0&waiting={huge}", f"/files/finished?page={huge}",
+                 f"/pending?page={huge}", f"/logs?page={huge}",
+                 f"/pending/students.create.pending.csv?page={huge}"):
+        assert client.get(path).status_code == 200, path
+    status = client.get(f"/api/status?offset={huge}")
+    assert status.status_code == 200 and status.json()["last_imports"] == []
+    assert client.get(f"/api/files/finished?offset={huge}").json() == []
+    grid = client.get(f"/api/pending/students.create.pending.csv?offset={huge}").json()
+    assert grid["rows"] == [] and grid["total"] == 1
+    assert client.get(f"/api/logs?start={huge}").json() == {"lines": []}
