@@ -496,3 +496,13 @@ def test_a_huge_page_number_or_offset_is_an_empty_page_not_a_500(conf: Config,
     grid = client.get(f"/api/pending/students.create.pending.csv?offset={huge}").json()
     assert grid["rows"] == [] and grid["total"] == 1
     assert client.get(f"/api/logs?start={huge}").json() == {"lines": []}
+
+
+def test_an_account_name_ending_in_a_line_break_is_refused(conf: Config,
+                                                           client: TestClient) -> None:
+    csrf = log_in(client, "admin")
+    for name in ("mgr\n", "mgr\r\n", "mgr\nroot"):
+        answer = client.post("/api/users", headers={"X-CSRF-Token": csrf},
+                             json={"username": name, "role": "viewer", "password": PASSWORD})
+        assert answer.status_code == 400 and "invalid account name" in answer.json()["error"]
+    assert [u["username"] for u in client.get("/api/users").json()] == sorted(ROLES)

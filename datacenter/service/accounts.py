@@ -34,7 +34,7 @@ VIEWER, MANAGER, ADMIN = "viewer", "manager", "admin"
 ROLES = (VIEWER, MANAGER, ADMIN)
 #: scrypt's cost: 16 MiB of memory and ~50 ms per check.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "dct_"  # noqa: S105 (a prefix that says what a token is, no secret)
 
@@ -196,7 +196,7 @@ def _account(name: str, entry: dict[str, object]) -> Account:
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise AccountError(f"invalid account name {name!r}: letters, digits and . _ @ -, "
                            "starting with a letter or digit, at most 64")
 
