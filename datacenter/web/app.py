@@ -53,8 +53,9 @@ _HEADERS = [
 def create_app(conf: Config, processors: Processors | None = None, *,
                secure_cookies: bool = False) -> Starlette:
     """The console of *conf*'s storage (which must exist)."""
+    secure = secure_cookies or conf.web.public_url.startswith("https://")
     console = Console(conf, processors or resolve_processors(conf), Accounts(conf.storage),
-                      secure_cookies=secure_cookies)
+                      secure_cookies=secure)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -164,18 +164,26 @@ def log_in(accounts: Accounts, sessions: Sessions, limiter: RateLimit, name: str
     return sessions.open(account.name, account.fingerprint)
 
 
-def check_origin(request: Request) -> None:
+def check_origin(request: Request, public_url: str = "") -> None:
     """A login from a browser must come from this console's own page (403 otherwise).
 
     Another site's page could post its own account's name and password and
     leave the browser logged in as that account (login CSRF); the session's
     CSRF token cannot guard the login itself, the Origin header a browser
     sends with every POST can. A request without one (a script) may log in.
+    Behind a reverse proxy the Host the console gets is not the browser's:
+    *public_url* (``[web] public_url``, ``scheme://host[:port]``) is then
+    what the Origin must be.
     """
     origin = request.headers.get("origin")
     if origin is None:
         return
-    if origin == "null" or urllib.parse.urlsplit(origin).netloc != request.url.netloc:
+    if public_url:
+        parts = urllib.parse.urlsplit(origin)
+        same = f"{parts.scheme}://{parts.netloc.lower()}" == public_url
+    else:
+        same = urllib.parse.urlsplit(origin).netloc == request.url.netloc
+    if origin == "null" or not same:
         raise Denied(403, "a login sent from another site's page is refused; log in on "
                           "this console's own login page")
 

@@ -69,7 +69,7 @@ def _changing(request: Request, role: str) -> Caller:
 
 async def login(request: Request) -> Response:
     console = console_of(request)
-    check_origin(request)
+    check_origin(request, console.conf.web.public_url)
     data = await _json(request)
     name, password = data.get("username"), data.get("password")
     if not isinstance(name, str) or not isinstance(password, str):

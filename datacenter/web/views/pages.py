@@ -61,7 +61,7 @@ async def login_post(request: Request) -> Response:
     name, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = _next(str(form.get("next") or ""))
     try:
-        check_origin(request)
+        check_origin(request, console.conf.web.public_url)
         session = await run_in_threadpool(log_in, console.accounts, console.sessions,
                                           console.limiter, name, password,
                                           client_address(request))
