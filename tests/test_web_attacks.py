@@ -212,3 +212,12 @@ def test_behind_a_proxy_public_url_is_the_origin_a_login_must_come_from(
     with TestClient(create_app(plain), base_url="http://127.0.0.1:8080") as client:
         ok = client.post("/api/login", json=body, headers={"Origin": "http://127.0.0.1:8080"})
         assert ok.status_code == 200 and "secure" not in ok.headers["set-cookie"].lower()
+
+
+def test_a_trailing_slash_is_a_plain_404_not_a_redirect_built_from_host(
+        conf: Config, client: TestClient) -> None:
+    log_in(client, "admin")
+    for path in ("/users/", "/api/status/", "/logs/"):
+        answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert answer.status_code == 404, (path, answer.headers)
+        assert "location" not in answer.headers
