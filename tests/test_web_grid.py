@@ -9,6 +9,7 @@ are in the file.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -147,3 +148,20 @@ def test_a_save_holds_at_most_the_rows_of_its_page(conf: Config, client: TestCli
             "column": columns})
         assert answer.status_code == 400, (count, answer.text)
     assert Path(conf.storage, PENDING).read_bytes() == before
+
+
+def test_a_hard_linked_pending_file_is_refused_as_a_download_refuses_it(
+        conf: Config, client: TestClient, tmp_path: Path) -> None:
+    thirty_wrong_levels(conf)
+    os.link(Path(conf.storage, PENDING), tmp_path / "outside.csv")
+    csrf = log_in(client, "manager")
+    said = "a hard link with 2 names; left alone, never followed"
+    download = client.get(f"/api/files/pending/{PENDING}")
+    assert download.status_code == 403 and said in download.json()["error"]
+    for answer in (client.get(f"/api/pending/{PENDING}"), client.get(f"/pending/{PENDING}"),
+                   client.put(f"/api/pending/{PENDING}", headers={"X-CSRF-Token": csrf},
+                              json={"rows": []})):
+        assert answer.status_code == 403, answer.text
+        assert said in answer.text
+    [summary] = client.get("/api/pending").json()
+    assert said in summary["problem"] and summary["rows"] == 0

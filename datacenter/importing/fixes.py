@@ -109,7 +109,7 @@ def read_grid(storage: str, name: str, schemas: Mapping[str, ProcessorSchema], r
     schema = schemas.get(processor) if processor is not None else None
     rows: list[GridRow] = []
     total = 0
-    with CSVSource(path, max_line_bytes) as source:
+    with CSVSource(path, max_line_bytes, shared=False) as source:
         header, errors = _columns(source.header)
         names = [column for _, column in header]
         for row in source.rows():
@@ -164,7 +164,7 @@ def replace_rows(storage: str, name: str, rows: Sequence[Mapping[str, object]],
     if version is not None and (before is None or before.to_ledger() != version):
         raise StaleError(f"{name}: changed since it was read (imported again, or edited); "
                          "nothing was saved: load it again")
-    with CSVSource(path, max_line_bytes) as source:
+    with CSVSource(path, max_line_bytes, shared=False) as source:
         header, _ = _columns(source.header)
         width, delimiter = len(source.header), source.delimiter
         ends = [source.position]  # where each row ends (blank lines go with the next)
@@ -186,7 +186,7 @@ def replace_rows(storage: str, name: str, rows: Sequence[Mapping[str, object]],
              for cells, sent in zip(old[offset:offset + count], rows, strict=True)]
     tmp = fs.temp_name(storage)
     try:
-        with fs.new_file(tmp, sync=False) as handle, fs.open_read(path, shared=True) as was:
+        with fs.new_file(tmp, sync=False) as handle, fs.open_read(path) as was:
             _copy(was, handle, ends[offset])
             if ends[offset] and not _ends_a_line(was):
                 handle.write(b"\r\n")

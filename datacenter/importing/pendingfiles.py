@@ -106,7 +106,7 @@ def _summary(storage: str, name: str, schemas: Mapping[str, ProcessorSchema], ro
     found = PendingFile(name, processor)
     groups: dict[str, Reason] = {}
     try:
-        with CSVSource(os.path.join(storage, name), max_line_bytes) as source:
+        with CSVSource(os.path.join(storage, name), max_line_bytes, shared=False) as source:
             header = source.header
             schema = schemas.get(processor) if processor is not None else None
             # Key fields by the header that feeds them (a ``columns`` header too).
