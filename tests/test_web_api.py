@@ -506,3 +506,22 @@ def test_an_account_name_ending_in_a_line_break_is_refused(conf: Config,
                              json={"username": name, "role": "viewer", "password": PASSWORD})
         assert answer.status_code == 400 and "invalid account name" in answer.json()["error"]
     assert [u["username"] for u in client.get("/api/users").json()] == sorted(ROLES)
+
+
+def test_the_export_header_is_the_field_names_before_and_after_an_import(
+        tmp_path: Path) -> None:
+    conf = web_conf(tmp_path / "fresh")
+    conf.processors["sums"] = {"key": ["id"], "fields": {"id": "str", "=total": "int"}}
+    Path(conf.database).unlink()  # nothing imported yet: no record store
+    web_accounts(conf)
+    with TestClient(create_app(conf)) as client:
+        log_in(client, "manager")
+        before = client.get("/api/export/sums")
+        assert before.status_code == 200 and before.text == "id,=total\r\n"
+        importer = Importer(conf)
+        try:
+            Path(conf.storage, "sums.csv").write_text("id,=total\r\nA,3\r\n")
+            importer.import_file(str(Path(conf.storage, "sums.csv")), user="seed")
+        finally:
+            importer.close()
+        assert client.get("/api/export/sums").text == "id,=total\r\nA,3\r\n"

@@ -190,8 +190,9 @@ def export_stream(console: Console, name: str, fmt: str) -> StreamingResponse:
         if os.path.isfile(console.conf.database):
             with contextlib.closing(RecordStore(console.conf.database, {name: schema})) as store:
                 export_processor(store, name, path, fmt)
-        else:  # nothing imported yet: the header alone, or an empty list
-            export_records([], list(schema.fields), path, fmt)
+        else:  # nothing imported yet: the header alone (field names as the config has
+            # them, as export_processor writes them), or an empty list
+            export_records([], list(schema.fields), path, fmt, neutralise=False)
         spool = open(path, "rb")  # noqa: SIM115 - closed by the stream; gone with its folder
 
     def chunks() -> Iterator[bytes]:
