@@ -525,3 +525,29 @@ def test_the_export_header_is_the_field_names_before_and_after_an_import(
         finally:
             importer.close()
         assert client.get("/api/export/sums").text == "id,=total\r\nA,3\r\n"
+
+
+def test_a_failed_rename_leaves_no_upload_or_fix_in_the_ledger(
+        conf: Config, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(conf)
+    csrf = log_in(client, "manager")
+    name = "students.create.pending.csv"
+    before = Path(conf.storage, name).read_bytes()
+    grid = client.get(f"/api/pending/{name}").json()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(args[0]))
+
+    monkeypatch.setattr(fs, "rename_in", full)
+    monkeypatch.setattr(fs, "replace", full)
+    upload = client.post("/api/uploads", headers={"X-CSRF-Token": csrf},
+                         files={"file": ("faculties.csv", b"code,title\r\nF2,Arts\r\n")})
+    assert upload.status_code == 503 and "No space left" in upload.json()["error"]
+    fix = client.put(f"/api/pending/{name}", headers={"X-CSRF-Token": csrf},
+                     json={"rows": [{"cells": grid["rows"][0]["values"]}],
+                           "version": grid["version"]})
+    assert fix.status_code == 503
+    assert Path(conf.storage, name).read_bytes() == before
+    assert not Path(conf.storage, "faculties.csv").exists()
+    with sqlite3.connect(conf.database) as db:
+        assert db.execute("SELECT action FROM datacenter_actions").fetchall() == []

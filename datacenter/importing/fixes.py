@@ -197,10 +197,15 @@ def replace_rows(storage: str, name: str, rows: Sequence[Mapping[str, object]],
         if FileIdentity.at(path) != before:
             raise StaleError(f"{name}: changed while it was being saved; nothing was saved: "
                              "load it again")
-        store.record_action(FIX, name, user, ident=ident.to_ledger() if ident else "",
-                            detail=f"{len(fixed)} row(s) fixed, {len(old)} in the file",
-                            storage=os.path.realpath(storage))
-        fs.replace(tmp, path)
+        action = store.record_action(
+            FIX, name, user, ident=ident.to_ledger() if ident else "",
+            detail=f"{len(fixed)} row(s) fixed, {len(old)} in the file",
+            storage=os.path.realpath(storage))
+        try:
+            fs.replace(tmp, path)
+        except BaseException:
+            store.withdraw_action(action)  # the fix did not happen
+            raise
     finally:
         fs.unlink(tmp, missing_ok=True)
     return len(old)

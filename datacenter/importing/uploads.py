@@ -148,12 +148,17 @@ def drop(storage: str, data: bytes, looked: Preview, store: RecordStore, user: s
         with fs.new_file(tmp, sync=False) as handle:
             handle.write(data)
         ident = FileIdentity.at(tmp)
-        # Recorded before the name appears: the service may take the file at once.
-        store.record_action(UPLOAD, looked.name, user, ident=ident.to_ledger() if ident else "",
-                            detail=f"{looked.processor}/{looked.mode}, {len(data)} bytes, "
-                                   f"uploaded as {looked.filename}",
-                            storage=os.path.realpath(storage))
-        fs.rename_in(tmp, target)  # seen as moved in: complete at once
+        # Recorded before the name appears: the service may take the file at once (it
+        # asks who dropped it outside the lock); taken back if the rename fails.
+        action = store.record_action(
+            UPLOAD, looked.name, user, ident=ident.to_ledger() if ident else "",
+            detail=f"{looked.processor}/{looked.mode}, {len(data)} bytes, "
+                   f"uploaded as {looked.filename}", storage=os.path.realpath(storage))
+        try:
+            fs.rename_in(tmp, target)  # seen as moved in: complete at once
+        except BaseException:
+            store.withdraw_action(action)
+            raise
     except FileExistsError:
         raise _exists(looked.name) from None
     finally:
