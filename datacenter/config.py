@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,6 +84,10 @@ class WebSettings:
 
     listen: str = DEFAULT_LISTEN
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES
+    #: The console's address as browsers see it behind a reverse proxy
+    #: (``https://console.example.org``): a login's Origin must be it, and its
+    #: cookies are Secure when it is https. Empty: the request's own Host.
+    public_url: str = ""
 
 
 @dataclass
@@ -280,7 +285,7 @@ def _imports(path: str, table: Any) -> ImportSettings:
 def _web(path: str, table: Any) -> WebSettings:
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: web must be a table ([web]), not {table!r}")
-    _known(path, "[web]", table, frozenset({"listen", "max_upload_bytes"}))
+    _known(path, "[web]", table, frozenset({"listen", "max_upload_bytes", "public_url"}))
     listen = table.get("listen", DEFAULT_LISTEN)
     try:
         parse_listen(listen)
@@ -290,7 +295,21 @@ def _web(path: str, table: Any) -> WebSettings:
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ConfigError(f"{path}: [web]: max_upload_bytes must be a whole number of bytes "
                           f"(1 or more), not {size!r}")
-    return WebSettings(listen=listen, max_upload_bytes=size)
+    return WebSettings(listen=listen, max_upload_bytes=size,
+                       public_url=_public_url(path, table.get("public_url", "")))
+
+
+def _public_url(path: str, value: object) -> str:
+    """``[web] public_url`` as ``scheme://host[:port]`` (lower case), or ``""``."""
+    if value == "":
+        return ""
+    parts = urllib.parse.urlsplit(value) if isinstance(value, str) else None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.path not in ("", "/") or parts.query or parts.fragment
+            or parts.username is not None):
+        raise ConfigError(f"{path}: [web]: public_url must be the console's address as a "
+                          f"browser sees it (https://host or https://host:port), not {value!r}")
+    return f"{parts.scheme}://{parts.netloc.lower()}"
 
 
 def parse_listen(value: object) -> tuple[str, int]:

@@ -43,6 +43,10 @@ WRONG: dict[str, tuple[str, list[str]]] = {
                           ["[web]", "'port'"]),
     "listen not HOST:PORT": (HEAD + FACULTIES + '[web]\nlisten = "8080"\n',
                              ["[web]", "listen", "'8080'"]),
+    "public_url not an address": (HEAD + FACULTIES + '[web]\npublic_url = "console.org"\n',
+                                  ["[web]", "public_url", "'console.org'"]),
+    "public_url with a path": (HEAD + FACULTIES + '[web]\npublic_url = "https://x.org/dc"\n',
+                               ["[web]", "public_url", "https://host"]),
     "upload limit not a size": (HEAD + FACULTIES + '[web]\nmax_upload_bytes = "50M"\n',
                                 ["[web]", "max_upload_bytes", "'50M'"]),
     "route to an undefined processor": (

@@ -424,3 +424,13 @@ def test_a_pending_file_with_the_longest_name_can_be_discarded(tmp_path: Path) -
     done = dc.discard(name, user="op", when=WHEN)
     assert done.rows == 1 and done.dest.endswith(".update.discarded.csv")
     assert len(os.path.basename(done.dest).encode()) <= 255
+
+
+def test_find_and_pending_say_the_reason_of_a_row_longer_than_the_header(
+        capsys: pytest.CaptureFixture[str], conf: Path) -> None:
+    imported(capsys, conf, "students.csv", "student_id,name,level,--IGNORE--,--IGNORE--\r\n"
+                                           "S2,Smith, John,2,x,y\r\n")
+    code, out, _ = run(capsys, conf, "find", "S2")
+    assert code == 0 and "line 2: 6 cells, but the header has 5" in out, out
+    code, out, _ = run(capsys, conf, "pending")  # grouped: its numbers as N and M
+    assert "1  N cells, but the header has M  [S2]" in out, out

@@ -121,3 +121,21 @@ def test_log_follows_the_storage(dc: DataCenter, tmp_path: Path) -> None:
     dc.log("after the move")
     assert any("after the move" in line for line in dc.queryLogfiles("datacenter.log"))
     assert os.path.isfile(new / "logs" / "datacenter.log")
+
+
+def test_a_query_runs_in_linear_time_and_a_backreference_is_said_in_one_line(
+        dc: DataCenter) -> None:
+    _logs(dc, {"datacenter.log": ["a," * 15, "a,x", "plain"]})
+    with pytest.raises(ValueError, match=r"invalid query '\(a\)\\\\1': .*RE2 syntax"):
+        dc.queryLogfiles("datacenter.log", r"(a)\1")
+    # A pattern that backtracks exponentially in Python's re on a line of 30 characters.
+    assert list(dc.queryLogfiles("datacenter.log", "^(.*?,?)*?x$")) == ["a,x"]
+
+
+def test_a_query_finds_matches_across_batches(dc: DataCenter) -> None:
+    _logs(dc, {"datacenter.log.1": [f"old {n}" for n in range(5000)],
+               "datacenter.log": [f"new {n}" for n in range(5000)]})
+    found = list(dc.queryLogfiles("datacenter.log", r"(old|new) 4\d{3}$", limit=1500,
+                                  start=500))
+    assert found[0] == "old 4500" and found[499] == "old 4999"
+    assert found[500] == "new 4000" and found[-1] == "new 4999" and len(found) == 1500

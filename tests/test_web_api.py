@@ -339,6 +339,18 @@ def test_logs_processors_templates_and_export(conf: Config, client: TestClient) 
     assert client.get("/api/export/students", params={"format": "xml"}).status_code == 400
 
 
+def test_a_log_search_runs_in_re2_and_refuses_a_backreference(conf: Config,
+                                                              client: TestClient) -> None:
+    log_in(client, "viewer")
+    backref = client.get("/api/logs", params={"query": r"(a)\1"})
+    assert backref.status_code == 400 and "RE2 syntax" in backref.json()["error"]
+    page = client.get("/logs", params={"query": r"(a)\1"})
+    assert page.status_code == 400 and "no backreferences" in page.text
+    Path(conf.storage, "logs", "datacenter.log").write_text(f"{'a,' * 20}\na,x\n")
+    found = client.get("/api/logs", params={"query": "^(.*?,?)*?x$"})
+    assert found.status_code == 200 and found.json()["lines"] == ["a,x"]
+
+
 def test_accounts_are_managed_by_admins(conf: Config, client: TestClient) -> None:
     csrf = log_in(client, "admin")
     added = client.post("/api/users", headers={"X-CSRF-Token": csrf},
@@ -397,3 +409,145 @@ def test_a_name_taken_meanwhile_is_never_replaced(conf: Config) -> None:
     with pytest.raises(FileExistsError):
         fs.rename_in(str(staged), str(target))
     assert target.read_text() == "first" and staged.read_text() == "new"
+
+
+def test_a_preview_reads_the_header_as_the_import_does(tmp_path: Path) -> None:
+    conf = web_conf(tmp_path)
+    conf.processors["contacts"] = {
+        "key": ["id"], "required": ["phone"], "fields": {"id": "str", "phone": "str"},
+        "columns": {"Contact Phone Number": "phone"}}
+    web_accounts(conf)
+    sent = b"id, Contact Phone Number \r\nC1,555\r\n"
+    with TestClient(create_app(conf)) as client:
+        csrf = log_in(client, "manager")
+        found = client.post("/api/uploads/preview", headers={"X-CSRF-Token": csrf},
+                            files={"file": ("contacts.csv", sent)}).json()
+        assert found["warnings"] == [] and not found.get("problem"), found
+        done = client.post("/api/uploads", headers={"X-CSRF-Token": csrf},
+                           files={"file": ("contacts.csv", sent)})
+        assert done.status_code == 201, done.text
+        twice = client.post("/api/uploads/preview", headers={"X-CSRF-Token": csrf},
+                            files={"file": ("contacts.csv",
+                                            b"id,phone,Contact Phone Number\r\nC1,1,2\r\n")})
+        assert "duplicate column(s): 'phone' and 'Contact Phone Number' (both field phone)" \
+            in twice.json()["warnings"]
+    importer = Importer(conf)
+    try:
+        path = str(Path(conf.storage, "contacts.csv"))
+        outcome = importer.import_file(path, user="manager")
+    finally:
+        importer.close()
+    assert getattr(outcome, "ok", None) == 1, outcome
+
+
+def test_a_template_quotes_a_field_name_as_the_cli_does(tmp_path: Path) -> None:
+    conf = web_conf(tmp_path)
+    conf.processors["contacts"] = {"key": ["id"], "fields": {
+        "id": "str", "Name, Given": "str", 'Say "hi"': "str"}}
+    web_accounts(conf)
+    with TestClient(create_app(conf)) as client:
+        log_in(client, "viewer")
+        for path in ("/api/processors/contacts/template", "/processors/contacts/template"):
+            got = client.get(path)
+            assert got.status_code == 200
+            assert got.text == 'id,"Name, Given","Say ""hi"""\r\n'
+
+
+def test_healthz_tells_a_stranger_the_state_word_only(conf: Config, client: TestClient) -> None:
+    for headers in ({}, {"Authorization": "Bearer dct_not-a-token"}):
+        answer = client.get("/healthz", headers=headers)
+        assert (answer.status_code, answer.text) == (503, "gone\n")
+    log_in(client, "viewer")
+    assert client.get("/healthz").text.startswith("gone: no service process holds the storage")
+
+
+def test_a_new_password_or_a_remade_account_ends_its_open_sessions(
+        conf: Config, client: TestClient) -> None:
+    log_in(client, "manager")
+    assert client.get("/api/status").status_code == 200
+    Accounts(conf.storage).set_password("manager", "a brand new passphrase")  # user passwd
+    answer = client.get("/api/status")
+    assert answer.status_code == 401 and "log in first" in answer.json()["error"]
+    assert client.post("/api/login", json={"username": "manager", "password": PASSWORD}
+                       ).status_code == 401
+    log_in(client, "manager", "a brand new passphrase")
+    assert client.get("/api/status").status_code == 200
+    # Removed and made again as a viewer (a role change): the old session is gone too.
+    accounts = Accounts(conf.storage)
+    accounts.remove("manager")
+    accounts.add("manager", "viewer", "a brand new passphrase")
+    assert client.get("/api/status").status_code == 401
+    log_in(client, "manager", "a brand new passphrase")
+    assert client.get("/api/export/students").status_code == 403  # the role read anew
+
+
+def test_a_huge_page_number_or_offset_is_an_empty_page_not_a_500(conf: Config,
+                                                                client: TestClient) -> None:
+    seed(conf)
+    log_in(client, "viewer")
+    huge = "9223372036854775808"
+    for path in (f"/?imports={huge}0&waiting={huge}", f"/files/finished?page={huge}",
+                 f"/pending?page={huge}", f"/logs?page={huge}",
+                 f"/pending/students.create.pending.csv?page={huge}"):
+        assert client.get(path).status_code == 200, path
+    status = client.get(f"/api/status?offset={huge}")
+    assert status.status_code == 200 and status.json()["last_imports"] == []
+    assert client.get(f"/api/files/finished?offset={huge}").json() == []
+    grid = client.get(f"/api/pending/students.create.pending.csv?offset={huge}").json()
+    assert grid["rows"] == [] and grid["total"] == 1
+    assert client.get(f"/api/logs?start={huge}").json() == {"lines": []}
+
+
+def test_an_account_name_ending_in_a_line_break_is_refused(conf: Config,
+                                                           client: TestClient) -> None:
+    csrf = log_in(client, "admin")
+    for name in ("mgr\n", "mgr\r\n", "mgr\nroot"):
+        answer = client.post("/api/users", headers={"X-CSRF-Token": csrf},
+                             json={"username": name, "role": "viewer", "password": PASSWORD})
+        assert answer.status_code == 400 and "invalid account name" in answer.json()["error"]
+    assert [u["username"] for u in client.get("/api/users").json()] == sorted(ROLES)
+
+
+def test_the_export_header_is_the_field_names_before_and_after_an_import(
+        tmp_path: Path) -> None:
+    conf = web_conf(tmp_path / "fresh")
+    conf.processors["sums"] = {"key": ["id"], "fields": {"id": "str", "=total": "int"}}
+    Path(conf.database).unlink()  # nothing imported yet: no record store
+    web_accounts(conf)
+    with TestClient(create_app(conf)) as client:
+        log_in(client, "manager")
+        before = client.get("/api/export/sums")
+        assert before.status_code == 200 and before.text == "id,=total\r\n"
+        importer = Importer(conf)
+        try:
+            Path(conf.storage, "sums.csv").write_text("id,=total\r\nA,3\r\n")
+            importer.import_file(str(Path(conf.storage, "sums.csv")), user="seed")
+        finally:
+            importer.close()
+        assert client.get("/api/export/sums").text == "id,=total\r\nA,3\r\n"
+
+
+def test_a_failed_rename_leaves_no_upload_or_fix_in_the_ledger(
+        conf: Config, client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    seed(conf)
+    csrf = log_in(client, "manager")
+    name = "students.create.pending.csv"
+    before = Path(conf.storage, name).read_bytes()
+    grid = client.get(f"/api/pending/{name}").json()
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device", str(args[0]))
+
+    monkeypatch.setattr(fs, "rename_in", full)
+    monkeypatch.setattr(fs, "replace", full)
+    upload = client.post("/api/uploads", headers={"X-CSRF-Token": csrf},
+                         files={"file": ("faculties.csv", b"code,title\r\nF2,Arts\r\n")})
+    assert upload.status_code == 503 and "No space left" in upload.json()["error"]
+    fix = client.put(f"/api/pending/{name}", headers={"X-CSRF-Token": csrf},
+                     json={"rows": [{"cells": grid["rows"][0]["values"]}],
+                           "version": grid["version"]})
+    assert fix.status_code == 503
+    assert Path(conf.storage, name).read_bytes() == before
+    assert not Path(conf.storage, "faculties.csv").exists()
+    with sqlite3.connect(conf.database) as db:
+        assert db.execute("SELECT action FROM datacenter_actions").fetchall() == []

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers import log_in, students_csv, web_accounts, web_conf
+from helpers import PASSWORD, log_in, students_csv, web_accounts, web_conf
 from starlette.testclient import TestClient
 
 from datacenter.config import Config
@@ -191,3 +191,33 @@ def test_login_redirects_only_inside_the_console(conf: Config, client: TestClien
                                                 "password": "correct horse battery",
                                                 "next": target}, follow_redirects=False)
             assert answer.status_code == 303 and answer.headers["location"] == where
+
+
+def test_behind_a_proxy_public_url_is_the_origin_a_login_must_come_from(
+        tmp_path: Path) -> None:
+    conf = web_conf(tmp_path, public_url="https://console.example.org")
+    web_accounts(conf)
+    body = {"username": "viewer", "password": PASSWORD}
+    with TestClient(create_app(conf), base_url="http://127.0.0.1:8080") as client:
+        # nginx's default: the proxy's own Host, the browser's Origin
+        ok = client.post("/api/login", json=body,
+                         headers={"Origin": "https://console.example.org"})
+        assert ok.status_code == 200, ok.text
+        assert "secure" in ok.headers["set-cookie"].lower()
+        for origin in ("http://127.0.0.1:8080", "https://evil.example", "null"):
+            refused = client.post("/api/login", json=body, headers={"Origin": origin})
+            assert refused.status_code == 403, origin
+    plain = web_conf(tmp_path / "plain")
+    web_accounts(plain)
+    with TestClient(create_app(plain), base_url="http://127.0.0.1:8080") as client:
+        ok = client.post("/api/login", json=body, headers={"Origin": "http://127.0.0.1:8080"})
+        assert ok.status_code == 200 and "secure" not in ok.headers["set-cookie"].lower()
+
+
+def test_a_trailing_slash_is_a_plain_404_not_a_redirect_built_from_host(
+        conf: Config, client: TestClient) -> None:
+    log_in(client, "admin")
+    for path in ("/users/", "/api/status/", "/logs/"):
+        answer = client.get(path, headers={"Host": "evil.example"}, follow_redirects=False)
+        assert answer.status_code == 404, (path, answer.headers)
+        assert "location" not in answer.headers

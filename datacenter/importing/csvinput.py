@@ -127,11 +127,14 @@ class CSVSource:
     """
 
     def __init__(self, path: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-                 encoding: str = "utf-8", processor: str | None = None) -> None:
-        """*encoding*: lines that are not UTF-8 (see above); *processor*: named in hints."""
+                 encoding: str = "utf-8", processor: str | None = None, *,
+                 shared: bool = True) -> None:
+        """*encoding*: lines that are not UTF-8 (see above); *processor*: named in hints;
+        *shared* False: a file with a second name is refused too (PlantedLinkError),
+        as a download refuses it (the import's own staging links need True)."""
         self.path = path
         self.name = os.path.basename(path)
-        self._handle = fs.open_read(path, shared=True)  # never through a symlink
+        self._handle = fs.open_read(path, shared=shared)  # never through a symlink
         self._lines = _Lines(self.name, self._handle, max_line_bytes, encoding, processor)
         try:
             #: ``,``, or ``;`` or a tab when the header line says so (no comma, those).

@@ -159,3 +159,22 @@ def pending_cells(cells: list[str], header: list[str], reason: str) -> list[str]
     width = len([name for name in header if name != ERRORS_COLUMN])
     kept += [""] * (width - len(kept))
     return [*kept, reason]
+
+
+def pending_reason(cells: list[str], width: int, errors: int | None) -> str:
+    """The reason of a pending file's row: its ``--ERRORS--`` cell, or its last if longer.
+
+    :func:`pending_cells` keeps every cell of a row longer than the header,
+    the reason after them.
+
+    >>> pending_reason(["S2", "Smith", " John", "why"], 3, 2)
+    'why'
+    >>> pending_reason(["S2", "why"], 3, 2)
+    ''
+    """
+    if errors is None:
+        return ""
+    if len(cells) > width and errors == width - 1:
+        return cells[-1]
+    return cells[errors] if errors < len(cells) else ""
+

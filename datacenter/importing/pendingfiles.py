@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.importing.csvinput import CSVSource, FatalCSVError
 from datacenter.importing.importer import Importer
+from datacenter.importing.outputs import pending_reason
 from datacenter.importing.routing import Router
 from datacenter.importing.whereabouts import routed
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
@@ -105,7 +106,7 @@ def _summary(storage: str, name: str, schemas: Mapping[str, ProcessorSchema], ro
     found = PendingFile(name, processor)
     groups: dict[str, Reason] = {}
     try:
-        with CSVSource(os.path.join(storage, name), max_line_bytes) as source:
+        with CSVSource(os.path.join(storage, name), max_line_bytes, shared=False) as source:
             header = source.header
             schema = schemas.get(processor) if processor is not None else None
             # Key fields by the header that feeds them (a ``columns`` header too).
@@ -122,8 +123,7 @@ def _summary(storage: str, name: str, schemas: Mapping[str, ProcessorSchema], ro
             errors = index.get(ERRORS_COLUMN)
             for row in source.rows():
                 found.rows += 1
-                reason = row.cells[errors] if errors is not None and errors < len(
-                    row.cells) else ""
+                reason = pending_reason(row.cells, len(header), errors)
                 group = groups.setdefault(reason_group(reason),
                                           Reason(reason_group(reason), example=reason))
                 group.count += 1

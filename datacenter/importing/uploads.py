@@ -30,7 +30,6 @@ import codecs
 import csv
 import io
 import os
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -39,6 +38,7 @@ from datacenter.errors import DataCenterError
 from datacenter.importing import diagnosis
 from datacenter.importing.routing import Router, UnroutedError
 from datacenter.records.backend import Store
+from datacenter.records.naming import doubles
 from datacenter.records.schema import ERRORS_COLUMN, ProcessorSchema
 from datacenter.storage import fs, layout
 from datacenter.storage.identity import FileIdentity
@@ -148,12 +148,17 @@ def drop(storage: str, data: bytes, looked: Preview, store: Store, user: str) ->
         with fs.new_file(tmp, sync=False) as handle:
             handle.write(data)
         ident = FileIdentity.at(tmp)
-        # Recorded before the name appears: the service may take the file at once.
-        store.record_action(UPLOAD, looked.name, user, ident=ident.to_ledger() if ident else "",
-                            detail=f"{looked.processor}/{looked.mode}, {len(data)} bytes, "
-                                   f"uploaded as {looked.filename}",
-                            storage=os.path.realpath(storage))
-        fs.rename_in(tmp, target)  # seen as moved in: complete at once
+        # Recorded before the name appears: the service may take the file at once (it
+        # asks who dropped it outside the lock); taken back if the rename fails.
+        action = store.record_action(
+            UPLOAD, looked.name, user, ident=ident.to_ledger() if ident else "",
+            detail=f"{looked.processor}/{looked.mode}, {len(data)} bytes, "
+                   f"uploaded as {looked.filename}", storage=os.path.realpath(storage))
+        try:
+            fs.rename_in(tmp, target)  # seen as moved in: complete at once
+        except BaseException:
+            store.withdraw_action(action)
+            raise
     except FileExistsError:
         raise _exists(looked.name) from None
     finally:
@@ -276,8 +281,12 @@ def _read(found: Preview, text: str, schema: ProcessorSchema, shown: int) -> Non
         raise UploadError(f"{found.filename}: line {reader.line_num}: {reason}") from None
     if not found.header:
         raise UploadError(f"{found.filename}: the file is empty: no header line")
+    # As the import reads a header (processors.checkHeaders): through field_of, so a
+    # ``columns`` header, blanks at either end and Unicode forms count as the field.
     columns = [h for h in found.header if h and h != ERRORS_COLUMN]
-    found.unknown = [h for h in columns if h not in schema.fields and not h.startswith("--")]
-    present = set(found.header)
+    fields = [schema.field_of(h) for h in columns]
+    found.unknown = [h for h, f in zip(columns, fields, strict=True)
+                     if f is None and not h.startswith("--")]
+    present = set(fields)
     found.missing = [f for f in schema.req[found.mode] if f not in present]
-    found.duplicates = sorted(h for h, n in Counter(columns).items() if n > 1)
+    found.duplicates = doubles(columns, fields)

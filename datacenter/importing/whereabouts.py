@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from datacenter.config import DEFAULT_MAX_LINE_BYTES
 from datacenter.errors import DataCenterError
 from datacenter.importing.csvinput import CSVSource, FatalCSVError
+from datacenter.importing.outputs import pending_reason
 from datacenter.importing.routing import Router, UnroutedError
 from datacenter.records.backend import read_jobs, read_record
 from datacenter.records.fieldtypes import FieldType
@@ -263,7 +264,8 @@ class _Scan:
                 for row in source.rows():
                     if self.matcher.matches(row.cells, positions):
                         found.append(Sighting(
-                            what, rel, row.line, _cell(row.cells, errors), list(jobs),
+                            what, rel, row.line, None if errors is None else
+                            pending_reason(row.cells, len(header), errors), list(jobs),
                             _cell(row.cells, by), _cell(row.cells, at)))
         except FileNotFoundError:
             return []

@@ -356,6 +356,11 @@ class PostgresStore:
                 (time.time(), user, action, name, ident, detail, storage)).fetchone()
         return int(_one(row))
 
+    def withdraw_action(self, action_id: int) -> None:
+        """Take back action *action_id*: what it says did not happen (its rename failed)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM datacenter_actions WHERE id = %s", (action_id,))
+
     def dropped_by(self, name: str, ident: str, storage: str) -> str | None:
         """Who put file *name* at the root of *storage* as it is now (identity *ident*)."""
         row = self.db.execute(

@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 
 import adbc_driver_sqlite.dbapi as adbc_sqlite
 
+from datacenter.errors import DataCenterError
 from datacenter.injection import injection_point
 from datacenter.records.fieldtypes import FieldType, IsoType
 from datacenter.records.naming import quote
@@ -45,6 +46,10 @@ _T = TypeVar("_T")
 #: A failure of the moment (the database locked, busy, unreadable, full): the
 #: transaction is undone, and trying again later may succeed.
 StoreUnavailableError = sqlite3.OperationalError
+
+
+class StoreSchemaError(DataCenterError, sqlite3.DatabaseError):
+    """A processor's table cannot take its fields as the config has them now."""
 
 _LEDGER = """
 CREATE TABLE IF NOT EXISTS datacenter_jobs (
@@ -169,6 +174,7 @@ class RecordStore:
         self.job: int | None = None
         # isolation_level=None: transactions are begun and ended explicitly.
         self.db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        _no_quoted_literals(self.db)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.execute("PRAGMA busy_timeout=30000")
@@ -205,15 +211,39 @@ class RecordStore:
             f"CREATE TABLE IF NOT EXISTS {table(schema.name)} ({columns}, "
             f"{_quote(JOB_COLUMN)} INTEGER, PRIMARY KEY ({key}))"
         )
-        present = {row[1] for row in self.db.execute(f"PRAGMA table_info({table(schema.name)})")}
+        present = _columns_of(self.db, schema.name)
         if JOB_COLUMN not in present:  # a store made before records knew their job
             self.db.execute(f"ALTER TABLE {table(schema.name)} "
                             f"ADD COLUMN {_quote(JOB_COLUMN)} INTEGER")
+        self._add_fields(schema, present)
         # Removing a parent asks who names it (on_remove): one look-up, not a scan.
         for name in schema.parents:
             index = _quote(f"rec_{schema.name}_by_{name}")
             self.db.execute(f"CREATE INDEX IF NOT EXISTS {index} "
                             f"ON {table(schema.name)} ({_quote(name)})")
+
+    def _add_fields(self, schema: ProcessorSchema, present: set[str]) -> None:
+        """Add the fields the config gained since the table was made (NULL in old records).
+
+        A field that may be NULL is added with ``ALTER TABLE``; a new required
+        or key field cannot be (the records already there have no value for
+        it): StoreSchemaError names the processor and the field.
+        """
+        for name, ftype in schema.fields.items():
+            if name in present:
+                continue
+            if name in schema.key or name in schema.required:
+                what = "key" if name in schema.key else "required"
+                raise StoreSchemaError(
+                    f"processor {schema.name!r}: field {name!r} is {what} but its table, "
+                    "made before, has no such column (its records have no value for it); "
+                    "add it as an optional field, or export, drop and import them again")
+            try:
+                self.db.execute(f"ALTER TABLE {table(schema.name)} "
+                                f"ADD COLUMN {_quote(name)} {ftype.sql_type}")
+            except sqlite3.OperationalError:
+                if name not in _columns_of(self.db, schema.name):
+                    raise  # else another process opening the store added it first
 
     # -- transactions ----------------------------------------------------------
 
@@ -491,6 +521,11 @@ class RecordStore:
                 "VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (time.time(), user, action, name, ident, detail, storage)).lastrowid or 0)
 
+    def withdraw_action(self, action_id: int) -> None:
+        """Take back action *action_id*: what it says did not happen (its rename failed)."""
+        with self.transaction():
+            self.db.execute("DELETE FROM datacenter_actions WHERE id = ?", (action_id,))
+
     def dropped_by(self, name: str, ident: str, storage: str) -> str | None:
         """Who put file *name* at the root of *storage* as it is now (identity *ident*)."""
         row = self.db.execute(
@@ -644,12 +679,12 @@ def read_record(path: str, schema: ProcessorSchema, key: Sequence[object],
                 ) -> StoredRecord | None:
     """The record of *schema* with *key* (stored values) in the store at *path*, read only."""
     def read(db: sqlite3.Connection) -> StoredRecord | None:
+        _no_quoted_literals(db)
         if not _has_table(db, f"rec_{schema.name}"):
             return None
         names = list(schema.fields)
-        has_job = JOB_COLUMN in {row[1] for row in
-                                 db.execute(f"PRAGMA table_info({table(schema.name)})")}
-        columns = [*map(_quote, names), _quote(JOB_COLUMN) if has_job else "NULL"]
+        present = _columns_of(db, schema.name)  # a field added since: NULL (no writer yet)
+        columns = [_quote(n) if n in present else "NULL" for n in [*names, JOB_COLUMN]]
         where = " AND ".join(f"{_quote(k)} = ?" for k in schema.key)
         found = db.execute(f"SELECT {', '.join(columns)} FROM {table(schema.name)} "
                            f"WHERE {where}", tuple(key)).fetchone()
@@ -691,6 +726,19 @@ def _job_of(columns: Sequence[str], row: Sequence[Any]) -> Job:
     job = Job(**dict(zip(columns, row, strict=True)))
     job.distributed = bool(job.distributed)
     return job
+
+
+def _columns_of(db: sqlite3.Connection, processor: str) -> set[str]:
+    return {row[1] for row in db.execute(f"PRAGMA table_info({table(processor)})")}
+
+
+def _no_quoted_literals(db: sqlite3.Connection) -> None:
+    """Make a double-quoted unknown column an error, not a string literal (where Python's
+    sqlite3 can say so: 3.12+); on older ones the columns are checked against the schema."""
+    setconfig = getattr(db, "setconfig", None)
+    for option in ("SQLITE_DBCONFIG_DQS_DML", "SQLITE_DBCONFIG_DQS_DDL"):
+        if setconfig is not None and hasattr(sqlite3, option):
+            setconfig(getattr(sqlite3, option), False)
 
 
 def _has_table(db: sqlite3.Connection, name: str) -> bool:

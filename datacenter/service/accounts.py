@@ -34,7 +34,7 @@ VIEWER, MANAGER, ADMIN = "viewer", "manager", "admin"
 ROLES = (VIEWER, MANAGER, ADMIN)
 #: scrypt's cost: 16 MiB of memory and ~50 ms per check.
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 1 << 14, 8, 1
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}")
 MIN_PASSWORD = 8
 TOKEN_PREFIX = "dct_"  # noqa: S105 (a prefix that says what a token is, no secret)
 
@@ -49,6 +49,9 @@ class Account:
     role: str
     created: float
     has_token: bool
+    #: A digest of the password's hash: a session holds the one it logged in with, and
+    #: ends when it changes (a new password, or the account removed and made again).
+    fingerprint: str = ""
 
     def may(self, role: str) -> bool:
         """Does this account's role include *role*'s rights?"""
@@ -187,11 +190,13 @@ def _account(name: str, entry: dict[str, object]) -> Account:
     created = entry.get("created", 0.0)
     return Account(name, role if role in ROLES else VIEWER,
                    float(created) if isinstance(created, int | float) else 0.0,
-                   bool(entry.get("token")))
+                   bool(entry.get("token")),
+                   hashlib.sha256(f"{entry.get('salt')}:{entry.get('hash')}".encode()
+                                  ).hexdigest())
 
 
 def _check_name(name: str) -> None:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise AccountError(f"invalid account name {name!r}: letters, digits and . _ @ -, "
                            "starting with a letter or digit, at most 64")
 

@@ -23,6 +23,9 @@ import re
 import stat
 from collections.abc import Callable, Iterator
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from datacenter.storage import fs, layout, links
 
 _BACKUP = re.compile(r"^(?P<base>.+)\.(?P<n>\d+)$")
@@ -266,29 +269,73 @@ def _refusal(path: str) -> str | None:
     return reason
 
 
+def check_query(pattern: str) -> None:
+    """ValueError (the reason alone) unless *pattern* is a regular expression RE2 runs.
+
+    Searches run in RE2 (pyarrow's ``match_substring_regex``): linear time
+    whatever the pattern, so no query can hold a process for minutes. A
+    pattern Python's ``re`` refuses gets its reason; one only Python takes
+    (a backreference, a lookaround) says so.
+
+    >>> check_query(r"(a)\\1")
+    Traceback (most recent call last):
+    ...
+    ValueError: invalid escape sequence: \\1 (searches use RE2 syntax: no backreferences ...)
+    """
+    try:
+        re.compile(pattern)
+    except re.error as exc:
+        raise ValueError(str(exc)) from None
+    try:
+        pc.match_substring_regex(pa.array([""], pa.string()), pattern)
+    except pa.ArrowInvalid as exc:
+        reason = str(exc).removeprefix("Invalid regular expression: ")
+        raise ValueError(f"{reason} (searches use RE2 syntax: no backreferences or "
+                         "lookaround)") from None
+
+
 def query(
     paths: list[str], pattern: str | None, limit: int = 0, start: int = 0,
     on_skip: SkipNote = _ignore,
 ) -> Iterator[str]:
     """Lines of *paths* matching *pattern*, from match number *start*, at most *limit*.
 
-    The pattern is compiled now, so a bad one fails at the call; the lines
-    are read as they are asked for.
+    The pattern is checked now (:func:`check_query`), so a bad one fails at
+    the call; the lines are read as they are asked for, a batch at a time.
     """
     if limit < 0 or start < 0:
         raise ValueError("limit and start must not be negative")
-    try:
-        regex = re.compile(pattern) if pattern else None
-    except re.error as exc:
-        raise ValueError(f"invalid query {pattern!r}: {exc}") from None
-    return _matches(paths, regex, limit, start, on_skip)
+    if pattern:
+        try:
+            check_query(pattern)
+        except ValueError as exc:
+            raise ValueError(f"invalid query {pattern!r}: {exc}") from None
+    return _matches(paths, pattern or None, limit, start, on_skip)
+
+
+#: Lines matched in one call into RE2: the memory a search holds, and little overhead.
+_BATCH = 4096
 
 
 def _matches(
-    paths: list[str], regex: re.Pattern[str] | None, limit: int, start: int,
-    on_skip: SkipNote,
+    paths: list[str], pattern: str | None, limit: int, start: int, on_skip: SkipNote,
 ) -> Iterator[str]:
     found = 0
+    for batch in _batches(paths, on_skip):
+        if pattern is not None:
+            hits = pc.match_substring_regex(pa.array(batch, pa.string()), pattern)
+            batch = [line for line, hit in zip(batch, hits.to_pylist(), strict=True) if hit]
+        for line in batch:
+            found += 1
+            if found <= start:
+                continue
+            yield line
+            if limit and found - start >= limit:
+                return
+
+
+def _batches(paths: list[str], on_skip: SkipNote) -> Iterator[list[str]]:
+    """The lines of *paths* (without their line breaks), :data:`_BATCH` at a time."""
     for path in paths:
         try:  # checked again on the open file: a link may have been planted since
             binary = fs.open_read(path)
@@ -296,13 +343,11 @@ def _matches(
             on_skip(path, error.strerror or "a planted link")
             continue
         with io.TextIOWrapper(binary, encoding="utf-8", errors="replace") as handle:
+            batch: list[str] = []
             for raw in handle:
-                line = raw.rstrip("\n")
-                if regex is not None and not regex.search(line):
-                    continue
-                found += 1
-                if found <= start:
-                    continue
-                yield line
-                if limit and found - start >= limit:
-                    return
+                batch.append(raw.rstrip("\n"))
+                if len(batch) >= _BATCH:
+                    yield batch
+                    batch = []
+            if batch:
+                yield batch

@@ -53,8 +53,9 @@ _HEADERS = [
 def create_app(conf: Config, processors: Processors | None = None, *,
                secure_cookies: bool = False) -> Starlette:
     """The console of *conf*'s storage (which must exist)."""
+    secure = secure_cookies or conf.web.public_url.startswith("https://")
     console = Console(conf, processors or resolve_processors(conf), Accounts(conf.storage),
-                      secure_cookies=secure_cookies)
+                      secure_cookies=secure)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,6 +72,9 @@ def create_app(conf: Config, processors: Processors | None = None, *,
         Denied: _denied, 404: _not_found, 405: _not_found, **dict.fromkeys(
             (ValueError, LookupError, OSError, DataCenterError), _refused)})
     app.state.console = console
+    # A trailing slash is a plain 404: Starlette's redirect would be an absolute URL built
+    # from Host (wrong behind a proxy, and Host is whatever the client says).
+    app.router.redirect_slashes = False
     # Links are paths, never absolute URLs: right behind any proxy, whatever Host said.
     console.templates.env.globals["path_for"] = _path_for(app)
     app.add_middleware(BodyLimit, limit=conf.web.max_upload_bytes + uploads.ENVELOPE)

@@ -58,6 +58,8 @@ class Session:
     name: str
     csrf: str
     expires: float
+    #: The account's password fingerprint at login: a new password ends the session.
+    fingerprint: str = ""
 
 
 @dataclass(frozen=True)
@@ -80,9 +82,9 @@ class Sessions:
         self._open: dict[str, Session] = {}
         self._mutex = threading.Lock()
 
-    def open(self, name: str) -> Session:
+    def open(self, name: str, fingerprint: str = "") -> Session:
         session = Session(secrets.token_urlsafe(32), name, secrets.token_urlsafe(32),
-                          time.monotonic() + self.idle)
+                          time.monotonic() + self.idle, fingerprint)
         with self._mutex:
             self._sweep()
             self._open[session.token] = session
@@ -159,21 +161,29 @@ def log_in(accounts: Accounts, sessions: Sessions, limiter: RateLimit, name: str
         limiter.failed(name, address)
         raise Denied(401, "wrong name or password")
     limiter.succeeded(name)
-    return sessions.open(account.name)
+    return sessions.open(account.name, account.fingerprint)
 
 
-def check_origin(request: Request) -> None:
+def check_origin(request: Request, public_url: str = "") -> None:
     """A login from a browser must come from this console's own page (403 otherwise).
 
     Another site's page could post its own account's name and password and
     leave the browser logged in as that account (login CSRF); the session's
     CSRF token cannot guard the login itself, the Origin header a browser
     sends with every POST can. A request without one (a script) may log in.
+    Behind a reverse proxy the Host the console gets is not the browser's:
+    *public_url* (``[web] public_url``, ``scheme://host[:port]``) is then
+    what the Origin must be.
     """
     origin = request.headers.get("origin")
     if origin is None:
         return
-    if origin == "null" or urllib.parse.urlsplit(origin).netloc != request.url.netloc:
+    if public_url:
+        parts = urllib.parse.urlsplit(origin)
+        same = f"{parts.scheme}://{parts.netloc.lower()}" == public_url
+    else:
+        same = urllib.parse.urlsplit(origin).netloc == request.url.netloc
+    if origin == "null" or not same:
         raise Denied(403, "a login sent from another site's page is refused; log in on "
                           "this console's own login page")
 
@@ -198,7 +208,9 @@ def identify(request: Request, accounts: Accounts, sessions: Sessions) -> Caller
     if session is None:
         return None
     known = accounts.get(session.name)
-    if known is None:  # removed since it logged in
+    # Removed since it logged in, or its password changed (maybe by someone who knew it
+    # was stolen): the session ends. The role is read here each time, so a change counts.
+    if known is None or not hmac.compare_digest(known.fingerprint, session.fingerprint):
         sessions.close(session.token)
         return None
     return Caller(known, session)

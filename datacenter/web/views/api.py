@@ -50,6 +50,16 @@ async def _json(request: Request) -> dict[str, Any]:
     return data
 
 
+def _whole(data: dict[str, Any], key: str) -> int | None:
+    """A whole number >= 0 the body gives under *key*, or None when it gives none."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 2**53:
+        raise ValueError(f'"{key}" must be a whole number from 0, not {value!r}')
+    return value
+
+
 def _changing(request: Request, role: str) -> Caller:
     """The caller of a state-changing call: its role, and its CSRF header with a session."""
     who = caller(request, role)
@@ -59,7 +69,7 @@ def _changing(request: Request, role: str) -> Caller:
 
 async def login(request: Request) -> Response:
     console = console_of(request)
-    check_origin(request)
+    check_origin(request, console.conf.web.public_url)
     data = await _json(request)
     name, password = data.get("username"), data.get("password")
     if not isinstance(name, str) or not isinstance(password, str):
@@ -150,11 +160,16 @@ async def pending_replace(request: Request) -> Response:
     data = await _json(request)
     rows = data.get("rows")
     if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
-        raise ValueError('send {"rows": [{"cells": {"column": "value", ...}}, ...]}')
+        raise ValueError('send {"rows": [{"cells": {"column": "value", ...}}, ...], '
+                         '"offset": N, "count": N}')
     version = data.get("version")
     name = request.path_params["name"]
+    offset, count = _whole(data, "offset"), _whole(data, "count")
+    if offset is not None or count is not None:  # a range: the page the rows were read from
+        offset, count = offset or 0, len(rows) if count is None else count
     total = await run_in_threadpool(pending.save, console_of(request), name, rows, who,
-                                    version if isinstance(version, str) else None)
+                                    version if isinstance(version, str) else None,
+                                    offset or 0, count)
     return JSONResponse({"name": name, "rows": total})
 
 

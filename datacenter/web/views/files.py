@@ -97,13 +97,19 @@ def file_dict(found: DataCenterFile) -> dict[str, Any]:
     return data
 
 
+#: The largest number a query may give: a page number times a page, or an offset, stays
+#: far below SQLite's 64-bit integers (a larger one answered a bare 500).
+LARGEST = 1_000_000_000
+
+
 def number(request: Request, key: str, default: int, most: int | None = None) -> int:
-    """A whole number from the query (*default* when absent or not one), at most *most*."""
+    """A whole number from the query (*default* when absent or not one), at most *most*
+    and at most :data:`LARGEST`."""
     try:
         value = max(0, int(request.query_params.get(key, default)))
     except ValueError:
         value = default
-    return min(value, most) if most is not None else value
+    return min(value, LARGEST if most is None else most, LARGEST)
 
 
 def folder_page(request: Request) -> Response:

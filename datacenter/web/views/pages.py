@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +27,7 @@ from datacenter.service.health import judge
 from datacenter.service.report import status_report, timestamp
 from datacenter.service.state import service_status
 from datacenter.storage import layout
+from datacenter.storage.logs import check_query
 from datacenter.web.auth import (
     COOKIE,
     CSRF_FIELD,
@@ -61,7 +61,7 @@ async def login_post(request: Request) -> Response:
     name, password = str(form.get("username") or ""), str(form.get("password") or "")
     target = _next(str(form.get("next") or ""))
     try:
-        check_origin(request)
+        check_origin(request, console.conf.web.public_url)
         session = await run_in_threadpool(log_in, console.accounts, console.sessions,
                                           console.limiter, name, password,
                                           client_address(request))
@@ -137,7 +137,7 @@ def template(console: Console, name: str) -> Response:
     if schema is None:
         raise LookupError(f"unknown processor {name!r} (known: "
                           f"{', '.join(sorted(console.schemas)) or 'none'})")
-    return Response(",".join(schema.csv_header()) + "\r\n", media_type="text/csv; "
+    return Response(schema.csv_template(), media_type="text/csv; "
                     "charset=utf-8", headers={"Content-Disposition":
                                               attachment(f"{name}.csv")})
 
@@ -148,11 +148,11 @@ def template_download(request: Request) -> Response:
 
 
 def log_lines(console: Console, query: str | None, limit: int, start: int) -> list[str]:
-    """Lines of the storage's log and its rotations matching *query* (a regular expression)."""
+    """Lines of the storage's log and its rotations matching *query* (an RE2 expression)."""
     if query:
         try:
-            re.compile(query)
-        except re.error as problem:
+            check_query(query)
+        except ValueError as problem:
             raise ValueError(f"the query is no regular expression: {problem}") from None
     return list(console.view().queryLogfiles(layout.LOG_NAME, query or None, limit, start))
 
@@ -190,8 +190,9 @@ def export_stream(console: Console, name: str, fmt: str) -> StreamingResponse:
         if exists(console.conf.database):
             with contextlib.closing(open_store(console.conf.database, {name: schema})) as store:
                 export_processor(store, name, path, fmt)
-        else:  # nothing imported yet: the header alone, or an empty list
-            export_records([], list(schema.fields), path, fmt)
+        else:  # nothing imported yet: the header alone (field names as the config has
+            # them, as export_processor writes them), or an empty list
+            export_records([], list(schema.fields), path, fmt, neutralise=False)
         spool = open(path, "rb")  # noqa: SIM115 - closed by the stream; gone with its folder
 
     def chunks() -> Iterator[bytes]:

@@ -91,12 +91,16 @@ async def pending_save(request: Request) -> Response:
     check_csrf(who, _field(form, CSRF_FIELD))
     offset = _whole(_field(form, "offset"))
     count = _whole(_field(form, "count"))
-    header = [str(value) for value in form.getlist("column")]
-    rows = [{column: _field(form, f"c{i}_{j}") or "" for j, column in enumerate(header)}
-            for i in range(count)]
+    if count > GRID_PAGE:
+        raise ValueError(f"{name}: a save holds at most a page of {GRID_PAGE} rows, "
+                         f"not {count}; nothing was saved")
+    width = len(form.getlist("column"))
+    # By position: two columns may share a name (two --IGNORE--).
+    rows = [[_field(form, f"c{i}_{j}") or "" for j in range(width)] for i in range(count)]
     version = _field(form, "version")
     await run_in_threadpool(_keep_untouched, console, name, rows, version, offset)
-    total = await run_in_threadpool(save, console, name, rows, who, version, offset, count)
+    total = await run_in_threadpool(save, console, name, [{"cells": row} for row in rows],
+                                    who, version, offset, count)
     message = f"Saved {count} row(s) of {name} ({total} in the file); " \
               f"{who_imports(console, again=True)}"
     return back_to(request, "dashboard", message)
@@ -112,7 +116,7 @@ async def pending_discard(request: Request) -> Response:
     return back_to(request, "dashboard", message)
 
 
-def _keep_untouched(console: Console, name: str, rows: list[dict[str, str]],
+def _keep_untouched(console: Console, name: str, rows: list[list[str]],
                     version: str | None, offset: int) -> None:
     """Give each cell the form sent back unchanged its exact text again.
 
@@ -126,10 +130,9 @@ def _keep_untouched(console: Console, name: str, rows: list[dict[str, str]],
     if version is None or before.version != version:
         return  # changed since: the save is refused as stale anyway
     for sent, was in zip(rows, before.rows, strict=False):
-        for column, value in sent.items():
-            old = was.cells.get(column, "")
+        for n, (value, old) in enumerate(zip(sent, was.cells, strict=False)):
             if value != old and value == _as_sent(old):
-                sent[column] = old
+                sent[n] = old
 
 
 def _as_sent(text: str) -> str:
