@@ -47,6 +47,7 @@ from datacenter.importing import columnar
 from datacenter.importing.importer import Importer
 from datacenter.importing.outputs import ImportResult
 from datacenter.importing.processors import BatchProcessor
+from datacenter.records.backend import read_jobs
 from datacenter.service import Service, read_state
 from datacenter.service.accounts import Accounts
 from datacenter.storage import fs
@@ -657,6 +658,9 @@ class Imported:
     files: dict[str, bytes]
     #: How many of the files the columnar engine imported (the others: the row engine).
     columnar: int
+    #: The ledger's rows, per processor, without what differs between runs (times,
+    #: folders, file identities): which job wrote what, from which file, with which result.
+    ledger: dict[str, list[tuple[object, ...]]]
 
 
 def stored_tables(database: str, names: Iterable[str]) -> dict[str, list[tuple[object, ...]]]:
@@ -718,8 +722,11 @@ def import_seeded(storage: Path, database: str, steps: list[tuple[str, str]],
         for name in names:
             files[os.path.relpath(os.path.join(folder, name), storage)] = \
                 Path(folder, name).read_bytes()
+    ledger = {name: [(job.id, job.source, job.sha256, job.processor, job.mode, job.user,
+                      job.rows, job.ok, job.failed, job.outcome, job.distributed, job.pending)
+                     for job in read_jobs(database, name)] for name in SEEDED_PROCESSORS}
     return Imported(outcomes, stored_tables(database, list(SEEDED_PROCESSORS)), files,
-                    sum(columnar_runs))
+                    sum(columnar_runs), ledger)
 
 
 # -- waiting for the service ---------------------------------------------------------

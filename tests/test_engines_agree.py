@@ -57,6 +57,7 @@ def test_both_engines_import_alike(seed: int, tmp_path: Path,
     assert columns.outcomes == row.outcomes
     assert columns.tables == row.tables
     assert columns.files == row.files
+    assert columns.ledger == row.ledger
     assert row.columnar == 0
     # The files the row engine must read (a CRLF inside quotes) are few: most were columnar.
     assert columns.columnar >= len(steps) - 2, columns.columnar
