@@ -5,7 +5,8 @@ Test modules import from here, never from one another or from conftest
 importer built on the documented processors of ``datacenter.toml`` and
 what a user sees of its storage; processors offered by (fake) installed
 packages; the crash scenarios that the crash and fault tests both run;
-the web console's accounts; and the console in a browser (a real
+the seeded storages that the engines and the record stores must import
+alike; the web console's accounts; and the console in a browser (a real
 ``serve --web`` process, Debian's Chromium through Playwright).
 """
 
@@ -17,6 +18,7 @@ import errno
 import importlib.metadata
 import io
 import os
+import random
 import re
 import secrets
 import shutil
@@ -29,7 +31,7 @@ import threading
 import time
 import tomllib
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,7 +43,11 @@ from starlette.testclient import TestClient
 
 from datacenter import DataCenter, config
 from datacenter.config import Config, Route
+from datacenter.importing import columnar
 from datacenter.importing.importer import Importer
+from datacenter.importing.outputs import ImportResult
+from datacenter.importing.processors import BatchProcessor
+from datacenter.records.backend import read_jobs
 from datacenter.service import Service, read_state
 from datacenter.service.accounts import Accounts
 from datacenter.storage import fs
@@ -502,6 +508,225 @@ SCENARIOS = [
     Scenario("backup-records", _chain(lambda s, o: DataCenter(s).backupRecords(
         "students", [{"id": "S1", "name": "Ada"}])), _backup),
 ]
+
+
+# -- seeded storages: the differential tests -------------------------------------------------
+
+#: Three processors with parents, a graduated backup and every field type, for the
+#: seeded storages that the engines (``test_engines_agree.py``) and the record stores
+#: (``test_stores_agree.py``) must import alike.
+SEEDED_PROCESSORS: dict[str, Any] = {
+    "faculties": {"key": ["code"], "fields": {"code": "str", "title": "str", "size": "int"},
+                  "required": ["title"]},
+    "departments": {"key": ["code"], "fields": {"code": "str", "faculty": "str",
+                                                "title": "str", "opened": "date"},
+                    "required": ["title"], "parents": {"faculty": "faculties"},
+                    "on_remove": "keep"},
+    "students": {"key": ["student_id"],
+                 "fields": {"student_id": "str", "name": "str", "email": "email",
+                            "birthday": "date", "level": "int",
+                            "state": "choice:admitted,returning,graduated",
+                            "department": "str", "born": "date:%d/%m/%Y", "ok": "bool"},
+                 "required": ["name"], "graduated": {"state": "graduated"},
+                 "parents": {"department": "departments"}},
+}
+
+#: Cells of each field type: mostly valid (some not canonical: " 12 ", "007"), then not.
+_SEEDED_CELLS = {
+    "str": (["Ada", "Bo la", " padded ", "a,comma", 'say "hi"', "two\nlines", "é ü", "x\ty"],
+            ["", "  ", "\u00a0"]),
+    "int": (["1", "42", "-7", "0", "007", "+5", " 12 ", "-0", "9223372036854775807"],
+            ["abc", "1.5", "99999999999999999999", "", " ", "٣"]),
+    "email": (["a@b.org", "x.y@dept.example.edu", " a@b.org ", "ü@b.org"],
+              ["bad", "a@b", "a b@c.org", "a@-b.org", ""]),
+    "date": (["2024-01-31", "2024-02-29", " 2024-03-01", "1999-12-31"],
+             ["2023-02-30", "0999-01-01", "1999-1-1", "20240101", "", "x"]),
+    "date:%d/%m/%Y": (["05/03/2004", "2004-03-05", "5/3/2004"], ["31/02/2004", "", "junk"]),
+    "bool": (["true", "no", "Y", " 1 "], ["maybe", ""]),
+    "choice": (["admitted", "returning", "graduated", " admitted", "graduated"],
+               ["Admitted", "gone", ""]),
+}
+
+#: A CRLF inside quotes: Arrow reads it as a lone CR, so such files go to the row engine.
+_CRLF = "crlf\r\ninside"
+
+
+def _seeded_cell(rng: random.Random, kind: str, crlf: bool) -> str:
+    if crlf and kind == "str" and rng.random() < .1:
+        return _CRLF
+    valid, invalid = _SEEDED_CELLS["choice" if kind.startswith("choice:") else kind]
+    return rng.choice(valid if rng.random() < .85 else invalid)
+
+
+def _seeded_file(rng: random.Random, processor: str, mode: str, keys: list[str],
+                 parents: list[str], crlf: bool = False) -> str:
+    schema = SEEDED_PROCESSORS[processor]
+    fields: dict[str, str] = schema["fields"]
+    key = schema["key"][0]
+    columns = [key] + [f for f in fields if f != key and (mode != "remove" or rng.random() < .3)]
+    columns = [c for c in columns if c == key or c in schema.get("required", []) or mode != "create"
+               or rng.random() < .85]
+    rng.shuffle(columns)
+    if rng.random() < .2:
+        columns.insert(rng.randrange(len(columns) + 1), "--IGNORE--")
+    if rng.random() < .2:
+        columns.append("--ERRORS--")
+    quoting = csv.QUOTE_ALL if rng.random() < .15 else csv.QUOTE_MINIMAL
+    ending = rng.choice(["\n", "\r\n"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator=ending, quoting=quoting)
+    writer.writerow(columns)
+    for _ in range(rng.randrange(1, 40)):
+        roll = rng.random()
+        if roll < .04:
+            out.write(rng.choice(["", " ", ",,"]) + ending)  # a blank line
+            continue
+        row = []
+        for column in columns:
+            if column == key:
+                row.append(rng.choice(keys) if rng.random() < .95 else rng.choice(["", " "]))
+            elif column in schema.get("parents", {}):
+                row.append(rng.choice([*parents, "", "NOPE"]))
+            elif column == "--IGNORE--":
+                row.append(rng.choice(["skip me", "", "1,2"]))
+            elif column == "--ERRORS--":
+                row.append(rng.choice(["old reason", ""]))
+            else:
+                row.append(_seeded_cell(rng, fields[column], crlf))
+        if roll < .08:
+            row = row[:rng.randrange(len(row))] or ["short"]
+        elif roll < .11:
+            row = [*row, "extra"]
+        writer.writerow(row)
+    return out.getvalue()
+
+
+def seeded_storage(seed: int) -> list[tuple[str, str]]:
+    """The files of seeded storage *seed*, (name, text) in import order.
+
+    Valid and invalid cells of every field type, empty and white-space
+    cells, keys repeated in a file or stored already, parents missing, rows
+    too short or too long, blank lines, quoted cells (commas, quotes, line
+    breaks), an ``--IGNORE--`` and an old ``--ERRORS--`` column, columns in
+    any order, a byte order mark, no line end after the last row, a
+    ``;``-separated file; every mode (create, update, remove).
+    """
+    rng = random.Random(seed)
+    faculties = [f"F{n}" for n in range(6)]
+    departments = [f"D{n}" for n in range(8)]
+    students = [f"S{n:03d}" for n in range(30)]
+    steps = [
+        ("faculties.csv", _seeded_file(rng, "faculties", "create", faculties, [])),
+        ("departments.csv", _seeded_file(rng, "departments", "create", departments, faculties)),
+        ("students.csv", _seeded_file(rng, "students", "create", students, departments,
+                                      crlf=rng.random() < .2)),
+        ("students_more.csv", _seeded_file(rng, "students", "create", students, departments)),
+        ("students_fix.update.csv",
+         _seeded_file(rng, "students", "update", students, departments)),
+        ("departments_fix.update.csv",
+         _seeded_file(rng, "departments", "update", departments, faculties)),
+        ("faculties_gone.remove.csv", _seeded_file(rng, "faculties", "remove", faculties, [])),
+        ("students_gone.remove.csv", _seeded_file(rng, "students", "remove", students, [])),
+        ("departments_gone.remove.csv",
+         _seeded_file(rng, "departments", "remove", departments, [])),
+    ]
+    for n, (name, text) in enumerate(steps):
+        if rng.random() < .15:
+            text = "\ufeff" + text  # a byte order mark, as Excel writes
+        if rng.random() < .15:
+            text = text.rstrip("\r\n")  # no line end after the last row
+        steps[n] = (name, text)
+    if rng.random() < .3:  # the ;-separated variant of one file
+        name, text = steps[2]
+        rows = list(csv.reader(io.StringIO(text, newline="")))
+        if all(";" not in c for r in rows for c in r):
+            buf = io.StringIO()
+            csv.writer(buf, delimiter=";", lineterminator="\n").writerows(rows)
+            steps[2] = (name, buf.getvalue())
+    return steps
+
+
+@dataclass
+class Imported:
+    """What importing a seeded storage left: what a user can see of it, and how."""
+
+    #: Per file, in import order: (rows, ok, failed, pending name) or the error's text.
+    outcomes: list[object]
+    #: Per processor: its table's columns (``--job--`` too), then its rows in key order.
+    tables: dict[str, list[tuple[object, ...]]]
+    #: Every file of the storage (finished, pending, backups, ...) by its relative path.
+    files: dict[str, bytes]
+    #: How many of the files the columnar engine imported (the others: the row engine).
+    columnar: int
+    #: The ledger's rows, per processor, without what differs between runs (times,
+    #: folders, file identities): which job wrote what, from which file, with which result.
+    ledger: dict[str, list[tuple[object, ...]]]
+
+
+def stored_tables(database: str, names: Iterable[str]) -> dict[str, list[tuple[object, ...]]]:
+    """The record tables of *database* (SQLite file or PostgreSQL URL), as Python values:
+    each table's column names first, then every row in key order."""
+    queries = {name: f'SELECT * FROM "rec_{name}" ORDER BY 1' for name in names}
+    tables: dict[str, list[tuple[object, ...]]] = {}
+    if "://" in database:
+        with psycopg.connect(database) as pg:
+            for name, query in queries.items():
+                cursor = pg.execute(query)
+                columns = tuple(column.name for column in cursor.description or [])
+                tables[name] = [columns, *cursor.fetchall()]
+        return tables
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        for name, query in queries.items():
+            cursor = db.execute(query)
+            columns = tuple(column[0] for column in cursor.description)
+            tables[name] = [columns, *cursor.fetchall()]
+    return tables
+
+
+def import_seeded(storage: Path, database: str, steps: list[tuple[str, str]],
+                  columnar_engine: bool) -> Imported:
+    """Drop and import *steps* one by one into a new *storage* on *database*.
+
+    *columnar_engine*: whether the columnar engine may take the files
+    (SQLite only; small files too, here); else every row goes one by one.
+    """
+    conf = Config(path=None, storage=str(storage), database=database,
+                  processors=SEEDED_PROCESSORS)
+    outcomes: list[object] = []
+    columnar_runs: list[bool] = []
+    engine = columnar.import_file
+
+    def counted(*args: Any, **kwargs: Any) -> ImportResult | None:
+        done = engine(*args, **kwargs)
+        columnar_runs.append(done is not None)
+        return done
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(BatchProcessor, "columnar", columnar_engine)
+        patch.setattr(columnar, "MIN_BYTES", 0)
+        patch.setattr(columnar, "import_file", counted)
+        importer = Importer(conf)
+        try:
+            for name, text in steps:
+                path = write(storage / name, text)
+                try:
+                    done = importer.import_file(path)
+                    outcomes.append((done.rows, done.ok, done.failed, done.pending))
+                except Exception as error:  # the error is part of the outcome
+                    outcomes.append(str(error))
+        finally:
+            importer.close()
+    files = {}
+    for folder, dirs, names in os.walk(storage):
+        dirs[:] = [d for d in dirs if d not in (".datacenter", "logs")]
+        for name in names:
+            files[os.path.relpath(os.path.join(folder, name), storage)] = \
+                Path(folder, name).read_bytes()
+    ledger = {name: [(job.id, job.source, job.sha256, job.processor, job.mode, job.user,
+                      job.rows, job.ok, job.failed, job.outcome, job.distributed, job.pending)
+                     for job in read_jobs(database, name)] for name in SEEDED_PROCESSORS}
+    return Imported(outcomes, stored_tables(database, list(SEEDED_PROCESSORS)), files,
+                    sum(columnar_runs), ledger)
 
 
 # -- waiting for the service ---------------------------------------------------------
