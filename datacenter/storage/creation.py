@@ -87,7 +87,7 @@ def init_project(folder: str, storage: str | None = None) -> Project:
         check_parent(where)
     created = [folder] if fs.mkdir(folder) else []
     created += _make_storage(where)
-    text = config.template(where if storage else config.DEFAULT_STORAGE)
+    text = template(where if storage else config.DEFAULT_STORAGE)
     _write_new(path, text.encode("utf-8"))
     return Project(path, where, os.path.join(folder, config.DEFAULT_DATABASE),
                    [*created, path])
@@ -112,3 +112,57 @@ def _write_new(path: str, data: bytes) -> None:
         with contextlib.suppress(OSError):
             fs.unlink(tmp, missing_ok=True)
         raise
+
+
+#: What ``datacenter init`` writes: every setting with its default and why,
+#: one example processor, and a route left commented out.
+_TEMPLATE = """\
+# datacenter configuration, written by `datacenter init`.
+# Relative paths are relative to this file; the README's "Configuration" has every key.
+# The folder people drop CSV files into, and the record store (SQLite).
+storage  = {storage}
+database = {database}
+
+[watch]
+settle  = 2.0            # seconds a file written in place must stay unchanged to count
+rescan  = 60             # seconds between reconcile scans (events are only hints)
+polling = false          # true on NFS/SMB shares, where inotify misses other machines' writes
+
+[import]
+max_line_bytes = {max_line_bytes}   # the longest row (or quoted cell) a dropped file may have
+
+[web]
+listen = "{listen}"   # the console's address (datacenter serve --web, datacenter web)
+max_upload_bytes = {max_upload_bytes}   # the largest file one upload may be
+
+# A processor imports one kind of record. Files are routed by name:
+# <processor>[_anything][.<mode>].csv, modes create (default), update, remove.
+[processors.faculties]
+key      = ["code"]                         # the fields that identify a record
+fields   = {{ code = "str", title = "str" }}  # str int float bool date datetime email choice:a,b
+                                            # (any header is a name: "Contact Phone Number")
+required = ["title"]                        # a row without these stays pending
+# parents = {{ faculty_code = "faculties" }}  # (in a child) wait until the parent exists
+# columns = {{ "Faculty Code" = "code" }}     # other headers that feed a field
+
+# Route other file names to a processor (the first matching pattern wins):
+# [[routes]]
+# pattern   = "fac_*.csv"
+# processor = "faculties"
+# mode      = "update"
+"""
+
+
+def template(storage: str, database: str = config.DEFAULT_DATABASE) -> str:
+    """The text of a new config naming *storage* and *database* (relative: to the config)."""
+    return _TEMPLATE.format(storage=toml_string(storage), database=toml_string(database),
+                            max_line_bytes=config.DEFAULT_MAX_LINE_BYTES,
+                            listen=config.DEFAULT_LISTEN,
+                            max_upload_bytes=config.DEFAULT_MAX_UPLOAD_BYTES)
+
+
+def toml_string(text: str) -> str:
+    """*text* as a TOML basic string: quoted, with quotes, backslashes and controls escaped."""
+    escaped = "".join(f"\\u{ord(c):04x}" if ord(c) < 0x20 or ord(c) == 0x7F
+                      else "\\" + c if c in '"\\' else c for c in text)
+    return f'"{escaped}"'
