@@ -15,7 +15,7 @@ import pytest
 
 from datacenter import config, export
 from datacenter.cli import main as datacenter_main
-from datacenter.records.backend import Store, is_url, open_store
+from datacenter.records.backend import Store, open_store
 from datacenter.records.schema import load_processors
 from datacenter.storage import fs
 from datacenter.testing.faults import FaultConfig, FaultInjector
@@ -447,10 +447,10 @@ def test_processor_export_matches_the_typed_records(
     store.close()
 
 
+# SQLite only: a PostgreSQL column holds no text where its type says integer.
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_processor_validate_and_dry_run(tmp_path: Path, database: str,
                                         capsys: pytest.CaptureFixture[str]) -> None:
-    if is_url(database):
-        pytest.skip("a PostgreSQL column holds no text where its type says integer")
     store = students_store(tmp_path)
     schema = store.schemas["students"]
     with store.transaction():
@@ -499,10 +499,10 @@ def test_processor_export_failing_mid_stream(tmp_path: Path,
                           "fs.fsync_dir"]
 
 
+# SQLite only: a file that is missing or no database (a server says so itself).
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_unknown_processor_and_missing_store(tmp_path: Path, database: str,
                                              capsys: pytest.CaptureFixture[str]) -> None:
-    if is_url(database):
-        pytest.skip("an SQLite file that is missing or no database; a server says so itself")
     (tmp_path / "datacenter.toml").write_text(CONFIG, encoding="utf-8")
     code, _, err = cli(capsys, "nope")
     assert (code, err) == (1, "datacenter: error: unknown processor 'nope' "
