@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from datacenter.config import DEFAULT_LEASE
 from datacenter.records.backend import read_totals
 from datacenter.service.state import service_status
 from datacenter.service.verdicts import REJECTED, UNROUTED
@@ -40,9 +41,15 @@ class Health:
         return {"alive": self.alive, "state": self.state, "detail": self.detail}
 
 
-def health(storage: str, stale: float = STALE, now: float | None = None) -> Health:
-    """Whether the service loop of *storage* is alive, from its lock and its heartbeat."""
-    return judge(service_status(storage), stale, now)
+def health(storage: str, stale: float = STALE, now: float | None = None, *, database: str = "",
+           lease: float = DEFAULT_LEASE, own: str | None = None) -> Health:
+    """Whether the service loop of *storage* is alive, from its lock and its heartbeat.
+
+    With a PostgreSQL *database*: from the live ``serve`` instances (*own*
+    alone when given: ``serve --web`` reports on its own loop) and their
+    state files (:func:`~datacenter.service.state.service_status`).
+    """
+    return judge(service_status(storage, database, lease, own), stale, now)
 
 
 def judge(status: dict[str, Any], stale: float = STALE, now: float | None = None) -> Health:
@@ -63,10 +70,11 @@ def judge(status: dict[str, Any], stale: float = STALE, now: float | None = None
     return Health(True, "alive", f"alive: {holder}, state written {age:.1f} s ago{doing}")
 
 
-def metrics(storage: str, database: str, now: float | None = None) -> str:
+def metrics(storage: str, database: str, now: float | None = None, *,
+            lease: float = DEFAULT_LEASE, own: str | None = None) -> str:
     """The Prometheus text exposition of *storage*'s service and imports."""
     now = time.time() if now is None else now
-    status = service_status(storage)
+    status = service_status(storage, database, lease, own)
     totals = read_totals(database, storage, DURATION_BUCKETS)
     alive = judge(status, now=now).alive
     queue = status.get("queue", {})

@@ -51,11 +51,12 @@ _HEADERS = [
 
 
 def create_app(conf: Config, processors: Processors | None = None, *,
-               secure_cookies: bool = False) -> Starlette:
-    """The console of *conf*'s storage (which must exist)."""
+               secure_cookies: bool = False,
+               instance: Callable[[], str] | None = None) -> Starlette:
+    """The console of *conf*'s storage (which must exist); *instance*: see :class:`Console`."""
     secure = secure_cookies or conf.web.public_url.startswith("https://")
     console = Console(conf, processors or resolve_processors(conf), Accounts(conf.storage),
-                      secure_cookies=secure)
+                      secure_cookies=secure, instance=instance)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
