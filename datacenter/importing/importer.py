@@ -291,7 +291,7 @@ class Importer:
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             with self.locked():
                 # Another instance may have filed them meanwhile (recovery files them all).
-                unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+                unfiled = {job.id for job in self.filing.unfiled()}
                 left = {job.id for job in self.finish_jobs([j for j in jobs if j.id in unfiled])}
         finally:
             sharing.release()
@@ -319,7 +319,7 @@ class Importer:
         in the ledger when it is filed; an edit, a replacement or a rename
         makes it a new file.
         """
-        job = self.store.left_pending(os.path.basename(path))
+        job = self.store.left_pending(os.path.basename(path), os.path.realpath(self.dc.storage))
         ident = FileIdentity.at(path)
         if job is None or ident is None or FileIdentity.from_ledger(job.pending_ident) != ident:
             return None

@@ -108,7 +108,8 @@ class Sharing:
         """
         if not self._unknown:
             return
-        unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+        unfiled = {job.id for job in self.store.jobs(undistributed=True,
+                                                     storage=os.path.realpath(self.dc.storage))}
         for job in self._unknown:
             if job.id not in unfiled:
                 fs.rmtree(os.path.join(self.dc.storage, job.workdir))

@@ -424,10 +424,11 @@ class PostgresStore:
                         [(name, ident, job) for job, (name, ident) in (pending or {}).items()])
                 db.execute("DELETE FROM datacenter_claims WHERE job = ANY(%s)", (ids,))
 
-    def left_pending(self, name: str) -> Job | None:
+    def left_pending(self, name: str, storage: str | None = None) -> Job | None:
+        mine = "" if storage is None else " AND storage IN (%s, '')"
         row = self._connection().execute(
-            f"SELECT {_LEDGER} FROM datacenter_jobs WHERE pending = %s AND pending != '' "
-            "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            f"SELECT {_LEDGER} FROM datacenter_jobs WHERE pending = %s AND pending != ''{mine} "
+            "ORDER BY id DESC LIMIT 1", (name, *_storage(storage))).fetchone()
         return None if row is None else _job_of(row)
 
     def committed_into(self, processors: Sequence[str], after: int) -> bool:
@@ -437,13 +438,22 @@ class PostgresStore:
             "SELECT 1 FROM datacenter_jobs WHERE id > %s AND ok > 0 AND processor = ANY(%s) "
             "LIMIT 1", (after, list(processors))).fetchone() is not None
 
-    def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
-        """Ledger rows, newest first."""
-        where = " WHERE distributed = 0" if undistributed else ""
+    def jobs(self, undistributed: bool = False, limit: int = 0,
+             storage: str | None = None) -> list[Job]:
+        """Ledger rows, newest first; of *storage* (its real path) alone when given (and
+        the rows of before the ledger said which storage: an empty ``storage``)."""
+        where = [*(["distributed = 0"] if undistributed else []),
+                 *(["storage IN (%s, '')"] if storage is not None else [])]
+        sql = f" WHERE {' AND '.join(where)}" if where else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
         rows = self._connection().execute(
-            f"SELECT {_LEDGER} FROM datacenter_jobs{where} ORDER BY id DESC{tail}", ()).fetchall()
+            f"SELECT {_LEDGER} FROM datacenter_jobs{sql} ORDER BY id DESC{tail}",
+            _storage(storage)).fetchall()
         return [_job_of(row) for row in rows]
+
+
+def _storage(storage: str | None) -> tuple[str, ...]:
+    return () if storage is None else (storage,)
 
 
 def _job(job: int | None) -> str:
