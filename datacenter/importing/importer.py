@@ -102,8 +102,10 @@ class Importer:
         #: Its imports' job folders: made durable per batch, reused in a burst; named
         #: after this instance when several share the storage (recovery sweeps only
         #: the job folders of instances that are gone).
+        sharing = self.sharing
         self.folders = JobFolders(lambda: self.dc.storage,
-                                  self.sharing.folder_prefix if self.sharing is not None else "")
+                                  (lambda: sharing.folder_prefix) if sharing is not None
+                                  else lambda: "")
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -415,7 +417,7 @@ class Importer:
                     finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
                 if self.sharing is not None:
-                    self.sharing.confirm(path, job_id)
+                    self.sharing.confirm(path, job_id, workdir)
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             if workdir:
