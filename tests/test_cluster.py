@@ -24,7 +24,13 @@ from datacenter.cli import main as datacenter_main
 from datacenter.config import Config
 from datacenter.importing.importer import Importer
 from datacenter.records import migrations
-from datacenter.records.claims import ClaimBook, ClaimedError, ClaimLostError, claims_left
+from datacenter.records.claims import (
+    ClaimBook,
+    ClaimedError,
+    ClaimLostError,
+    claims_left,
+    list_instances,
+)
 from datacenter.records.postgres import PostgresStore
 from datacenter.records.schema import load_processors
 
@@ -390,3 +396,15 @@ def test_a_commit_from_a_job_folder_named_after_a_former_id_is_refused(conf: Con
         assert Path(path).read_text() == faculties("F", 2)
     finally:
         importer.close()
+
+
+def test_an_importer_that_fails_to_open_leaves_no_live_instance(
+        conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    def recover(self: Importer) -> int:
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(Importer, "recover", recover)
+    with pytest.raises(psycopg.OperationalError):
+        Importer(conf)
+    assert list_instances(conf.database, conf.storage, conf.cluster.lease) == []
+    wait_for(lambda: not any(t.name == "datacenter-heartbeat" for t in threading.enumerate()))

@@ -90,6 +90,14 @@ class Importer:
             fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
             _private_store(conf.database)
         self.store = open_store(conf.database, self.schemas)
+        self.claims: ClaimBook | None = None
+        try:
+            self._open(conf, kind)
+        except BaseException:  # no phantom instance beating for the rest of the process
+            self.close()
+            raise
+
+    def _open(self, conf: Config, kind: str) -> None:
         #: This process as one instance among several on the storage (PostgreSQL),
         #: or None: with SQLite, one process works on a storage at a time.
         self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
@@ -114,7 +122,8 @@ class Importer:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
-        self.drop_spare()
+        if hasattr(self, "folders"):  # else its opening failed before them
+            self.drop_spare()
         if self.claims is not None:
             self.claims.close()
         self.store.close()
