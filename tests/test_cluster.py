@@ -408,3 +408,22 @@ def test_an_importer_that_fails_to_open_leaves_no_live_instance(
         Importer(conf)
     assert list_instances(conf.database, conf.storage, conf.cluster.lease) == []
     wait_for(lambda: not any(t.name == "datacenter-heartbeat" for t in threading.enumerate()))
+
+
+def test_instances_dead_for_a_lease_elsewhere_are_forgotten_when_an_importer_opens(
+        conf: Config) -> None:
+    """One of another machine (or of before a reboot) that never said goodbye."""
+    Importer(conf).close()  # the schema
+    with psycopg.connect(conf.database, autocommit=True) as db:
+        db.execute("INSERT INTO datacenter_instances (id, host, machine, pid, kind, storage, "
+                   "started, heartbeat) VALUES ('ghost', 'elsewhere', 'elsewhere/old-boot', "
+                   "4242, 'serve', %s, now() - interval '1 day', now() - interval '1 day')",
+                   (os.path.realpath(conf.storage),))
+    assert [i.id for i in list_instances(conf.database, conf.storage, conf.cluster.lease)] \
+        == ["ghost"]
+    importer = Importer(conf)
+    try:
+        found = list_instances(conf.database, conf.storage, conf.cluster.lease)
+        assert [i.id for i in found] == [importer.claims.instance]  # type: ignore[union-attr]
+    finally:
+        importer.close()

@@ -476,8 +476,12 @@ class Importer:
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left.
 
-        Returns how many committed imports were filed away now.
+        Returns how many committed imports were filed away now. With
+        PostgreSQL the instances found dead are ended first (their rows, and
+        the claims of those of this machine).
         """
+        if self.claims is not None:
+            self.claims.reap()
         return self.filing.recover()
 
 
