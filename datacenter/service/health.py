@@ -1,7 +1,8 @@
 """Is the service alive, and what has it done: ``/healthz`` and ``/metrics``.
 
 Both only read, like ``status``: whether a process holds the service lock
-(a killed service cannot say it stopped), the ``updated`` moment of the
+(a killed service cannot say it stopped; with PostgreSQL, whether a
+``serve`` instance is alive in the record store), the ``updated`` moment of the
 state file it publishes (rewritten at least every
 :data:`~datacenter.service.service.HEARTBEAT` seconds while its loop
 turns, and during a long import as rows come in), and the ledger opened
