@@ -50,6 +50,7 @@ from datacenter.importing.processors import BatchProcessor
 from datacenter.records.backend import read_jobs
 from datacenter.service import Service, read_state
 from datacenter.service.accounts import Accounts
+from datacenter.service.state import INSTANCE_STATE, STATE_FILE
 from datacenter.storage import fs
 from datacenter.storage.layout import SUBFOLDERS
 
@@ -774,8 +775,11 @@ def serving(conf: Config, polling: bool = False,
     thread = threading.Thread(target=service.serve, name="service")
     thread.start()
     try:
-        # "running" is written once the watch is up and the first scan is done
-        wait_for(lambda: read_state(conf.storage).get("state") == "running")
+        # "running" is written once the watch is up and the first scan is done (in its
+        # own state file with PostgreSQL: several instances may serve the storage)
+        own = STATE_FILE if importer.claims is None else \
+            INSTANCE_STATE.format(importer.claims.instance)
+        wait_for(lambda: read_state(conf.storage, own).get("state") == "running")
         yield service
     finally:
         service.stop()

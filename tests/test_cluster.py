@@ -22,8 +22,15 @@ from helpers import REPO_CONFIG, TcpProxy, faculties, serving, wait_for
 from datacenter import config
 from datacenter.cli import main as datacenter_main
 from datacenter.config import Config
+from datacenter.importing.importer import Importer
 from datacenter.records import migrations
-from datacenter.records.claims import ClaimBook, ClaimedError, ClaimLostError, claims_left
+from datacenter.records.claims import (
+    ClaimBook,
+    ClaimedError,
+    ClaimLostError,
+    claims_left,
+    list_instances,
+)
 from datacenter.records.postgres import PostgresStore
 from datacenter.records.schema import load_processors
 
@@ -344,3 +351,79 @@ def test_serve_waits_for_a_database_that_does_not_answer_yet(tmp_path: Path,
             serve.terminate()
             assert serve.wait(timeout=60) == 0
     assert _codes(pg_url) == ["F0", "F1"]
+
+
+# -- an instance that carries on anew --------------------------------------------------------
+
+
+def test_an_instance_that_carries_on_anew_names_its_job_folders_after_its_new_id(
+        conf: Config) -> None:
+    importer = Importer(conf)
+    try:
+        claims = importer.claims
+        assert claims is not None
+        old = claims.instance
+        claims._register()  # what a silence past the lease leads to: a new id
+        assert claims.instance != old
+        path = os.path.join(conf.storage, "faculties.csv")
+        Path(path).write_text(faculties("F", 2))
+        outcome = importer.import_file(path)
+        assert outcome.ok == 2
+        [job] = importer.store.jobs()
+        assert os.path.basename(job.workdir).startswith(f"{claims.instance}.")
+    finally:
+        importer.close()
+
+
+def test_a_commit_from_a_job_folder_named_after_a_former_id_is_refused(conf: Config) -> None:
+    importer = Importer(conf)
+    try:
+        claims = importer.claims
+        assert claims is not None
+        make = importer.folders.make
+
+        def make_then_renew() -> str:
+            workdir = make()
+            claims._register()  # the instance was silent past its lease meanwhile
+            return workdir
+
+        importer.folders.make = make_then_renew  # type: ignore[method-assign]
+        path = os.path.join(conf.storage, "faculties.csv")
+        Path(path).write_text(faculties("F", 2))
+        with pytest.raises(ClaimLostError):
+            importer.import_file(path)
+        assert importer.store.jobs() == []
+        assert Path(path).read_text() == faculties("F", 2)
+    finally:
+        importer.close()
+
+
+def test_an_importer_that_fails_to_open_leaves_no_live_instance(
+        conf: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    def recover(self: Importer) -> int:
+        raise psycopg.OperationalError("the server closed the connection")
+
+    monkeypatch.setattr(Importer, "recover", recover)
+    with pytest.raises(psycopg.OperationalError):
+        Importer(conf)
+    assert list_instances(conf.database, conf.storage, conf.cluster.lease) == []
+    wait_for(lambda: not any(t.name == "datacenter-heartbeat" for t in threading.enumerate()))
+
+
+def test_instances_dead_for_a_lease_elsewhere_are_forgotten_when_an_importer_opens(
+        conf: Config) -> None:
+    """One of another machine (or of before a reboot) that never said goodbye."""
+    Importer(conf).close()  # the schema
+    with psycopg.connect(conf.database, autocommit=True) as db:
+        db.execute("INSERT INTO datacenter_instances (id, host, machine, pid, kind, storage, "
+                   "started, heartbeat) VALUES ('ghost', 'elsewhere', 'elsewhere/old-boot', "
+                   "4242, 'serve', %s, now() - interval '1 day', now() - interval '1 day')",
+                   (os.path.realpath(conf.storage),))
+    assert [i.id for i in list_instances(conf.database, conf.storage, conf.cluster.lease)] \
+        == ["ghost"]
+    importer = Importer(conf)
+    try:
+        found = list_instances(conf.database, conf.storage, conf.cluster.lease)
+        assert [i.id for i in found] == [importer.claims.instance]  # type: ignore[union-attr]
+    finally:
+        importer.close()

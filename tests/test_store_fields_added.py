@@ -8,6 +8,7 @@ one line naming the processor and the field, and the user's file stays.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from datacenter.cli import main
 
 CONFIG = """
 storage = "storage"
-database = "records.sqlite"
+database = "{database}"
 
 [processors.items]
 key = ["id"]
@@ -29,12 +30,13 @@ name = "str"
 """
 
 
-def configure(folder: Path, added: str = "", required: str = "") -> Path:
+def configure(folder: Path, database: str, added: str = "", required: str = "") -> Path:
     """The config at *folder* (its storage made by ``init`` the first time)."""
     path = folder / "datacenter.toml"
     if not path.exists():
         assert main(["init", str(folder)]) == 0
-    path.write_text(CONFIG.format(added=added, required=required), encoding="utf-8")
+    path.write_text(CONFIG.format(added=added, required=required, database=database),
+                    encoding="utf-8")
     return path
 
 
@@ -56,12 +58,16 @@ def exported(folder: Path) -> str:
 
 
 def test_an_optional_field_added_later_exports_empty_then_takes_values(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = configure(tmp_path)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str) -> None:
+    config = configure(tmp_path, database)
     code, _, err = run(capsys, config, "import",
                        str(user_file(tmp_path, "items.csv", "id,name\nI1,Ada\n")))
     assert code == 0, err
-    configure(tmp_path, added='colour = "str"')
+    configure(tmp_path, database, added='colour = "str"')
+    code, out, err = run(capsys, config, "find", "I1", "--json")  # reads only: nothing added
+    assert code == 0, err
+    [found] = json.loads(out)
+    assert found["processor"] == "items" and found["sightings"][0]["kind"] == "store"
     code, _, err = run(capsys, config, "export", "items", "--output",
                        str(tmp_path / "out.csv"))
     assert code == 0, err
@@ -74,11 +80,11 @@ def test_an_optional_field_added_later_exports_empty_then_takes_values(
 
 
 def test_a_required_field_added_later_is_refused_in_one_line(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    config = configure(tmp_path)
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], database: str) -> None:
+    config = configure(tmp_path, database)
     assert run(capsys, config, "import",
                str(user_file(tmp_path, "items.csv", "id,name\nI1,Ada\n")))[0] == 0
-    configure(tmp_path, added='size = "int"', required='required = ["size"]')
+    configure(tmp_path, database, added='size = "int"', required='required = ["size"]')
     mine = user_file(tmp_path, "items_more.csv", "id,name,size\nI2,Bo,3\n")
     code, out, err = run(capsys, config, "import", str(mine))
     assert code == 1 and out == ""

@@ -10,6 +10,7 @@ loop and the console cleanly. Every wait is for a condition.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import signal
 import subprocess
@@ -173,3 +174,31 @@ def test_the_systemd_unit_runs_serve_web_restarts_on_failure_and_stops_on_sigter
     assert keys["KillSignal"] == "SIGTERM"
     assert keys["ExecStart"].endswith(" serve --web")
     assert "deploy/datacenter.service" in (REPO / "README.md").read_text()
+
+
+def test_serve_web_on_postgresql_says_alive_while_it_runs_and_gone_after(
+        conf_path: Path, pg_url: str) -> None:
+    """Instances of a PostgreSQL store hold no serve.lock: their liveness is the cluster's."""
+    text = conf_path.read_text().replace('database = "records.sqlite"', f'database = "{pg_url}"')
+    conf_path.write_text(text)
+    with running("--config", str(conf_path), "serve", "--web", "127.0.0.1:0") as served, \
+            running("--config", str(conf_path), "web", "--listen", "127.0.0.1:0") as console:
+        base, beside = served.address(), console.address()
+        made = cli(conf_path, "user", "add", "alice", "--role", "manager", "--password-stdin",
+                   stdin=PASSWORD + "\n")
+        assert made.returncode == 0, made.stderr
+        with httpx.Client(base_url=base, timeout=30) as web:
+            wait_for(lambda: web.get("/healthz").status_code == 200)
+            assert web.get("/healthz").text == "alive\n"
+            web.post("/api/login", json={"username": "alice", "password": PASSWORD})
+            assert "datacenter_up 1" in web.get("/metrics").text.splitlines()
+        wait_for(lambda: httpx.get(beside + "healthz", timeout=30).status_code == 200)
+        status = cli(conf_path, "status", "--json")
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["service"]["running"] is True
+        assert served.stop() == 0
+        wait_for(lambda: httpx.get(beside + "healthz", timeout=30).status_code == 503)
+        assert httpx.get(beside + "healthz", timeout=30).text == "gone\n"
+        assert console.stop() == 0
+    status = cli(conf_path, "status", "--json")
+    assert json.loads(status.stdout)["service"]["running"] is False

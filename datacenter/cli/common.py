@@ -21,6 +21,7 @@ import sys
 
 from datacenter import config as configuration
 from datacenter.importing import Importer, check_config, resolve_processors
+from datacenter.records.migrations import safe_url
 from datacenter.storage import DataCenter, creation, fs
 from datacenter.storage.logs import printable
 from datacenter.storage.view import StorageView
@@ -51,8 +52,9 @@ def record_store(conf: configuration.Config) -> str:
     another one learns which was used before reading "no imports".
     """
     if conf.path is None:
-        print(printable(f"datacenter: no config file: using the record store {conf.database} "
-                        f"(beside the storage {conf.storage})"), file=sys.stderr)
+        print(printable(f"datacenter: no config file: using the record store "
+                        f"{safe_url(conf.database)} (beside the storage {conf.storage})"),
+              file=sys.stderr)
     return conf.database
 
 

@@ -28,6 +28,7 @@ from datacenter.export import (
 )
 from datacenter.importing import resolve_processors
 from datacenter.records.backend import STORE_ERRORS, Store, exists, open_store
+from datacenter.records.migrations import safe_url
 from datacenter.records.schema import ProcessorSchema
 
 
@@ -94,12 +95,13 @@ def _export_store(args: argparse.Namespace, name: str, fmt: str, output: str) ->
     conf, schemas = _schemas(args)
     schema = processor_schema(schemas, name)
     if not exists(conf.database):
-        raise ExportError(f"{conf.database}: no record store there yet (nothing imported)")
+        raise ExportError(f"{safe_url(conf.database)}: no record store there yet "
+                          "(nothing imported)")
     try:
         with contextlib.closing(open_store(conf.database, {name: schema})) as store:
             return _from_store(args, store, schema, fmt, output)
     except STORE_ERRORS as exc:
-        raise ExportError(f"{conf.database}: {exc}") from None
+        raise ExportError(f"{safe_url(conf.database)}: {exc}") from None
 
 
 def _from_store(args: argparse.Namespace, store: Store, schema: ProcessorSchema,

@@ -11,6 +11,7 @@ import argparse
 
 from datacenter.cli.registry import command, emit, say
 from datacenter.config import DEFAULT_NAME
+from datacenter.records.migrations import safe_url
 from datacenter.storage.creation import init_project
 
 DESCRIPTION = f"""Write DIR/{DEFAULT_NAME} (a commented config with one example
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
         return 0
     say(f"wrote {project.config}")
     say(f"storage: {project.storage}")
-    say(f"record store: {project.database} (made by the first import)")
+    say(f"record store: {safe_url(project.database)} (made by the first import)")
     say(f"next: define your processors in {project.config}, then run `datacenter serve` there")
     return 0

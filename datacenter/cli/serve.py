@@ -115,7 +115,9 @@ def _console(conf: Config, sock: socket.socket | None, importer: Importer) -> It
         yield
         return
     announce(conf, sock)
-    with console_thread(conf, sock, importer.processors):
+    claims = importer.claims  # with PostgreSQL the console reports on this instance
+    with console_thread(conf, sock, importer.processors,
+                        None if claims is None else lambda: claims.instance):
         yield
 
 

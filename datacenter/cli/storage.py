@@ -54,7 +54,7 @@ def _status(args: argparse.Namespace) -> int:
     conf = settings(args)
     view = open_view(args, conf)  # writes nothing: not even on a read-only storage
     record_store(conf)
-    served = service_status(view.storage)
+    served = service_status(view.storage, conf.database, conf.cluster.lease)
     report = status_report(conf, view, args.limit, args.offset, served)
     if args.json:
         emit(report)

@@ -21,7 +21,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import uvicorn
 
@@ -62,8 +62,9 @@ def address_of(sock: socket.socket) -> str:
     return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
 
 
-def console_server(conf: Config, processors: Processors | None = None) -> uvicorn.Server:
-    app = create_app(conf, processors)
+def console_server(conf: Config, processors: Processors | None = None,
+                   instance: Callable[[], str] | None = None) -> uvicorn.Server:
+    app = create_app(conf, processors, instance=instance)
     return uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False,
                                          lifespan="on", server_header=False))
 
@@ -78,10 +79,10 @@ def announce(conf: Config, sock: socket.socket) -> None:
 
 
 @contextlib.contextmanager
-def console_thread(conf: Config, sock: socket.socket,
-                   processors: Processors | None = None) -> Iterator[uvicorn.Server]:
+def console_thread(conf: Config, sock: socket.socket, processors: Processors | None = None,
+                   instance: Callable[[], str] | None = None) -> Iterator[uvicorn.Server]:
     """The console served from *sock* in a thread, until the block ends (then stopped)."""
-    server = console_server(conf, processors)
+    server = console_server(conf, processors, instance)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]},
                               name="console", daemon=True)
     thread.start()

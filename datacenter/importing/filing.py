@@ -158,12 +158,17 @@ class Filing:
                            move_orig=same, pending_dest=keep_aside, job=job.id,
                            keep_folder=keep_folder)
 
+    def unfiled(self) -> list[Job]:
+        """This storage's committed imports not filed yet, newest first (another storage
+        sharing the record store files its own)."""
+        return self.store.jobs(undistributed=True, storage=os.path.realpath(self.dc.storage))
+
     def file_unfiled(self) -> list[Job]:
         """File committed imports whose filing failed so far; returns those still unfiled.
 
         Cheap when there is nothing to do (no lock is taken then).
         """
-        if not self.store.jobs(undistributed=True) and not self.dc.journal.pending_intents():
+        if not self.unfiled() and not self.dc.journal.pending_intents():
             return []
         with self._guard():
             return [job for job in self.finish_unfiled() if not self.is_held(job)]
@@ -175,7 +180,7 @@ class Filing:
         """
         # Interrupted moves first: a source may be on its way to this root.
         self.dc.recover()
-        jobs = self.store.jobs(undistributed=True)
+        jobs = self.unfiled()
         return self.finish_jobs(list(reversed(jobs))) if jobs else []
 
     def recover(self) -> int:
@@ -184,7 +189,7 @@ class Filing:
         Returns how many committed imports were filed away now.
         """
         with self._guard():
-            jobs = self.store.jobs(undistributed=True)
+            jobs = self.unfiled()
             stuck = self.finish_unfiled()
             folder = layout.state_path(self.dc.storage, layout.JOBS)
             found = os.listdir(folder) if os.path.isdir(folder) else []
@@ -193,7 +198,7 @@ class Filing:
             # commits meanwhile is taken for garbage.
             kept = self._keep(found) if found else set()
             owned = {os.path.basename(job.workdir)
-                     for job in (self.store.jobs(undistributed=True) if kept else stuck)}
+                     for job in (self.unfiled() if kept else stuck)}
             for name in found:
                 if name not in owned and name not in kept:
                     fs.rmtree(os.path.join(folder, name))

@@ -90,6 +90,14 @@ class Importer:
             fs.makedirs(os.path.dirname(os.path.abspath(conf.database)))
             _private_store(conf.database)
         self.store = open_store(conf.database, self.schemas)
+        self.claims: ClaimBook | None = None
+        try:
+            self._open(conf, kind)
+        except BaseException:  # no phantom instance beating for the rest of the process
+            self.close()
+            raise
+
+    def _open(self, conf: Config, kind: str) -> None:
         #: This process as one instance among several on the storage (PostgreSQL),
         #: or None: with SQLite, one process works on a storage at a time.
         self.claims = (ClaimBook(conf.database, self.dc.storage, conf.cluster.lease, kind)
@@ -102,8 +110,10 @@ class Importer:
         #: Its imports' job folders: made durable per batch, reused in a burst; named
         #: after this instance when several share the storage (recovery sweeps only
         #: the job folders of instances that are gone).
+        sharing = self.sharing
         self.folders = JobFolders(lambda: self.dc.storage,
-                                  self.sharing.folder_prefix if self.sharing is not None else "")
+                                  (lambda: sharing.folder_prefix) if sharing is not None
+                                  else lambda: "")
         # A relocation made through this storage takes its ledger rows along.
         self.dc.subscribe(self._storage_moved)
         #: Committed imports filed away when this importer was opened.
@@ -112,7 +122,8 @@ class Importer:
     def close(self) -> None:
         with contextlib.suppress(ValueError):
             self.dc.unsubscribe(self._storage_moved)
-        self.drop_spare()
+        if hasattr(self, "folders"):  # else its opening failed before them
+            self.drop_spare()
         if self.claims is not None:
             self.claims.close()
         self.store.close()
@@ -291,7 +302,7 @@ class Importer:
             jobs = [item[0] for item in staged if isinstance(item, tuple)]
             with self.locked():
                 # Another instance may have filed them meanwhile (recovery files them all).
-                unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+                unfiled = {job.id for job in self.filing.unfiled()}
                 left = {job.id for job in self.finish_jobs([j for j in jobs if j.id in unfiled])}
         finally:
             sharing.release()
@@ -319,7 +330,7 @@ class Importer:
         in the ledger when it is filed; an edit, a replacement or a rename
         makes it a new file.
         """
-        job = self.store.left_pending(os.path.basename(path))
+        job = self.store.left_pending(os.path.basename(path), os.path.realpath(self.dc.storage))
         ident = FileIdentity.at(path)
         if job is None or ident is None or FileIdentity.from_ledger(job.pending_ident) != ident:
             return None
@@ -415,7 +426,7 @@ class Importer:
                     finished=time.time(), storage=os.path.realpath(self.dc.storage),
                 )
                 if self.sharing is not None:
-                    self.sharing.confirm(path, job_id)
+                    self.sharing.confirm(path, job_id, workdir)
                 self.store.record_job(id=job_id, **fields)
         except Exception as error:  # this file's: its savepoint undid its rows
             if workdir:
@@ -465,8 +476,12 @@ class Importer:
     def recover(self) -> int:
         """Finish every committed import; drop what uncommitted ones left.
 
-        Returns how many committed imports were filed away now.
+        Returns how many committed imports were filed away now. With
+        PostgreSQL the instances found dead are ended first (their rows, and
+        the claims of those of this machine).
         """
+        if self.claims is not None:
+            self.claims.reap()
         return self.filing.recover()
 
 

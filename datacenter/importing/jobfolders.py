@@ -34,9 +34,11 @@ SPARE_FOLDERS = 256
 class JobFolders:
     """Job folders in ``jobs/`` of the storage that *storage()* names now."""
 
-    def __init__(self, storage: Callable[[], str], prefix: str = "") -> None:
+    def __init__(self, storage: Callable[[], str],
+                 prefix: Callable[[], str] = lambda: "") -> None:
         self._storage = storage
-        #: Starts the name of every new folder (an instance's, when several share one).
+        #: Starts the name of every new folder (an instance's, when several share one),
+        #: asked at each: an instance silent past its lease carries on under a new id.
         self.prefix = prefix
         #: Names of empty folders in ``jobs/`` kept for the next imports.
         self._spare: list[str] = []
@@ -48,7 +50,7 @@ class JobFolders:
     def make(self) -> str:
         """A job folder for one import: a kept one, or a new one (not yet durable)."""
         jobs = self.jobs
-        name = self._spare.pop() if self._spare else self.prefix + uuid.uuid4().hex
+        name = self._spare.pop() if self._spare else self.prefix() + uuid.uuid4().hex
         workdir = os.path.join(jobs, name)
         fs.makedirs(jobs)
         fs.mkdir(workdir, sync=False)  # durable with the batch's (make_durable)

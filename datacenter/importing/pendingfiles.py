@@ -147,7 +147,7 @@ def discard(importer: Importer, name: str, user: str | None = None,
     """
     with importer.dc.lock:
         importer.recover()
-        stuck = [job.id for job in importer.store.jobs(undistributed=True) if job.source == name]
+        stuck = [job.id for job in importer.filing.unfiled() if job.source == name]
         if stuck:  # its filing would replace the very file: give up what it leaves, later
             raise DiscardError(f"{name}: imported (job {stuck[0]}) but not filed away yet; "
                                "nothing was discarded (see the log, then try again)")

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 
 from datacenter.importing.outcomes import Plan
 from datacenter.records.backend import STORE_ERRORS
-from datacenter.records.claims import ClaimBook, ClaimedError
+from datacenter.records.claims import ClaimBook, ClaimedError, ClaimLostError
 from datacenter.records.postgres import PostgresStore
 from datacenter.records.store import Job
 from datacenter.storage import fs
@@ -76,8 +76,17 @@ class Sharing:
             claimed.append(plan)
         return claimed
 
-    def confirm(self, path: str, job: int) -> None:
-        """Inside the commit: the claim on *path* becomes *job*'s (or ClaimLostError)."""
+    def confirm(self, path: str, job: int, workdir: str) -> None:
+        """Inside the commit: the claim on *path* becomes *job*'s (or ClaimLostError).
+
+        Refused too when *workdir* is not named after this instance as it is
+        now: one made before a silence past the lease bears a dead instance's
+        id, and the others' recovery may sweep it at any moment.
+        """
+        if not os.path.basename(workdir).startswith(self.folder_prefix):
+            raise ClaimLostError(f"{os.path.basename(path)}: this instance was silent past its "
+                                 "lease during the import (its job folder may be swept by "
+                                 "others); nothing was committed")
         token = self._tokens.get(path)
         if token is not None:
             self.claims.confirm(self.store, os.path.basename(path), token, job)
@@ -108,7 +117,8 @@ class Sharing:
         """
         if not self._unknown:
             return
-        unfiled = {job.id for job in self.store.jobs(undistributed=True)}
+        unfiled = {job.id for job in self.store.jobs(undistributed=True,
+                                                     storage=os.path.realpath(self.dc.storage))}
         for job in self._unknown:
             if job.id not in unfiled:
                 fs.rmtree(os.path.join(self.dc.storage, job.workdir))

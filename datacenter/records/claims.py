@@ -223,16 +223,20 @@ class ClaimBook:
         """End the instances of this machine whose process is gone, and their claims; how many.
 
         Their claims not committed end with them: another instance takes
-        their files at once, without waiting for the lease.
+        their files at once, without waiting for the lease. The rows of
+        instances silent for a lease (of other machines, or of before a
+        reboot) are removed too (:func:`forget_dead`): dead for good, they
+        would stay in ``status`` for ever.
         """
         gone = [i.id for i in self.instances()
                 if i.machine == MACHINE and i.id != self.instance and not _running(i.pid)]
-        if gone:
-            with self._mutex:
-                db = self._main()
+        with self._mutex:
+            db = self._main()
+            if gone:
                 db.execute("DELETE FROM datacenter_claims WHERE instance = ANY(%s) "
                            "AND job IS NULL", (gone,))
                 db.execute("DELETE FROM datacenter_instances WHERE id = ANY(%s)", (gone,))
+            _forget_dead(db, self.lease)
         return len(gone)
 
     # -- claims ----------------------------------------------------------------------
@@ -367,9 +371,13 @@ def _instances(db: Connection, storage: str | None, lease: float) -> list[Instan
 def forget_dead(url: str, lease: float) -> int:
     """Remove the rows of instances silent for a lease; how many."""
     with contextlib.closing(connect(url)) as db:
-        return int(db.execute(
-            "DELETE FROM datacenter_instances WHERE heartbeat < now() - %s * interval '1 second'",
-            (lease,)).rowcount)
+        return _forget_dead(db, lease)
+
+
+def _forget_dead(db: Connection, lease: float) -> int:
+    return int(db.execute(
+        "DELETE FROM datacenter_instances WHERE heartbeat < now() - %s * interval '1 second'",
+        (lease,)).rowcount)
 
 
 def claims_left(url: str) -> list[tuple[str, str, str | None]]:

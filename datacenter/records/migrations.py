@@ -139,6 +139,22 @@ def ensure_tables(db: psycopg.Connection[tuple[object, ...]],
                 db.execute(statement)
 
 
+def alter_tables(db: psycopg.Connection[tuple[object, ...]],
+                 changes: Iterable[tuple[str, str]]) -> None:
+    """Run ``ALTER TABLE table change`` for each ``(table, change)``, under the schema lock.
+
+    Each change must be idempotent (``ADD COLUMN IF NOT EXISTS``): another
+    process opening the store may have made it first.
+    """
+    wanted = list(changes)
+    if not wanted:
+        return
+    with db.transaction():
+        db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
+        for name, change in wanted:
+            db.execute(f'ALTER TABLE "{name.replace(chr(34), chr(34) * 2)}" {change}')
+
+
 def _exists(db: psycopg.Connection[tuple[object, ...]], name: str) -> bool:
     found = db.execute("SELECT to_regclass(%s)", ('"' + name.replace('"', '""') + '"',))
     row = found.fetchone()

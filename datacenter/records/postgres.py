@@ -46,6 +46,7 @@ from datacenter.records.store import (
     LedgerTotals,
     LedgerView,
     StoredRecord,
+    StoreSchemaError,
     from_db,
     to_db,
 )
@@ -109,9 +110,33 @@ class PostgresStore:
                f"CREATE INDEX IF NOT EXISTS {_plain(f'rec_{s.name}_by_{name}')} "
                f"ON {_plain('rec_' + s.name)} ({_plain(name)})")
               for s in self.schemas.values() for name in s.parents)])
+        self._add_fields()
 
     def close(self) -> None:
         self.db.close()
+
+    def _add_fields(self) -> None:
+        """Add the fields the config gained since their tables were made (NULL in old records).
+
+        As in :meth:`Store._add_fields <datacenter.records.store.Store._add_fields>`:
+        an optional field is added (``ALTER TABLE``, under the schema lock); a
+        new required or key field cannot be: StoreSchemaError names both.
+        """
+        present = _columns(self.db)
+        added: list[tuple[str, str]] = []
+        for schema in self.schemas.values():
+            for name, ftype in schema.fields.items():
+                if name in present.get(f"rec_{schema.name}", {name}):
+                    continue
+                if name in schema.key or name in schema.required:
+                    what = "key" if name in schema.key else "required"
+                    raise StoreSchemaError(
+                        f"processor {schema.name!r}: field {name!r} is {what} but its table, "
+                        "made before, has no such column (its records have no value for it); "
+                        "add it as an optional field, or export, drop and import them again")
+                added.append((f"rec_{schema.name}", f"ADD COLUMN IF NOT EXISTS {_plain(name)} "
+                                                    f"{_TYPES[ftype.sql_type]}"))
+        migrations.alter_tables(self.db, added)
 
     @staticmethod
     def _table_sql(schema: ProcessorSchema) -> str:
@@ -399,10 +424,11 @@ class PostgresStore:
                         [(name, ident, job) for job, (name, ident) in (pending or {}).items()])
                 db.execute("DELETE FROM datacenter_claims WHERE job = ANY(%s)", (ids,))
 
-    def left_pending(self, name: str) -> Job | None:
+    def left_pending(self, name: str, storage: str | None = None) -> Job | None:
+        mine = "" if storage is None else " AND storage IN (%s, '')"
         row = self._connection().execute(
-            f"SELECT {_LEDGER} FROM datacenter_jobs WHERE pending = %s AND pending != '' "
-            "ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            f"SELECT {_LEDGER} FROM datacenter_jobs WHERE pending = %s AND pending != ''{mine} "
+            "ORDER BY id DESC LIMIT 1", (name, *_storage(storage))).fetchone()
         return None if row is None else _job_of(row)
 
     def committed_into(self, processors: Sequence[str], after: int) -> bool:
@@ -412,13 +438,22 @@ class PostgresStore:
             "SELECT 1 FROM datacenter_jobs WHERE id > %s AND ok > 0 AND processor = ANY(%s) "
             "LIMIT 1", (after, list(processors))).fetchone() is not None
 
-    def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
-        """Ledger rows, newest first."""
-        where = " WHERE distributed = 0" if undistributed else ""
+    def jobs(self, undistributed: bool = False, limit: int = 0,
+             storage: str | None = None) -> list[Job]:
+        """Ledger rows, newest first; of *storage* (its real path) alone when given (and
+        the rows of before the ledger said which storage: an empty ``storage``)."""
+        where = [*(["distributed = 0"] if undistributed else []),
+                 *(["storage IN (%s, '')"] if storage is not None else [])]
+        sql = f" WHERE {' AND '.join(where)}" if where else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
         rows = self._connection().execute(
-            f"SELECT {_LEDGER} FROM datacenter_jobs{where} ORDER BY id DESC{tail}", ()).fetchall()
+            f"SELECT {_LEDGER} FROM datacenter_jobs{sql} ORDER BY id DESC{tail}",
+            _storage(storage)).fetchall()
         return [_job_of(row) for row in rows]
+
+
+def _storage(storage: str | None) -> tuple[str, ...]:
+    return () if storage is None else (storage,)
 
 
 def _job(job: int | None) -> str:
@@ -512,9 +547,11 @@ def read_record(url: str, schema: ProcessorSchema, key: Sequence[object],
         if not _has_table(db, f"rec_{schema.name}"):
             return None
         names = list(schema.fields)
+        present = _columns(db).get(f"rec_{schema.name}", set())  # a field added since: NULL
+        columns = [quote(n) if n in present else "NULL" for n in [*names, JOB_COLUMN]]
         where = " AND ".join(f"{quote(k)} = %s" for k in schema.key)
-        found = db.execute(f"SELECT {', '.join(map(quote, names))}, {quote(JOB_COLUMN)} "
-                           f"FROM {table(schema.name)} WHERE {where}", tuple(key)).fetchone()
+        found = db.execute(f"SELECT {', '.join(columns)} FROM {table(schema.name)} "
+                           f"WHERE {where}", tuple(key)).fetchone()
         if found is None:
             return None
         values = {n: from_db(schema.fields[n], v) for n, v in zip(names, found, strict=False)}
@@ -538,6 +575,16 @@ def read_jobs(url: str, processor: str) -> list[Job]:
         return [_job_of(row) for row in found]
 
     return _read_only(url, read)
+
+
+def _columns(db: Connection) -> dict[str, set[str]]:
+    """The columns of each record table (``rec_*``) of the database."""
+    found: dict[str, set[str]] = {}
+    for name, column in db.execute(
+            "SELECT table_name, column_name FROM information_schema.columns "
+            "WHERE table_schema = current_schema() AND table_name LIKE 'rec\\_%'"):
+        found.setdefault(str(name), set()).add(str(column))
+    return found
 
 
 def _has_table(db: Connection, name: str) -> bool:

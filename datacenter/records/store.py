@@ -492,11 +492,14 @@ class RecordStore:
                     "UPDATE datacenter_jobs SET pending = ?, pending_ident = ? WHERE id = ?",
                     [(name, ident, job_id) for job_id, (name, ident) in (pending or {}).items()])
 
-    def left_pending(self, name: str) -> Job | None:
-        """The last job whose filing left a pending file called *name*, if any."""
+    def left_pending(self, name: str, storage: str | None = None) -> Job | None:
+        """The last job whose filing left a pending file called *name*, if any (in
+        *storage*, its real path, when given; or in a ledger row of before it was said)."""
+        mine = "" if storage is None else " AND storage IN (?, '')"
         row = self.db.execute(
-            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs "
-            "WHERE pending = ? AND pending != '' ORDER BY id DESC LIMIT 1", (name,)).fetchone()
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs WHERE pending = ? "
+            f"AND pending != ''{mine} ORDER BY id DESC LIMIT 1",
+            (name, *(() if storage is None else (storage,)))).fetchone()
         if row is None:
             return None
         job = Job(**dict(zip(_JOB_COLUMNS, row, strict=True)))
@@ -533,13 +536,17 @@ class RecordStore:
             "ORDER BY id DESC LIMIT 1", (name, ident, storage)).fetchone()
         return None if row is None else str(row[0])
 
-    def jobs(self, undistributed: bool = False, limit: int = 0) -> list[Job]:
-        """Ledger rows, newest first."""
-        where = " WHERE distributed = 0" if undistributed else ""
+    def jobs(self, undistributed: bool = False, limit: int = 0,
+             storage: str | None = None) -> list[Job]:
+        """Ledger rows, newest first; of *storage* (its real path) alone when given (and
+        the rows of before the ledger said which storage: an empty ``storage``)."""
+        where = [*(["distributed = 0"] if undistributed else []),
+                 *(["storage IN (?, '')"] if storage is not None else [])]
+        sql = f" WHERE {' AND '.join(where)}" if where else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
         rows = self.db.execute(
-            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs{where} ORDER BY id DESC{tail}"
-        ).fetchall()
+            f"SELECT {', '.join(_JOB_COLUMNS)} FROM datacenter_jobs{sql} ORDER BY id DESC{tail}",
+            () if storage is None else (storage,)).fetchall()
         jobs = [Job(**dict(zip(_JOB_COLUMNS, row, strict=True))) for row in rows]
         for job in jobs:
             job.distributed = bool(job.distributed)

@@ -1,7 +1,8 @@
 """Is the service alive, and what has it done: ``/healthz`` and ``/metrics``.
 
 Both only read, like ``status``: whether a process holds the service lock
-(a killed service cannot say it stopped), the ``updated`` moment of the
+(a killed service cannot say it stopped; with PostgreSQL, whether a
+``serve`` instance is alive in the record store), the ``updated`` moment of the
 state file it publishes (rewritten at least every
 :data:`~datacenter.service.service.HEARTBEAT` seconds while its loop
 turns, and during a long import as rows come in), and the ledger opened
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from datacenter.config import DEFAULT_LEASE
 from datacenter.records.backend import read_totals
 from datacenter.service.state import service_status
 from datacenter.service.verdicts import REJECTED, UNROUTED
@@ -40,9 +42,15 @@ class Health:
         return {"alive": self.alive, "state": self.state, "detail": self.detail}
 
 
-def health(storage: str, stale: float = STALE, now: float | None = None) -> Health:
-    """Whether the service loop of *storage* is alive, from its lock and its heartbeat."""
-    return judge(service_status(storage), stale, now)
+def health(storage: str, stale: float = STALE, now: float | None = None, *, database: str = "",
+           lease: float = DEFAULT_LEASE, own: str | None = None) -> Health:
+    """Whether the service loop of *storage* is alive, from its lock and its heartbeat.
+
+    With a PostgreSQL *database*: from the live ``serve`` instances (*own*
+    alone when given: ``serve --web`` reports on its own loop) and their
+    state files (:func:`~datacenter.service.state.service_status`).
+    """
+    return judge(service_status(storage, database, lease, own), stale, now)
 
 
 def judge(status: dict[str, Any], stale: float = STALE, now: float | None = None) -> Health:
@@ -63,10 +71,11 @@ def judge(status: dict[str, Any], stale: float = STALE, now: float | None = None
     return Health(True, "alive", f"alive: {holder}, state written {age:.1f} s ago{doing}")
 
 
-def metrics(storage: str, database: str, now: float | None = None) -> str:
+def metrics(storage: str, database: str, now: float | None = None, *,
+            lease: float = DEFAULT_LEASE, own: str | None = None) -> str:
     """The Prometheus text exposition of *storage*'s service and imports."""
     now = time.time() if now is None else now
-    status = service_status(storage)
+    status = service_status(storage, database, lease, own)
     totals = read_totals(database, storage, DURATION_BUCKETS)
     alive = judge(status, now=now).alive
     queue = status.get("queue", {})

@@ -57,7 +57,8 @@ def status_report(conf: Config, view: StorageView, limit: int = 10, offset: int 
     """
     ledger = read_ledger(conf.database, limit, offset, view.storage)
     intents = view.interrupted_operations()
-    served = service_status(view.storage) if served is None else served
+    served = service_status(view.storage, conf.database, conf.cluster.lease) \
+        if served is None else served
     counts, finished = file_counts(view, served)
     # Files at the root that no import takes (a workbook dropped as it is): said
     # here, since the service leaves them alone without a word in its queue.

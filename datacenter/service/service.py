@@ -33,7 +33,7 @@ from datacenter.service import verdicts
 from datacenter.service.cluster import membership
 from datacenter.service.intake import BATCH, Intake
 from datacenter.service.readiness import Hint, Readiness
-from datacenter.service.state import StateFile, hold_service_lock, read_state
+from datacenter.service.state import StateFile, hold_service_lock, last_state, state_file
 from datacenter.service.verdicts import Verdicts
 from datacenter.service.voice import Voice
 from datacenter.service.watcher import HintQueue, Watcher
@@ -212,9 +212,8 @@ class Service:
     def _running(self, watch: bool) -> Iterator[None]:
         self._lock = self._hold_storage()
         try:
-            self._state = StateFile(self.storage)
-            if self.member is None:  # else another instance may be writing it right now
-                self._state.sweep()
+            self._state = self._state_file()
+            self._state.sweep()  # with PostgreSQL, not: another instance may be writing now
             self._load_state()
             self.importer.subscribe(self._storage_moved)
             if watch:
@@ -318,6 +317,8 @@ class Service:
                 self.readiness.forget(name)
         self.verdicts.keep_only(present)
         self.intake.check_ledger()
+        if self.member is not None:  # the state files of instances gone
+            self._state_file().sweep_others(self.member.claims.alive())
         self.scans += 1
 
     def _follow_move(self) -> None:
@@ -337,7 +338,7 @@ class Service:
         self._lock = lock
         for name in self.readiness.names():
             self.readiness.forget(name)
-        self._state = StateFile(new)
+        self._state = self._state_file()
         with contextlib.suppress(OSError):  # else the next check tries again
             self.watcher.restart(new)
         self.queue.request_rescan()
@@ -365,9 +366,14 @@ class Service:
 
     # -- the state file ------------------------------------------------------------------------
 
+    def _state_file(self) -> StateFile:  # with PostgreSQL, this instance's own
+        return state_file(self.storage, self.member.claims.instance if self.member else None)
+
     def _publish(self, force: bool = False, state: str = "running") -> None:
         if self.member is not None:
             self.member.show(self.in_hand)
+            if self._state is not None and self._state.path != (fresh := self._state_file()).path:
+                self._state, force = self._state.replaced_by(fresh), True  # a new instance id
         if self._state is not None:
             self._state.write(lambda: self._snapshot(state), force)
 
@@ -387,7 +393,7 @@ class Service:
 
     def _load_state(self) -> None:
         """Take back the last run's verdicts: a restart does not repeat them."""
-        data = read_state(self.storage)
+        data = last_state(self.storage, shared=self.member is not None)
         for kind in (UNROUTED, REJECTED, PENDING):
             self.verdicts.load(kind, data.get(kind))
         self.intake.skip_past_jobs()

@@ -34,6 +34,7 @@ from datacenter.errors import DataCenterError
 from datacenter.importing import Processors, resolve_processors
 from datacenter.importing.fixes import StaleError
 from datacenter.importing.uploads import UploadTooLargeError
+from datacenter.records.backend import STORE_ERRORS, UNAVAILABLE_ERRORS
 from datacenter.service.accounts import AccountError, Accounts
 from datacenter.storage import fs
 from datacenter.web.auth import COOKIE, Caller, Denied
@@ -51,11 +52,12 @@ _HEADERS = [
 
 
 def create_app(conf: Config, processors: Processors | None = None, *,
-               secure_cookies: bool = False) -> Starlette:
-    """The console of *conf*'s storage (which must exist)."""
+               secure_cookies: bool = False,
+               instance: Callable[[], str] | None = None) -> Starlette:
+    """The console of *conf*'s storage (which must exist); *instance*: see :class:`Console`."""
     secure = secure_cookies or conf.web.public_url.startswith("https://")
     console = Console(conf, processors or resolve_processors(conf), Accounts(conf.storage),
-                      secure_cookies=secure)
+                      secure_cookies=secure, instance=instance)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -70,7 +72,8 @@ def create_app(conf: Config, processors: Processors | None = None, *,
                     name="static")]
     app = Starlette(routes=routes, lifespan=lifespan, exception_handlers={
         Denied: _denied, 404: _not_found, 405: _not_found, **dict.fromkeys(
-            (ValueError, LookupError, OSError, DataCenterError), _refused)})
+            (ValueError, LookupError, OSError, DataCenterError), _refused),
+        **dict.fromkeys(STORE_ERRORS, _store_failed)})
     app.state.console = console
     # A trailing slash is a plain 404: Starlette's redirect would be an absolute URL built
     # from Host (wrong behind a proxy, and Host is whatever the client says).
@@ -178,6 +181,19 @@ def _status(exc: Exception) -> int:
 async def _refused(request: Request, exc: Exception) -> Response:
     status = _status(exc)
     reason = _reason(exc)
+    if _is_api(request):
+        return error(status, reason)
+    return page(request, "error.html", {"status": status, "reason": reason,
+                                        "back": _back(request)}, status=status,
+                who=_quiet_caller(request))
+
+
+async def _store_failed(request: Request, exc: Exception) -> Response:
+    """The record store failed: 503 when it does not answer (try again later), else 500."""
+    status = 503 if isinstance(exc, UNAVAILABLE_ERRORS) else 500
+    said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    reason = (f"the record store does not answer ({said}); try again later" if status == 503
+              else f"the record store failed: {said}")
     if _is_api(request):
         return error(status, reason)
     return page(request, "error.html", {"status": status, "reason": reason,

@@ -19,7 +19,7 @@ import hmac
 import os
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -55,6 +55,9 @@ class Console:
     secure_cookies: bool = False
     #: Seals the messages redirects carry (:func:`back_to`); new at each start.
     message_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
+    #: In ``serve --web`` with PostgreSQL: the id of the process's own instance (it
+    #: changes when the instance carries on anew); the console reports on it.
+    instance: Callable[[], str] | None = None
     _importer: Importer | None = None
     _mutex: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,6 +75,14 @@ class Console:
     @property
     def schemas(self) -> dict[str, Any]:
         return dict(self.processors.schemas)
+
+    def own_instance(self) -> str | None:
+        return self.instance() if self.instance is not None else None
+
+    def service_status(self) -> dict[str, Any]:
+        """:func:`~datacenter.service.state.service_status` of this console's storage."""
+        return service_status(self.storage, self.conf.database, self.conf.cluster.lease,
+                              self.own_instance())
 
     def view(self) -> StorageView:
         view = StorageView(self.conf.storage)
@@ -137,7 +148,7 @@ def page(request: Request, template: str, context: dict[str, Any] | None = None,
 
 def who_imports(console: Console, again: bool = False) -> str:
     """Who imports a file put at the root now: the service, or nobody until one starts."""
-    if judge(service_status(console.storage)).alive:
+    if judge(console.service_status()).alive:
         return "the service imports it" + (" again" if again else "")
     return ("no service is running: it is imported when `datacenter serve` starts (or by "
             "`datacenter import`)")

@@ -23,7 +23,9 @@ from datacenter.web.console import caller, console_of, maybe_caller
 
 
 def healthz(request: Request) -> Response:
-    found = health(console_of(request).storage)
+    console = console_of(request)
+    found = health(console.storage, database=console.conf.database,
+                   lease=console.conf.cluster.lease, own=console.own_instance())
     said = found.detail if _known(request) else found.state
     return PlainTextResponse(said + "\n", status_code=200 if found.alive else 503,
                              headers={"Cache-Control": "no-store"})
@@ -40,7 +42,9 @@ def _known(request: Request) -> bool:
 def metrics_text(request: Request) -> Response:
     caller(request, VIEWER)
     console = console_of(request)
-    return PlainTextResponse(metrics(console.storage, console.conf.database),
+    return PlainTextResponse(metrics(console.storage, console.conf.database,
+                                     lease=console.conf.cluster.lease,
+                                     own=console.own_instance()),
                              media_type="text/plain; version=0.0.4; charset=utf-8",
                              headers={"Cache-Control": "no-store"})
 

@@ -25,7 +25,6 @@ from datacenter.records.schema import ProcessorSchema
 from datacenter.service.accounts import ADMIN, MANAGER, ROLES, VIEWER, AccountError
 from datacenter.service.health import judge
 from datacenter.service.report import status_report, timestamp
-from datacenter.service.state import service_status
 from datacenter.storage import layout
 from datacenter.storage.logs import check_query
 from datacenter.web.auth import (
@@ -96,7 +95,7 @@ def dashboard(request: Request) -> Response:
     who = caller(request, VIEWER)
     console = console_of(request)
     view = console.view()
-    served = service_status(view.storage)
+    served = console.service_status()
     imports_page = number(request, "imports", 1) or 1
     report = status_report(console.conf, view, PAGE, (imports_page - 1) * PAGE, served)
     waiting_page = number(request, "waiting", 1) or 1
