@@ -44,7 +44,12 @@ from typing import Any
 import psycopg
 
 from datacenter.errors import DataCenterError
-from datacenter.records.postgres import Connection, PostgresStore, connect
+from datacenter.records.postgres import (
+    Connection,
+    PostgresStore,
+    StoreUnavailableError,
+    connect,
+)
 
 #: The channel instances wake each other on; the payload is JSON naming the storage.
 CHANNEL = "datacenter"
@@ -274,10 +279,19 @@ class ClaimBook:
         An instance others took for dead (its files taken over, its job
         folders swept) must never claim or commit as itself again.
         """
+        sql = ("UPDATE datacenter_instances SET heartbeat = now() WHERE id = %s "
+               "AND heartbeat > now() - %s * interval '1 second'")
         with self._mutex:
-            beat = self._main().execute(
-                "UPDATE datacenter_instances SET heartbeat = now() WHERE id = %s "
-                "AND heartbeat > now() - %s * interval '1 second'", (self.instance, self.lease))
+            db = self._main()
+            try:
+                beat = db.execute(sql, (self.instance, self.lease))
+            except StoreUnavailableError:
+                # Dropped by the server while idle (an outage, a restart): found dead
+                # only now, at its first use since. A heartbeat is safe to send again,
+                # and the claim's write goes on a live connection after it.
+                if not db.broken:
+                    raise
+                beat = self._main().execute(sql, (self.instance, self.lease))
         if beat.rowcount != 1:
             _log.warning("datacenter: instance %s was silent for more than its lease "
                          "(%g s); it carries on as a new instance", self.instance, self.lease)

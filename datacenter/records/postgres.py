@@ -153,6 +153,20 @@ class PostgresStore:
             self.db = connect(self.path)
         return self.db
 
+    def _idle(self, sql: str, params: Sequence[object] = ()) -> psycopg.Cursor[_Row]:
+        """*sql* run outside a transaction (a read, or BEGIN). A connection that the server
+        dropped while it was idle (an outage, a restart) is found dead only at its next
+        use; nothing was done on it yet, so it is made again and *sql* tried once more:
+        the first use after the database came back does not fail for it."""
+        db = self._connection()
+        idle = not self.in_transaction
+        try:
+            return db.execute(sql, params)
+        except StoreUnavailableError:
+            if not (idle and db.broken):
+                raise
+        return self._connection().execute(sql, params)
+
     @property
     def in_transaction(self) -> bool:
         return self.db.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
@@ -162,8 +176,8 @@ class PostgresStore:
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction: all of it is committed, or none of it."""
-        db = self._connection()
-        db.execute("BEGIN")
+        self._idle("BEGIN")
+        db = self.db
         try:
             yield db
             _commit(db)
@@ -192,8 +206,8 @@ class PostgresStore:
         if self.in_transaction:
             yield
             return
-        db = self._connection()
-        db.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        self._idle("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        db = self.db
         try:
             yield
         finally:
@@ -388,7 +402,7 @@ class PostgresStore:
 
     def dropped_by(self, name: str, ident: str, storage: str) -> str | None:
         """Who put file *name* at the root of *storage* as it is now (identity *ident*)."""
-        row = self.db.execute(
+        row = self._idle(
             'SELECT "user" FROM datacenter_actions WHERE name = %s AND ident = %s '
             "AND storage = %s ORDER BY id DESC LIMIT 1", (name, ident, storage)).fetchone()
         return None if row is None else str(row[0])
@@ -426,7 +440,7 @@ class PostgresStore:
 
     def left_pending(self, name: str, storage: str | None = None) -> Job | None:
         mine = "" if storage is None else " AND storage IN (%s, '')"
-        row = self._connection().execute(
+        row = self._idle(
             f"SELECT {_LEDGER} FROM datacenter_jobs WHERE pending = %s AND pending != ''{mine} "
             "ORDER BY id DESC LIMIT 1", (name, *_storage(storage))).fetchone()
         return None if row is None else _job_of(row)
@@ -434,7 +448,7 @@ class PostgresStore:
     def committed_into(self, processors: Sequence[str], after: int) -> bool:
         if not processors:
             return False
-        return self._connection().execute(
+        return self._idle(
             "SELECT 1 FROM datacenter_jobs WHERE id > %s AND ok > 0 AND processor = ANY(%s) "
             "LIMIT 1", (after, list(processors))).fetchone() is not None
 
@@ -446,7 +460,7 @@ class PostgresStore:
                  *(["storage IN (%s, '')"] if storage is not None else [])]
         sql = f" WHERE {' AND '.join(where)}" if where else ""
         tail = f" LIMIT {int(limit)}" if limit else ""
-        rows = self._connection().execute(
+        rows = self._idle(
             f"SELECT {_LEDGER} FROM datacenter_jobs{sql} ORDER BY id DESC{tail}",
             _storage(storage)).fetchall()
         return [_job_of(row) for row in rows]
