@@ -44,12 +44,7 @@ from typing import Any
 import psycopg
 
 from datacenter.errors import DataCenterError
-from datacenter.records.postgres import (
-    Connection,
-    PostgresStore,
-    StoreUnavailableError,
-    connect,
-)
+from datacenter.records.postgres import Connection, PostgresStore, StoreUnavailableError, connect
 
 #: The channel instances wake each other on; the payload is JSON naming the storage.
 CHANNEL = "datacenter"
